@@ -1,0 +1,99 @@
+//! Turning `connect`'s host argument into addresses, without any blocking resolver:
+//! a unix path, an IP literal, or a name from the hosts file.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::sys::{Addr, UNIX_PATH_MAX};
+
+/// The hosts file: `COEVENT_HOSTS` if set, else /etc/hosts.
+pub fn hosts_path() -> String {
+    std::env::var("COEVENT_HOSTS").unwrap_or_else(|_| "/etc/hosts".into())
+}
+
+/// What a host names, before any lookup.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Host<'a> {
+    Unix(&'a [u8]),
+    Ip(IpAddr),
+    Name(&'a str),
+}
+
+/// Classifies a host: `unix:/path`, an IPv4 or IPv6 literal (brackets allowed), or a name.
+pub fn parse_host(host: &[u8]) -> Result<Host<'_>, &'static str> {
+    if let Some(path) = host.strip_prefix(b"unix:") {
+        return match path.len() {
+            0 => Err("empty unix socket path"),
+            n if n > UNIX_PATH_MAX || path.contains(&0) => Err("unix socket path too long"),
+            _ => Ok(Host::Unix(path)),
+        };
+    }
+    let s = std::str::from_utf8(host).map_err(|_| "no such host")?;
+    let bare = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    if s.is_empty() || s.len() > 253 || s.bytes().any(|b| b.is_ascii_whitespace() || b == b'#' || b == 0) {
+        return Err("no such host");
+    }
+    Ok(Host::Name(s))
+}
+
+/// Every address `name` has in hosts-file text, in file order.
+pub fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split('#').next()?.split_whitespace();
+            let ip = f.next()?.parse::<IpAddr>().ok()?;
+            f.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
+        })
+        .collect()
+}
+
+/// The addresses to try for `host`/`port`, in order; `Err` is the error string.
+pub fn resolve(host: &[u8], port: u16) -> Result<Vec<Addr>, &'static str> {
+    let ips = match parse_host(host)? {
+        Host::Unix(p) => return Ok(vec![Addr::Unix(p.to_vec())]),
+        Host::Ip(ip) => vec![ip],
+        Host::Name(name) => {
+            let text = std::fs::read_to_string(hosts_path()).unwrap_or_default();
+            hosts_lookup(&text, name)
+        }
+    };
+    if ips.is_empty() {
+        return Err("no such host");
+    }
+    Ok(ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(parse_host(b"unix:/tmp/x"), Ok(Host::Unix(b"/tmp/x")));
+        assert_eq!(parse_host(b"unix:"), Err("empty unix socket path"));
+        assert_eq!(parse_host(&[b"unix:/".as_slice(), &[b'a'; 200]].concat()), Err("unix socket path too long"));
+        assert_eq!(parse_host(b"127.0.0.1"), Ok(Host::Ip("127.0.0.1".parse().unwrap())));
+        assert_eq!(parse_host(b"[::1]"), Ok(Host::Ip("::1".parse().unwrap())));
+        assert_eq!(parse_host(b"::1"), Ok(Host::Ip("::1".parse().unwrap())));
+        assert_eq!(parse_host(b"example.com"), Ok(Host::Name("example.com")));
+        assert_eq!(parse_host(b""), Err("no such host"));
+        assert_eq!(parse_host(b"a b"), Err("no such host"));
+    }
+
+    #[test]
+    fn hosts_file() {
+        let text =
+            "# c\n127.0.0.1 localhost\n::1 localhost ip6-localhost # x\n10.0.0.1 Other.Example # localhost\nbad line\n";
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(hosts_lookup(text, "localhost"), [v4, v6]);
+        assert_eq!(hosts_lookup(text, "LOCALHOST."), [v4, v6]);
+        assert_eq!(hosts_lookup(text, "ip6-localhost"), [v6]);
+        assert_eq!(hosts_lookup(text, "other.example").len(), 1);
+        assert!(hosts_lookup(text, "line").is_empty());
+        assert!(hosts_lookup(text, "c").is_empty());
+    }
+}

@@ -1,0 +1,312 @@
+//! The reactor: one epoll instance, a table of registered fds with their cached
+//! readiness and waiters, and a timer wheel.
+//!
+//! Waiters are opaque `u32` tokens (the Lua layer's thread ids). A wait ends in
+//! exactly one way: readiness cancels its timer, or the timer clears the wait
+//! and leaves `TimedOut` behind for the next operation on that fd to see.
+
+use std::io;
+
+use crate::sys::{self, Fd};
+use crate::wheel::{TimerId, Wheel};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Wait {
+    #[default]
+    Idle,
+    On {
+        token: u32,
+        timer: Option<TimerId>,
+    },
+    TimedOut,
+}
+
+#[derive(Default, Debug)]
+struct Slot {
+    open: bool,
+    ready: [bool; 2],
+    wait: [Wait; 2],
+}
+
+/// Timer payloads: a sleeping token, or (with this bit) a wait on an fd.
+const FD_WAIT: u64 = 1 << 63;
+
+fn fd_payload(fd: Fd, dir: Dir) -> u64 {
+    FD_WAIT | (dir as u64) << 32 | fd as u32 as u64
+}
+
+pub struct Reactor {
+    epfd: Fd,
+    slots: Vec<Slot>,
+    wheel: Wheel,
+    base: u64,
+    now: u64,
+    events: Vec<libc::epoll_event>,
+    fired: Vec<u64>,
+    /// Fd waits without a timer (those with one are counted by the wheel).
+    untimed: usize,
+}
+
+impl Reactor {
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            epfd: sys::epoll_create()?,
+            slots: Vec::new(),
+            wheel: Wheel::new(),
+            base: sys::now_ms(),
+            now: 0,
+            events: vec![sys::EMPTY_EVENT; 256],
+            fired: Vec::new(),
+            untimed: 0,
+        })
+    }
+
+    /// Milliseconds since the reactor started, as of the last poll.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Registers a new fd (once, edge-triggered). Writes are assumed possible
+    /// until a send says otherwise; reads wait for the first edge.
+    pub fn add(&mut self, fd: Fd) -> io::Result<()> {
+        sys::epoll_add(self.epfd, fd, fd as u64)?;
+        let i = fd as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, Slot::default);
+        }
+        self.slots[i] = Slot { open: true, ready: [false, true], wait: [Wait::Idle; 2] };
+        Ok(())
+    }
+
+    /// Forgets `fd` before its close, pushing its waiters onto `woken`.
+    pub fn remove(&mut self, fd: Fd, woken: &mut Vec<u32>) {
+        for dir in [Dir::Read, Dir::Write] {
+            if let Some(token) = self.end_wait(fd, dir) {
+                woken.push(token);
+            }
+        }
+        self.slots[fd as usize] = Slot::default();
+    }
+
+    fn slot(&mut self, fd: Fd) -> &mut Slot {
+        let s = &mut self.slots[fd as usize];
+        debug_assert!(s.open, "fd {fd} is not registered");
+        s
+    }
+
+    pub fn is_ready(&self, fd: Fd, dir: Dir) -> bool {
+        self.slots[fd as usize].ready[dir as usize]
+    }
+
+    pub fn set_ready(&mut self, fd: Fd, dir: Dir, ready: bool) {
+        self.slot(fd).ready[dir as usize] = ready;
+    }
+
+    /// The token waiting on `fd` in `dir`, if any.
+    pub fn waiter(&self, fd: Fd, dir: Dir) -> Option<u32> {
+        match self.slots[fd as usize].wait[dir as usize] {
+            Wait::On { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+
+    /// Parks `token` until `fd` is ready in `dir` or `timeout` ms pass.
+    pub fn wait(&mut self, fd: Fd, dir: Dir, token: u32, timeout: Option<u64>) {
+        let timer = match timeout {
+            Some(ms) => Some(self.wheel.insert(self.now.saturating_add(ms), fd_payload(fd, dir))),
+            None => {
+                self.untimed += 1;
+                None
+            }
+        };
+        let w = &mut self.slot(fd).wait[dir as usize];
+        debug_assert!(matches!(w, Wait::Idle | Wait::TimedOut), "second waiter on fd {fd}");
+        *w = Wait::On { token, timer };
+    }
+
+    /// True once if the last wait on `fd` in `dir` ended by its timer.
+    pub fn take_timeout(&mut self, fd: Fd, dir: Dir) -> bool {
+        let w = &mut self.slot(fd).wait[dir as usize];
+        let timed_out = *w == Wait::TimedOut;
+        if timed_out {
+            *w = Wait::Idle;
+        }
+        timed_out
+    }
+
+    /// Ends a wait by readiness or removal: cancels its timer, returns its token.
+    fn end_wait(&mut self, fd: Fd, dir: Dir) -> Option<u32> {
+        let w = std::mem::take(&mut self.slots[fd as usize].wait[dir as usize]);
+        match w {
+            Wait::On { token, timer } => {
+                match timer {
+                    Some(t) => {
+                        self.wheel.cancel(t);
+                    }
+                    None => self.untimed -= 1,
+                }
+                Some(token)
+            }
+            _ => None,
+        }
+    }
+
+    /// Wakes `token` after `ms` milliseconds.
+    pub fn sleep(&mut self, token: u32, ms: u64) -> TimerId {
+        debug_assert!(token as u64 & FD_WAIT == 0);
+        self.wheel.insert(self.now.saturating_add(ms), token as u64)
+    }
+
+    /// Waits still pending: anything that can wake a token later.
+    pub fn pending(&self) -> usize {
+        self.wheel.len() + self.untimed
+    }
+
+    /// One loop turn's poll: waits for events (no longer than `timeout` ms if
+    /// given, never past the next timer), then pushes every woken token.
+    pub fn poll(&mut self, timeout: Option<u64>, woken: &mut Vec<u32>) -> io::Result<()> {
+        let until_timer = self.wheel.next_deadline().map(|d| d.saturating_sub(self.now));
+        let ms = match (timeout, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let ms = ms.map_or(-1, |ms| ms.min(i32::MAX as u64) as i32);
+        let n = sys::epoll_wait(self.epfd, &mut self.events, ms)?;
+        for i in 0..n {
+            let ev = self.events[i];
+            let (bits, fd) = (ev.events as i32, { ev.u64 } as Fd);
+            if !self.slots.get(fd as usize).is_some_and(|s| s.open) {
+                continue;
+            }
+            let hup = bits & (libc::EPOLLHUP | libc::EPOLLERR) != 0;
+            if hup || bits & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 {
+                self.wake(fd, Dir::Read, woken);
+            }
+            if hup || bits & libc::EPOLLOUT != 0 {
+                self.wake(fd, Dir::Write, woken);
+            }
+        }
+        if n == self.events.len() {
+            // A full batch: more may be waiting, so take more next time.
+            self.events.resize(n * 2, sys::EMPTY_EVENT);
+        }
+        self.now = sys::now_ms() - self.base;
+        self.fired.clear();
+        self.wheel.poll(self.now, &mut self.fired);
+        for &p in &self.fired {
+            if p & FD_WAIT == 0 {
+                woken.push(p as u32);
+                continue;
+            }
+            let (fd, dir) = (p as u32 as Fd, if p >> 32 & 1 == 0 { Dir::Read } else { Dir::Write });
+            let w = &mut self.slots[fd as usize].wait[dir as usize];
+            if let Wait::On { token, .. } = *w {
+                *w = Wait::TimedOut;
+                woken.push(token);
+            }
+        }
+        Ok(())
+    }
+
+    fn wake(&mut self, fd: Fd, dir: Dir, woken: &mut Vec<u32>) {
+        self.slots[fd as usize].ready[dir as usize] = true;
+        if let Some(token) = self.end_wait(fd, dir) {
+            woken.push(token);
+        }
+    }
+
+    /// Closes every fd still registered (the loop is ending).
+    pub fn close_all(&mut self) {
+        for (fd, s) in self.slots.iter_mut().enumerate() {
+            if s.open {
+                sys::close(fd as Fd);
+                *s = Slot::default();
+            }
+        }
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        self.close_all();
+        sys::close(self.epfd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> (Fd, Fd) {
+        sys::pipe().unwrap()
+    }
+
+    #[test]
+    fn readiness_wakes_the_waiter_once_and_cancels_its_timer() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        r.add(rd).unwrap();
+        r.wait(rd, Dir::Read, 7, Some(10_000));
+        assert_eq!(r.waiter(rd, Dir::Read), Some(7));
+        assert_eq!(r.pending(), 1);
+        let mut woken = Vec::new();
+        r.poll(Some(0), &mut woken).unwrap();
+        assert!(woken.is_empty());
+        sys::write(wr, b"x").unwrap();
+        r.poll(Some(1000), &mut woken).unwrap();
+        assert_eq!(woken, [7]);
+        assert!(r.is_ready(rd, Dir::Read));
+        assert_eq!((r.pending(), r.waiter(rd, Dir::Read)), (0, None));
+        assert!(!r.take_timeout(rd, Dir::Read));
+        r.remove(rd, &mut woken);
+        sys::close(rd);
+        sys::close(wr);
+    }
+
+    #[test]
+    fn a_timer_ends_the_wait_and_leaves_timed_out() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        r.add(rd).unwrap();
+        r.wait(rd, Dir::Read, 3, Some(5));
+        r.sleep(9, 1);
+        let mut woken = Vec::new();
+        while woken.len() < 2 {
+            r.poll(None, &mut woken).unwrap();
+        }
+        assert_eq!(woken, [9, 3]);
+        assert!(r.now() >= 5);
+        assert_eq!(r.waiter(rd, Dir::Read), None);
+        assert!(r.take_timeout(rd, Dir::Read));
+        assert!(!r.take_timeout(rd, Dir::Read));
+        // A late edge finds no waiter: readiness is cached, nobody is woken.
+        sys::write(wr, b"x").unwrap();
+        woken.clear();
+        r.poll(Some(1000), &mut woken).unwrap();
+        assert!(woken.is_empty());
+        assert!(r.is_ready(rd, Dir::Read));
+        sys::close(wr);
+    }
+
+    #[test]
+    fn remove_wakes_both_waiters() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        r.add(rd).unwrap();
+        r.wait(rd, Dir::Read, 1, Some(1000));
+        r.set_ready(rd, Dir::Write, false);
+        r.wait(rd, Dir::Write, 2, None);
+        assert_eq!(r.pending(), 2);
+        let mut woken = Vec::new();
+        r.remove(rd, &mut woken);
+        assert_eq!((woken, r.pending()), (vec![1, 2], 0));
+        sys::close(rd);
+        sys::close(wr);
+    }
+}

@@ -1,0 +1,144 @@
+//! State shared by every function of one Lua state's coevent module.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+
+use coevent_ffi::reactor::{Dir, Reactor};
+use coevent_ffi::sys::{self, Fd};
+use mlua::{LightUserData, Lua, Result, Table, Value};
+
+use crate::sched::Sched;
+
+/// What a thread that yields the wait marker is waiting for; set by the Rust
+/// function that answered "wait", taken by the scheduler when the yield reaches
+/// it. Registering only then means a yield Lua refuses (PUC 5.1 inside pcall)
+/// leaves nothing registered.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Pending {
+    #[default]
+    None,
+    Io(Fd, Dir, Option<u64>),
+    Sleep(u64),
+    Swop,
+    Join(u32),
+}
+
+pub struct Engine {
+    /// Some while a loop runs.
+    pub reactor: RefCell<Option<Reactor>>,
+    pub sched: RefCell<Sched>,
+    /// The running light thread's token.
+    pub current: Cell<Option<u32>>,
+    pub pending: Cell<Pending>,
+    /// Counts loops: a socket from an ended loop is closed.
+    pub epoch: Cell<u64>,
+    /// Fds of sockets collected while the reactor was borrowed; closed next turn.
+    pub graveyard: RefCell<Vec<Fd>>,
+    /// `done[thread]`: a finished thread's packed results, or its error string.
+    /// Weak-keyed, so results nobody can wait for any more are collected.
+    pub done: Table,
+}
+
+static WAIT_TAG: u8 = 0;
+static RAISE_TAG: u8 = 0;
+
+/// The private marker a light thread yields to wait, returned by Rust functions
+/// that would block.
+pub fn wait_marker() -> Value {
+    Value::LightUserData(LightUserData(&WAIT_TAG as *const u8 as *mut c_void))
+}
+
+/// Returned first by a Rust function whose caller in the prelude must raise the
+/// message that follows (a bad argument): an error raised from Rust would reach
+/// Lua as an opaque userdata, not a string with the caller's position.
+pub fn raise_marker() -> Value {
+    Value::LightUserData(LightUserData(&RAISE_TAG as *const u8 as *mut c_void))
+}
+
+pub fn is_wait(v: &Value) -> bool {
+    matches!(v, Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &WAIT_TAG))
+}
+
+/// The three values every prelude-facing Rust function returns.
+pub type Ret = (Value, Value, Value);
+
+pub fn ret(v: Value) -> Result<Ret> {
+    Ok((v, Value::Nil, Value::Nil))
+}
+
+/// `nil, err`.
+pub fn fail(lua: &Lua, err: &str) -> Result<Ret> {
+    fail_partial(lua, err, Value::Nil)
+}
+
+/// `nil, err, partial` (receive's failures).
+pub fn fail_partial(lua: &Lua, err: &str, partial: Value) -> Result<Ret> {
+    Ok((Value::Nil, Value::String(lua.create_string(err)?), partial))
+}
+
+pub fn wait() -> Result<Ret> {
+    ret(wait_marker())
+}
+
+pub fn raise(lua: &Lua, msg: &str) -> Result<Ret> {
+    Ok((raise_marker(), Value::String(lua.create_string(msg)?), Value::Nil))
+}
+
+/// `bad argument #n to 'f' (what)`, as luaL_argerror words it.
+pub fn bad_arg(lua: &Lua, n: u32, f: &str, what: &str) -> Result<Ret> {
+    raise(lua, &format!("bad argument #{n} to '{f}' ({what})"))
+}
+
+/// `(x expected, got y)`.
+pub fn expected(what: &str, got: &Value) -> String {
+    format!("{what} expected, got {}", got.type_name())
+}
+
+pub const NOT_IN_LOOP: &str = "not inside a coevent loop (run it in a function given to L(...))";
+
+impl Engine {
+    pub fn new(lua: &Lua) -> Result<Engine> {
+        let done = lua.create_table()?;
+        let mt = lua.create_table()?;
+        mt.raw_set("__mode", "k")?;
+        done.set_metatable(Some(mt))?;
+        Ok(Engine {
+            reactor: RefCell::new(None),
+            sched: RefCell::new(Sched::default()),
+            current: Cell::new(None),
+            pending: Cell::new(Pending::None),
+            epoch: Cell::new(0),
+            graveyard: RefCell::new(Vec::new()),
+            done,
+        })
+    }
+
+    /// The running thread's token, or None outside a loop.
+    pub fn current(&self) -> Option<u32> {
+        self.current.get()
+    }
+
+    /// Parks the running thread on `p` when it next yields the marker.
+    pub fn park(&self, p: Pending) -> Result<Ret> {
+        self.pending.set(p);
+        wait()
+    }
+
+    /// Closes a socket's fd: wakes its waiters (they find it closed) and forgets it.
+    pub fn close_fd(&self, fd: Fd) {
+        let mut woken = Vec::new();
+        if let Some(r) = self.reactor.borrow_mut().as_mut() {
+            r.remove(fd, &mut woken);
+        }
+        sys::close(fd);
+        self.sched.borrow_mut().ready(&woken);
+    }
+
+    /// Closes what the GC left for later (see `Socket`'s Drop).
+    pub fn bury(&self) {
+        let fds = std::mem::take(&mut *self.graveyard.borrow_mut());
+        for fd in fds {
+            self.close_fd(fd);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! coevent: an epoll event loop and coroutine "light threads" for Lua, with
+//! cosockets whose calls read as if they blocked (the alilua coevent API).
+//!
+//! This crate is the thin safe layer between Lua (mlua) and the engine in
+//! `coevent-ffi`. Rust functions never yield: they answer a private wait marker,
+//! and the Lua prelude yields it to the scheduler (see `engine::Pending`).
+
+#![deny(unsafe_code)]
+
+mod engine;
+mod sched;
+mod socket;
+
+use std::rc::Rc;
+
+use mlua::{Function, Lua, MultiValue, Result, Table, Value};
+
+use engine::{raise_marker, wait_marker, Engine, Ret};
+use socket::Socket;
+
+/// Builds the module table `L` (and installs the seed's globals) in `lua`.
+pub fn open(lua: &Lua) -> Result<Table> {
+    let eng = Rc::new(Engine::new(lua)?);
+    let body: Function = lua.load(sched::BODY).set_name("=coevent.body").call(())?;
+    let c = lua.create_table()?;
+    c.raw_set("done", eng.done.clone())?;
+
+    let e = eng.clone();
+    let b = body.clone();
+    let run = move |lua: &Lua, (f, args): (Value, MultiValue)| sched::run(lua, &e, &b, f, args);
+    c.raw_set("run", lua.create_function(run)?)?;
+    let e = eng.clone();
+    let spawn = move |lua: &Lua, (f, args): (Value, MultiValue)| -> Result<Ret> {
+        if e.current().is_none() {
+            return engine::raise(lua, engine::NOT_IN_LOOP);
+        }
+        let Value::Function(f) = f else {
+            return engine::bad_arg(lua, 1, "newthread", &engine::expected("function", &f));
+        };
+        let th = sched::spawn(lua, &e, &body, f, args)?;
+        engine::ret(Value::Thread(th))
+    };
+    c.raw_set("spawn", lua.create_function(spawn)?)?;
+    let e = eng.clone();
+    c.raw_set("join", lua.create_function(move |lua, t: Value| sched::join(lua, &e, t))?)?;
+    let e = eng.clone();
+    c.raw_set("sleep", lua.create_function(move |lua, s: Value| sched::sleep(lua, &e, s))?)?;
+    let e = eng.clone();
+    c.raw_set("swop", lua.create_function(move |lua, ()| sched::swop(lua, &e))?)?;
+    let e = eng.clone();
+    c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Socket::new(e.clone())))?)?;
+
+    type Op = fn(&Lua, &mut Socket, Value, Value) -> Result<Ret>;
+    let ops: [(&str, &str, Op); 7] = [
+        ("connect", "connect", |l, s, a, b| socket::connect(l, s, a, b)),
+        ("connected", "connect", |l, s, _, _| socket::connected(l, s)),
+        ("receive", "receive", |l, s, a, _| socket::receive(l, s, a)),
+        ("send", "send", |l, s, a, _| socket::send(l, s, a)),
+        ("flush", "send", |l, s, _, _| socket::flush(l, s)),
+        ("close", "close", |l, s, _, _| socket::close(l, s)),
+        ("settimeout", "settimeout", |l, s, a, _| socket::settimeout(l, s, a)),
+    ];
+    for (key, name, op) in ops {
+        let f = lua.create_function(move |lua, (s, a, b): (Value, Value, Value)| {
+            socket::with(lua, name, &s, |s| op(lua, s, a, b))
+        })?;
+        c.raw_set(key, f)?;
+    }
+
+    let (l, methods): (Table, Table) =
+        lua.load(include_str!("prelude.lua")).set_name("=coevent").call((c, wait_marker(), raise_marker()))?;
+    lua.set_named_registry_value(socket::METHODS, methods)?;
+    Ok(l)
+}
+
+#[cfg(feature = "module")]
+#[allow(unsafe_code)] // the entry point mlua generates
+mod module {
+    #[mlua::lua_module]
+    fn coevent(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
+        super::open(lua)
+    }
+}

@@ -1,0 +1,111 @@
+-- coevent's Lua side: the only place that yields. Each call into Rust either
+-- finishes or answers WAIT (after noting what it waits for); the caller then
+-- yields WAIT to the scheduler and, once resumed, calls again. RAISE in first
+-- place means: raise the message that follows, at the caller's level.
+local C, WAIT, RAISE = ...
+local yield, error, type, setmetatable = coroutine.yield, error, type, setmetatable
+local unpack = table.unpack or unpack
+local done = C.done
+
+local connect, connected, receive, send, flush = C.connect, C.connected, C.receive, C.send, C.flush
+local close, settimeout, join = C.close, C.settimeout, C.join
+
+local S = {} -- cosocket methods
+
+function S:connect(host, port)
+  local r, e = connect(self, host, port)
+  while r == WAIT do
+    yield(WAIT)
+    r, e = connected(self)
+  end
+  if e == nil then return r end
+  if r == RAISE then error(e, 2) end
+  return r, e
+end
+
+function S:send(data)
+  local n, e = send(self, data)
+  while n == WAIT do
+    yield(WAIT)
+    n, e = flush(self)
+  end
+  if e == nil then return n end
+  if n == RAISE then error(e, 2) end
+  return n, e
+end
+
+function S:receive(pattern)
+  local d, e, partial = receive(self, pattern)
+  while d == WAIT do
+    yield(WAIT)
+    d, e, partial = receive(self, pattern)
+  end
+  if e == nil then return d end
+  if d == RAISE then error(e, 2) end
+  return d, e, partial
+end
+
+function S:close()
+  local r, e = close(self)
+  if e == nil then return r end
+  if r == RAISE then error(e, 2) end
+  return r, e
+end
+
+function S:settimeout(ms)
+  local r, e = settimeout(self, ms)
+  if r == RAISE then error(e, 2) end
+end
+
+local L = { tcp = C.tcp }
+
+-- A finished thread's results as coroutine_wait returns them.
+local function results(r)
+  if type(r) ~= 'table' then return nil, r end
+  if r.n == 0 then return true end
+  return unpack(r, 1, r.n)
+end
+
+function L.spawn(f, ...)
+  local t, e = C.spawn(f, ...)
+  if t == RAISE then error(e, 2) end
+  return t
+end
+
+function L.wait(t)
+  while true do
+    local r = done[t]
+    if r ~= nil then return results(r) end
+    local w, e = join(t)
+    if w == RAISE then error(e, 2) end
+    yield(WAIT)
+  end
+end
+
+function L.sleep(seconds)
+  local w, e = C.sleep(seconds)
+  if w == RAISE then error(e, 2) end
+  yield(WAIT)
+end
+
+function L.swop()
+  local w, e = C.swop()
+  if w == RAISE then error(e, 2) end
+  yield(WAIT)
+end
+
+setmetatable(L, {
+  __call = function(_, f, ...)
+    local co, err = C.run(f, ...)
+    if co == RAISE then error(err, 2) end
+    if err then error(err, 0) end
+    local r = done[co]
+    return unpack(r, 1, r.n)
+  end,
+})
+
+-- The seed's globals.
+cosocket = { tcp = L.tcp }
+newthread, coroutine_wait, swop = L.spawn, L.wait, L.swop
+
+return L, S

@@ -1,0 +1,268 @@
+//! The scheduler: light threads, the run queue and the loop that drives them.
+//!
+//! A thread is in one place at a time: running (its `Thread` taken out of its
+//! task), in the run queue, in `swopped`, parked in the reactor (fd or timer),
+//! joined to another task, or ended (its task gone, its results in `done`).
+
+use std::collections::{HashMap, VecDeque};
+
+use coevent_ffi::reactor::Reactor;
+use coevent_ffi::sys;
+use mlua::thread::ThreadStatus;
+use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
+
+use crate::engine::{self, bad_arg, expected, raise, Engine, Pending, Ret, NOT_IN_LOOP};
+
+struct Task {
+    /// None while the thread runs.
+    thread: Option<Thread>,
+    /// Tasks waiting for this one to end.
+    joiners: Vec<u32>,
+    /// The task this one waits for.
+    joining: Option<u32>,
+}
+
+#[derive(Default)]
+pub struct Sched {
+    tasks: Vec<Option<Task>>,
+    free: Vec<u32>,
+    runq: VecDeque<u32>,
+    /// Threads that swopped: queued after the next poll, so I/O goes first.
+    swopped: Vec<u32>,
+    by_ptr: HashMap<usize, u32>,
+    live: usize,
+    main: Option<u32>,
+    /// The first thread's error, with its traceback, for `L` to raise.
+    main_error: Option<String>,
+}
+
+impl Sched {
+    pub fn ready(&mut self, tokens: &[u32]) {
+        self.runq.extend(tokens);
+    }
+
+    fn task(&mut self, tok: u32) -> &mut Task {
+        self.tasks[tok as usize].as_mut().expect("live task")
+    }
+}
+
+/// The wrapper every light thread runs: packs the results into one table.
+pub const BODY: &str = "local pack = table.pack or function(...) return { n = select('#', ...), ... } end
+return function(f, ...) return pack(f(...)) end";
+
+/// Creates a light thread for `f` and runs it to its first yield.
+pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiValue) -> Result<Thread> {
+    let th = lua.create_thread(body.clone())?;
+    let tok = {
+        let mut s = eng.sched.borrow_mut();
+        let task = Task { thread: Some(th.clone()), joiners: Vec::new(), joining: None };
+        let tok = match s.free.pop() {
+            Some(t) => {
+                s.tasks[t as usize] = Some(task);
+                t
+            }
+            None => {
+                s.tasks.push(Some(task));
+                (s.tasks.len() - 1) as u32
+            }
+        };
+        s.by_ptr.insert(th.to_pointer() as usize, tok);
+        s.live += 1;
+        s.main.get_or_insert(tok);
+        tok
+    };
+    let mut args = args;
+    args.push_front(Value::Function(f));
+    step(lua, eng, tok, args)?;
+    Ok(th)
+}
+
+/// Resumes one thread and files it wherever its yield (or end) sends it.
+fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
+    let Some(th) = eng.sched.borrow_mut().task(tok).thread.take() else {
+        return Ok(());
+    };
+    let outer = eng.current.replace(Some(tok));
+    let r = th.resume::<Value>(args);
+    eng.current.set(outer);
+    let pending = eng.pending.take();
+    match r {
+        Ok(v) if th.status() == ThreadStatus::Resumable => {
+            eng.sched.borrow_mut().task(tok).thread = Some(th);
+            // A yield not of the marker (a stray coroutine.yield) counts as a swop.
+            park(eng, tok, if engine::is_wait(&v) { pending } else { Pending::Swop });
+            Ok(())
+        }
+        r => finish(lua, eng, tok, th, r),
+    }
+}
+
+fn park(eng: &Engine, tok: u32, p: Pending) {
+    let mut s = eng.sched.borrow_mut();
+    match p {
+        Pending::Io(fd, dir, timeout) => reactor(eng, |r| r.wait(fd, dir, tok, timeout)),
+        Pending::Sleep(ms) => {
+            reactor(eng, |r| {
+                r.sleep(tok, ms);
+            });
+        }
+        Pending::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
+            s.task(t).joiners.push(tok);
+            s.task(tok).joining = Some(t);
+        }
+        Pending::Join(_) => s.runq.push_back(tok),
+        Pending::Swop | Pending::None => s.swopped.push(tok),
+    }
+}
+
+fn reactor(eng: &Engine, f: impl FnOnce(&mut Reactor)) {
+    f(eng.reactor.borrow_mut().as_mut().expect("loop running"))
+}
+
+/// Ends a task: keeps its results (or error) for waiters, wakes them.
+fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>) -> Result<()> {
+    let (task, is_main) = {
+        let mut s = eng.sched.borrow_mut();
+        let task = s.tasks[tok as usize].take().expect("live task");
+        s.free.push(tok);
+        s.by_ptr.remove(&(th.to_pointer() as usize));
+        s.live -= 1;
+        for &j in &task.joiners {
+            s.task(j).joining = None;
+            s.runq.push_back(j);
+        }
+        (task, s.main == Some(tok))
+    };
+    let result = match r {
+        Ok(v) => v,
+        Err(e) => {
+            let full = error_text(&e);
+            let msg = full.split("\nstack traceback:").next().unwrap_or_default();
+            let msg = Value::String(lua.create_string(msg)?);
+            if is_main {
+                eng.sched.borrow_mut().main_error = Some(full);
+            } else if task.joiners.is_empty() {
+                eprintln!("coevent: error in light thread: {full}");
+            }
+            msg
+        }
+    };
+    eng.done.raw_set(th, result)
+}
+
+fn error_text(e: &Error) -> String {
+    match e {
+        Error::RuntimeError(s) => s.clone(),
+        Error::CallbackError { traceback, cause } => format!("{cause}\n{traceback}"),
+        e => e.to_string(),
+    }
+}
+
+/// `L(f, ...)`: runs `f` as the first light thread until every thread has ended.
+/// Returns the first thread and its error, if it raised one.
+pub fn run(lua: &Lua, eng: &Engine, body: &Function, f: Value, args: MultiValue) -> Result<Ret> {
+    let Value::Function(f) = f else {
+        return bad_arg(lua, 1, "L", &expected("function", &f));
+    };
+    if eng.reactor.borrow().is_some() {
+        return raise(lua, "L: a coevent loop is already running");
+    }
+    let reactor = match Reactor::new() {
+        Ok(r) => r,
+        Err(e) => return raise(lua, &format!("L: epoll: {}", sys::error_string(&e))),
+    };
+    *eng.reactor.borrow_mut() = Some(reactor);
+    let r = spawn(lua, eng, body, f, args).and_then(|main| drive(eng, lua).map(|()| main));
+    // Tear down whatever happened: close every fd, drop every thread.
+    eng.bury();
+    drop(eng.reactor.borrow_mut().take());
+    eng.epoch.set(eng.epoch.get() + 1);
+    let s = std::mem::take(&mut *eng.sched.borrow_mut());
+    let main = r?;
+    let err = match s.main_error {
+        Some(e) => Value::String(lua.create_string(e)?),
+        None => Value::Nil,
+    };
+    Ok((Value::Thread(main), err, Value::Nil))
+}
+
+fn drive(eng: &Engine, lua: &Lua) -> Result<()> {
+    let mut woken = Vec::new();
+    loop {
+        // Run what was ready when the turn began; what becomes ready now waits a turn.
+        let n = eng.sched.borrow().runq.len();
+        for _ in 0..n {
+            let tok = eng.sched.borrow_mut().runq.pop_front();
+            if let Some(tok) = tok {
+                step(lua, eng, tok, ())?;
+            }
+        }
+        eng.bury();
+        let (live, busy) = {
+            let s = eng.sched.borrow();
+            (s.live, !s.runq.is_empty() || !s.swopped.is_empty())
+        };
+        if live == 0 {
+            return Ok(());
+        }
+        {
+            let mut r = eng.reactor.borrow_mut();
+            let r = r.as_mut().expect("loop running");
+            if !busy && r.pending() == 0 {
+                return Err(Error::runtime("coevent: deadlock: every light thread waits on another"));
+            }
+            r.poll(busy.then_some(0), &mut woken).map_err(|e| Error::runtime(format!("coevent: epoll_wait: {e}")))?;
+        }
+        let s = &mut *eng.sched.borrow_mut();
+        s.runq.extend(woken.drain(..));
+        s.runq.extend(s.swopped.drain(..));
+    }
+}
+
+/// `coroutine_wait(t)` when `t` has not ended: parks the caller until it does.
+pub fn join(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
+    let Some(cur) = eng.current() else {
+        return raise(lua, NOT_IN_LOOP);
+    };
+    let Value::Thread(th) = &t else {
+        return bad_arg(lua, 1, "coroutine_wait", &expected("light thread", &t));
+    };
+    let mut s = eng.sched.borrow_mut();
+    let Some(&tok) = s.by_ptr.get(&(th.to_pointer() as usize)) else {
+        return bad_arg(lua, 1, "coroutine_wait", "not a light thread of this loop");
+    };
+    // Waiting on oneself, directly or round a cycle, would never end.
+    let mut t = Some(tok);
+    while let Some(x) = t {
+        if x == cur {
+            return raise(lua, "coroutine_wait: deadlock: a light thread would wait on itself");
+        }
+        t = s.task(x).joining;
+    }
+    drop(s);
+    eng.park(Pending::Join(tok))
+}
+
+/// `sleep(seconds)`.
+pub fn sleep(lua: &Lua, eng: &Engine, sec: Value) -> Result<Ret> {
+    let Some(_) = eng.current() else {
+        return raise(lua, NOT_IN_LOOP);
+    };
+    let s = match sec {
+        Value::Integer(i) => i as f64,
+        Value::Number(n) => n,
+        _ => return bad_arg(lua, 1, "sleep", &expected("number", &sec)),
+    };
+    if s.is_nan() || s < 0.0 {
+        return bad_arg(lua, 1, "sleep", "seconds must be >= 0");
+    }
+    eng.park(Pending::Sleep((s * 1000.0).ceil().min(u64::MAX as f64) as u64))
+}
+
+/// `swop()`: yields until every other ready thread and pending I/O has had a turn.
+pub fn swop(lua: &Lua, eng: &Engine) -> Result<Ret> {
+    match eng.current() {
+        Some(_) => eng.park(Pending::Swop),
+        None => raise(lua, NOT_IN_LOOP),
+    }
+}

@@ -1,0 +1,429 @@
+//! The cosocket object: a TCP or unix stream socket as Lua userdata.
+//!
+//! Each operation is "try, else wait": it does what the buffers and the cached
+//! readiness allow, and answers the wait marker (with `Engine::park`) only when
+//! it must wait; the prelude yields and calls again.
+
+use std::cell::RefMut;
+use std::io::ErrorKind::WouldBlock;
+use std::rc::Rc;
+
+use coevent_ffi::addr;
+use coevent_ffi::buf::{Pattern, RecvBuf};
+use coevent_ffi::reactor::{Dir, Reactor};
+use coevent_ffi::sys::{self, Addr, Fd};
+use mlua::{Lua, Result, Table, UserData, UserDataFields, Value};
+
+use crate::engine::{bad_arg, expected, fail, fail_partial, raise, ret, Engine, Pending, Ret, NOT_IN_LOOP};
+
+/// Where the socket's lifecycle is; a listener and a datagram socket will join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Fresh,
+    Connecting,
+    Connected,
+    Closed,
+}
+
+pub struct Socket {
+    eng: Rc<Engine>,
+    fd: Fd,
+    /// The loop the fd belongs to: when that loop ends, it closes the fd.
+    epoch: u64,
+    state: State,
+    /// Addresses still to try if the current connect fails.
+    next_addrs: Vec<Addr>,
+    eof: bool,
+    buf: RecvBuf,
+    /// Bytes a send could not hand to the kernel yet, and how many of them went.
+    out: Vec<u8>,
+    sent: usize,
+    /// What the pending send returns once it is done: its data's length.
+    owed: usize,
+    timeout: Option<u64>,
+}
+
+/// The default timeout of connect, send and receive, in ms (OpenResty's).
+pub const DEFAULT_TIMEOUT: u64 = 60_000;
+
+/// Deepest table nesting `send` accepts (a table that contains itself ends here).
+const MAX_DEPTH: usize = 64;
+
+impl UserData for Socket {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field_with("__index", |lua| lua.named_registry_value::<Table>(METHODS));
+    }
+}
+
+/// Registry key of the prelude's method table.
+pub const METHODS: &str = "coevent.socket";
+
+impl Socket {
+    pub fn new(eng: Rc<Engine>) -> Socket {
+        Socket {
+            eng,
+            fd: -1,
+            epoch: 0,
+            state: State::Fresh,
+            next_addrs: Vec::new(),
+            eof: false,
+            buf: RecvBuf::new(),
+            out: Vec::new(),
+            sent: 0,
+            owed: 0,
+            timeout: Some(DEFAULT_TIMEOUT),
+        }
+    }
+
+    /// The fd, if the socket holds one that its loop has not closed.
+    fn live_fd(&self) -> Option<Fd> {
+        let live = matches!(self.state, State::Connecting | State::Connected);
+        (live && self.epoch == self.eng.epoch.get()).then_some(self.fd)
+    }
+
+    fn close_now(&mut self) {
+        if let Some(fd) = self.live_fd() {
+            self.eng.close_fd(fd);
+        }
+        self.state = State::Closed;
+        self.eof = false;
+        self.buf = RecvBuf::new();
+        self.out = Vec::new();
+        self.sent = 0;
+    }
+
+    /// Closes the socket and reports `err`, with what was buffered as the partial result.
+    fn fail_closing(&mut self, lua: &Lua, err: &str, p: Option<Pattern>) -> Result<Ret> {
+        let partial = match p {
+            Some(p) => Value::String(lua.create_string(&*self.buf.take_partial(p))?),
+            None => Value::Nil,
+        };
+        self.close_now();
+        fail_partial(lua, err, partial)
+    }
+}
+
+fn reactor(eng: &Engine) -> RefMut<'_, Reactor> {
+    RefMut::map(eng.reactor.borrow_mut(), |r| r.as_mut().expect("loop running"))
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let Some(fd) = self.live_fd() else { return };
+        // Collected in the middle of an engine call: leave the fd for the loop to close.
+        match self.eng.reactor.try_borrow_mut() {
+            Ok(mut r) => {
+                if let Some(r) = r.as_mut() {
+                    r.remove(fd, &mut Vec::new());
+                }
+                sys::close(fd);
+            }
+            Err(_) => self.eng.graveyard.borrow_mut().push(fd),
+        }
+    }
+}
+
+/// Runs `op` on the socket in `v`, or raises if `v` is not one or no loop runs.
+pub fn with(lua: &Lua, name: &str, v: &Value, op: impl FnOnce(&mut Socket) -> Result<Ret>) -> Result<Ret> {
+    let s = v.as_userdata().and_then(|u| u.borrow_mut::<Socket>().ok());
+    let Some(mut s) = s else {
+        return raise(lua, &format!("calling '{name}' on bad self ({})", expected("cosocket", v)));
+    };
+    if s.eng.current().is_none() && name != "settimeout" {
+        return raise(lua, NOT_IN_LOOP);
+    }
+    op(&mut s)
+}
+
+fn int_arg(v: &Value) -> Option<f64> {
+    match *v {
+        Value::Integer(i) => Some(i as f64),
+        Value::Number(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// `connect(host, port)`: starts connecting to the first address.
+pub fn connect(lua: &Lua, s: &mut Socket, host: Value, port: Value) -> Result<Ret> {
+    let Value::String(host) = &host else {
+        return bad_arg(lua, 1, "connect", &expected("string", &host));
+    };
+    let host = host.as_bytes();
+    let port = if host.starts_with(b"unix:") {
+        0
+    } else {
+        match int_arg(&port) {
+            Some(p) if (0.0..=65535.0).contains(&p) && p.fract() == 0.0 => p as u16,
+            Some(_) => return bad_arg(lua, 2, "connect", "port out of range"),
+            None => return bad_arg(lua, 2, "connect", &expected("number", &port)),
+        }
+    };
+    // Reconnecting closes the old connection first, as OpenResty does.
+    s.close_now();
+    match addr::resolve(&host, port) {
+        Ok(mut addrs) => {
+            addrs.reverse();
+            s.next_addrs = addrs;
+            try_next(lua, s, "no such host")
+        }
+        Err(e) => fail(lua, e),
+    }
+}
+
+/// Starts a connect to the next address; `err` is the error if none is left.
+fn try_next(lua: &Lua, s: &mut Socket, err: &str) -> Result<Ret> {
+    let mut err = err.to_string();
+    while let Some(a) = s.next_addrs.pop() {
+        let fd = match sys::stream_socket(&a) {
+            Ok(fd) => fd,
+            Err(e) => {
+                err = sys::error_string(&e);
+                continue;
+            }
+        };
+        (s.fd, s.epoch, s.state) = (fd, s.eng.epoch.get(), State::Connecting);
+        let mut r = reactor(&s.eng);
+        let started = r.add(fd).and_then(|()| sys::connect(fd, &a));
+        match started {
+            Ok(true) => {
+                drop(r);
+                return established(s, &a);
+            }
+            Ok(false) => {
+                r.set_ready(fd, Dir::Write, false);
+                drop(r);
+                s.next_addrs.push(a);
+                return s.eng.park(Pending::Io(fd, Dir::Write, s.timeout));
+            }
+            Err(e) => {
+                drop(r);
+                err = sys::error_string(&e);
+                s.close_now();
+            }
+        }
+    }
+    s.state = State::Closed;
+    fail(lua, &err)
+}
+
+fn established(s: &mut Socket, a: &Addr) -> Result<Ret> {
+    if matches!(a, Addr::Ip(_)) {
+        // Requests are written whole; Nagle would only delay them.
+        let _ = sys::set_nodelay(s.fd);
+    }
+    s.state = State::Connected;
+    s.next_addrs.clear();
+    ret(Value::Integer(1))
+}
+
+/// The rest of `connect` after a wait: the socket became writable or timed out.
+pub fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+    let Some(fd) = s.live_fd() else {
+        return fail(lua, "closed");
+    };
+    let mut r = reactor(&s.eng);
+    if r.take_timeout(fd, Dir::Write) {
+        drop(r);
+        s.next_addrs.clear();
+        s.close_now();
+        return fail(lua, "timeout");
+    }
+    if !r.is_ready(fd, Dir::Write) {
+        drop(r);
+        return s.eng.park(Pending::Io(fd, Dir::Write, s.timeout));
+    }
+    drop(r);
+    let a = s.next_addrs.pop().expect("address being connected");
+    match sys::take_error(fd) {
+        Ok(0) => established(s, &a),
+        Ok(e) => {
+            s.close_now();
+            try_next(lua, s, &sys::error_string(&std::io::Error::from_raw_os_error(e)))
+        }
+        Err(e) => {
+            s.close_now();
+            try_next(lua, s, &sys::error_string(&e))
+        }
+    }
+}
+
+/// `receive(pattern)`.
+pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
+    let p = match &pat {
+        Value::Nil => Some(Pattern::All),
+        Value::String(st) => Pattern::parse(&st.as_bytes()),
+        v => int_arg(v).and_then(Pattern::count),
+    };
+    let Some(p) = p else {
+        return bad_arg(lua, 1, "receive", "bad pattern argument");
+    };
+    let Some(fd) = s.live_fd() else {
+        return fail_partial(lua, "closed", Value::String(lua.create_string("")?));
+    };
+    let cur = s.eng.current();
+    let mut r = reactor(&s.eng);
+    if r.waiter(fd, Dir::Read).is_some_and(|w| Some(w) != cur) {
+        return fail_partial(lua, "socket busy reading", Value::String(lua.create_string("")?));
+    }
+    if r.take_timeout(fd, Dir::Read) {
+        // A read timeout leaves the socket open.
+        let partial = lua.create_string(&*s.buf.take_partial(p))?;
+        return fail_partial(lua, "timeout", Value::String(partial));
+    }
+    loop {
+        if let Some(d) = s.buf.take(p, s.eof) {
+            return ret(Value::String(lua.create_string(&*d)?));
+        }
+        if s.eof {
+            drop(r);
+            return s.fail_closing(lua, "closed", Some(p));
+        }
+        if !r.is_ready(fd, Dir::Read) {
+            return s.eng.park(Pending::Io(fd, Dir::Read, s.timeout));
+        }
+        let want = match p {
+            Pattern::Bytes(n) => Some(n - s.buf.len()),
+            _ => None,
+        };
+        let (v, room) = s.buf.spare(want);
+        match sys::recv(fd, v, room) {
+            Ok(0) => s.eof = true,
+            // A short read drained the socket: the next read waits for an edge.
+            Ok(n) if n < room => r.set_ready(fd, Dir::Read, false),
+            Ok(_) => {}
+            Err(e) if e.kind() == WouldBlock => r.set_ready(fd, Dir::Read, false),
+            Err(e) => {
+                drop(r);
+                return s.fail_closing(lua, &sys::error_string(&e), Some(p));
+            }
+        }
+    }
+}
+
+/// Appends `v` (a string, a number, or a nested table of those) to `out`.
+fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result::Result<(), String> {
+    match v {
+        Value::String(s) => out.extend_from_slice(&s.as_bytes()),
+        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v.clone()) {
+            Ok(Some(s)) => out.extend_from_slice(&s.as_bytes()),
+            _ => return Err("bad data type number found".into()),
+        },
+        Value::Table(t) if depth < MAX_DEPTH => {
+            for i in 1..=t.raw_len() {
+                let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
+                flatten(lua, &v, out, depth + 1)?;
+            }
+        }
+        Value::Table(_) => return Err("table nested too deep".into()),
+        v => return Err(format!("bad data type {} found", v.type_name())),
+    }
+    Ok(())
+}
+
+/// `send(data)`: sends what the kernel takes now, keeps the rest (copied) for `flush`.
+pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
+    let queued = s.out.len();
+    let direct = match &data {
+        // A lone string goes straight from Lua's memory when nothing is queued.
+        Value::String(st) if queued == 0 => Some(st.clone()),
+        v => {
+            if let Err(e) = flatten(lua, v, &mut s.out, 0) {
+                s.out.truncate(queued);
+                return bad_arg(lua, 1, "send", &e);
+            }
+            None
+        }
+    };
+    let Some(fd) = s.live_fd() else {
+        s.out.truncate(queued);
+        return fail(lua, "closed");
+    };
+    let cur = s.eng.current();
+    let mut r = reactor(&s.eng);
+    if r.waiter(fd, Dir::Write).is_some_and(|w| Some(w) != cur) {
+        drop(r);
+        s.out.truncate(queued);
+        return fail(lua, "socket busy writing");
+    }
+    if let Some(st) = direct {
+        let b = st.as_bytes();
+        s.owed = b.len();
+        let mut n = 0;
+        if r.is_ready(fd, Dir::Write) {
+            match sys::sendv(fd, &[&b]) {
+                Ok(k) => n = k,
+                Err(e) if e.kind() == WouldBlock => {}
+                Err(e) => {
+                    drop(r);
+                    return s.fail_closing(lua, &sys::error_string(&e), None);
+                }
+            }
+        }
+        if n == b.len() {
+            return ret(Value::Integer(n as i64));
+        }
+        r.set_ready(fd, Dir::Write, false);
+        s.out.extend_from_slice(&b[n..]);
+    } else {
+        s.owed = s.out.len() - queued;
+    }
+    drop(r);
+    flush(lua, s)
+}
+
+/// Sends what `send` queued; answers the wait marker until it is all gone.
+pub fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+    let Some(fd) = s.live_fd() else {
+        return fail(lua, "closed");
+    };
+    let mut r = reactor(&s.eng);
+    if r.take_timeout(fd, Dir::Write) {
+        drop(r);
+        return s.fail_closing(lua, "timeout", None);
+    }
+    while s.sent < s.out.len() {
+        if !r.is_ready(fd, Dir::Write) {
+            return s.eng.park(Pending::Io(fd, Dir::Write, s.timeout));
+        }
+        match sys::sendv(fd, &[&s.out[s.sent..]]) {
+            Ok(n) => {
+                s.sent += n;
+                if s.sent < s.out.len() {
+                    r.set_ready(fd, Dir::Write, false);
+                }
+            }
+            Err(e) if e.kind() == WouldBlock => r.set_ready(fd, Dir::Write, false),
+            Err(e) => {
+                drop(r);
+                return s.fail_closing(lua, &sys::error_string(&e), None);
+            }
+        }
+    }
+    s.out.clear();
+    if s.out.capacity() > 64 * 1024 {
+        s.out = Vec::new();
+    }
+    s.sent = 0;
+    ret(Value::Integer(std::mem::take(&mut s.owed) as i64))
+}
+
+/// `close()`.
+pub fn close(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+    if s.live_fd().is_none() {
+        return fail(lua, "closed");
+    }
+    s.close_now();
+    ret(Value::Integer(1))
+}
+
+/// `settimeout(ms)`.
+pub fn settimeout(lua: &Lua, s: &mut Socket, ms: Value) -> Result<Ret> {
+    match int_arg(&ms) {
+        Some(ms) if ms >= 0.0 => {
+            s.timeout = Some(ms.min(u64::MAX as f64) as u64);
+            ret(Value::Nil)
+        }
+        Some(_) => bad_arg(lua, 1, "settimeout", "timeout must be >= 0"),
+        None => bad_arg(lua, 1, "settimeout", &expected("number", &ms)),
+    }
+}
