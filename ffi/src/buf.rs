@@ -64,6 +64,8 @@ impl RecvBuf {
     /// Readies the buffer for an append and returns it with the room to fill:
     /// `want` bytes if known (a byte count still missing), else a chunk.
     pub fn spare(&mut self, want: Option<usize>) -> (&mut Vec<u8>, usize) {
+        // Move the unread bytes to the front when that is free (none left) or
+        // pays for itself (they are fewer than those consumed before them).
         if self.head > 0 && (self.head == self.data.len() || self.head >= self.data.capacity() / 2) {
             self.data.drain(..self.head);
             self.head = 0;
@@ -130,11 +132,6 @@ impl RecvBuf {
     fn consume(&mut self, n: usize) {
         self.head += n;
         self.scanned = 0;
-        if self.head == self.data.len() {
-            // Empty: start over at the front, no copy needed.
-            self.data.clear();
-            self.head = 0;
-        }
     }
 }
 
