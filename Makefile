@@ -1,0 +1,60 @@
+# coevent: build, install, test, demo.  `make help` lists the targets.
+LUA ?= 5.4
+CARGO ?= cargo
+
+# LUA=5.4|5.3|5.1|jit -> the mlua feature, the interpreter and the build folder.
+ifeq ($(LUA),jit)
+  FEATURE := luajit
+  LUABIN := luajit
+  DIR := luajit
+else
+  FEATURE := lua$(subst .,,$(LUA))
+  LUABIN := lua$(LUA)
+  DIR := lua$(LUA)
+endif
+
+.PHONY: help all module modules install runner demo test check clean
+
+help:
+	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
+	@echo "make test            install nothing, build everything, run every test (needs lua5.1 lua5.4 luajit)"
+	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
+	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
+	@echo "make runner          build target/release/coevent"
+
+all: runner modules
+
+runner:
+	$(CARGO) build --release --bin coevent
+
+# One .so per Lua ABI, each in its own target dir so builds do not evict each other.
+module:
+	$(CARGO) build --release --lib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
+	mkdir -p build/$(DIR)
+	cp target/$(DIR)/release/libcoevent.so build/$(DIR)/coevent.so
+
+modules:
+	$(MAKE) module LUA=5.4
+	$(MAKE) module LUA=5.1
+	$(MAKE) module LUA=jit
+
+# The first directory of the interpreter's package.cpath that is a real path.
+install: module
+	@dest=$$($(LUABIN) -e 'for p in package.cpath:gmatch("[^;]+") do if p:match("^/") and p:match("/%?%.so$$") then print((p:gsub("/%?%.so$$", ""))) return end end'); \
+	test -n "$$dest" || { echo "no install directory in $(LUABIN)'s package.cpath"; exit 1; }; \
+	mkdir -p "$$dest" && install -m 0644 build/$(DIR)/coevent.so "$$dest/coevent.so" && echo "installed $$dest/coevent.so"
+
+demo: runner
+	sh examples/demo.sh target/release/coevent
+
+test: modules
+	$(CARGO) build --bins
+	$(CARGO) test --workspace -- --include-ignored
+
+check:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf build
