@@ -13,11 +13,14 @@ else
   DIR := lua$(LUA)
 endif
 
-.PHONY: help all module modules install runner demo test check clean
+# What the tests need from Debian: the three interpreters the modules are tested on.
+DEBS := lua5.1 lua5.4 luajit
+
+.PHONY: help all deps module modules install runner demo test check clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
-	@echo "make test            install nothing, build everything, run every test (needs lua5.1 lua5.4 luajit)"
+	@echo "make test            install what is missing (lua5.1 lua5.4 luajit), build, run every test"
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
@@ -47,7 +50,16 @@ install: module
 demo: runner
 	sh examples/demo.sh target/release/coevent
 
-test: modules
+# Installs what is missing (as root, with apt), else says what to install.
+deps:
+	@missing=""; for b in $(DEBS); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS); \
+	  else echo "missing:$$missing; install them (Debian: sudo apt-get install $(DEBS))"; exit 1; fi; \
+	fi
+
+test: deps modules
 	$(CARGO) build --bins
 	$(CARGO) test --workspace -- --include-ignored
 

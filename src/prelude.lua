@@ -94,6 +94,33 @@ function L.swop()
   yield(WAIT)
 end
 
+-- pcall and xpcall that let the function inside wait (PUC Lua 5.1's own cannot
+-- yield across them): the function runs in a coroutine whose waits are passed
+-- on to the scheduler.
+local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
+local pack = table.pack or function(...) return { n = select('#', ...), ... } end
+
+local function finish(co, r)
+  while true do
+    if not r[1] then return r end
+    if status(co) == 'dead' then return r end
+    r = pack(resume(co, yield(unpack(r, 2, r.n))))
+  end
+end
+
+function L.pcall(f, ...)
+  local co = create(f)
+  local r = finish(co, pack(resume(co, ...)))
+  return unpack(r, 1, r.n)
+end
+
+function L.xpcall(f, handler, ...)
+  local co = create(f)
+  local r = finish(co, pack(resume(co, ...)))
+  if r[1] then return unpack(r, 1, r.n) end
+  return false, handler(r[2])
+end
+
 setmetatable(L, {
   __call = function(_, f, ...)
     local co, err = C.run(f, ...)
