@@ -3,6 +3,7 @@
 
 pub mod addr;
 pub mod buf;
+pub mod dns;
 pub mod reactor;
 pub mod sys;
 pub mod wheel;
