@@ -1,0 +1,177 @@
+-- Many threads doing I/O at once; threads sharing one socket; fairness of swop.
+local T = require('harness')
+local eq, same, pack = T.eq, T.same, T.pack
+
+T.case('1000 threads, each a PING round trip on its own connection, all open at once', function()
+  -- The peer accepts with a backlog of 128: a thread connects once the thread 100
+  -- before it has had its answer, so at most 100 connections wait to be accepted.
+  local threads = {}
+  for i = 1, 1000 do
+    threads[i] = newthread(function()
+      if i > 100 then coroutine_wait(threads[i - 100]) end
+      local s = T.connect('ping')
+      local n, e = s:send('PING\r\n')
+      if n ~= 6 then error('send: ' .. tostring(e)) end
+      local r, e2 = s:receive('*l')
+      if r ~= '+PONG' then error('receive: ' .. tostring(r) .. ' ' .. tostring(e2)) end
+      return s, r
+    end)
+  end
+  local pongs, socks, failed = 0, {}, nil
+  for i = 1, 1000 do
+    local s, r = coroutine_wait(threads[i])
+    if s then socks[i] = s end
+    if r == '+PONG' then pongs = pongs + 1 else failed = failed or (i .. ': ' .. tostring(r)) end
+  end
+  eq(failed, nil, 'a thread that failed')
+  eq(pongs, 1000, 'pongs')
+  local closed = 0
+  for i = 1, 1000 do closed = closed + socks[i]:close() end
+  eq(closed, 1000, 'sockets open until the end')
+end)
+
+T.case('100 threads, 20 pipelined PINGs each', function()
+  local threads = {}
+  for i = 1, 100 do
+    threads[i] = newthread(function()
+      local s = T.connect('ping')
+      local req = {}
+      for j = 1, 20 do req[j] = 'PING\r\n' end
+      assert(s:send(req) == 120)
+      local got = 0
+      for _ = 1, 20 do
+        if s:receive('*l') == '+PONG' then got = got + 1 end
+      end
+      s:close()
+      return got
+    end)
+  end
+  local total = 0
+  for i = 1, 100 do total = total + coroutine_wait(threads[i]) end
+  eq(total, 2000, 'pongs')
+end)
+
+T.case('a swop loop does not starve a thread doing I/O', function()
+  local trips, done = 0, false
+  local io = newthread(function()
+    local s = T.connect('ping')
+    for _ = 1, 50 do
+      s:send('PING\r\n')
+      if s:receive('*l') == '+PONG' then trips = trips + 1 end
+    end
+    s:close()
+    done = true
+  end)
+  local swops, ceiling = 0, 200000
+  while not done and swops < ceiling do
+    swop()
+    swops = swops + 1
+  end
+  eq(done, true, 'the I/O thread finished (swops: ' .. swops .. ')')
+  T.ok(swops < ceiling, 'the swop loop stopped')
+  eq(trips, 50, 'round trips')
+  coroutine_wait(io)
+end)
+
+T.case('two swop loops and a sleeper share the loop', function()
+  local counts, woke, stop = { 0, 0 }, false, false
+  local loops = {}
+  for i = 1, 2 do
+    loops[i] = newthread(function()
+      while not stop and counts[i] < 200000 do
+        swop()
+        counts[i] = counts[i] + 1
+      end
+    end)
+  end
+  T.L.sleep(0.02)
+  woke = true
+  stop = true
+  coroutine_wait(loops[1])
+  coroutine_wait(loops[2])
+  eq(woke, true, 'the sleeper woke')
+  T.ok(counts[1] < 200000 and counts[2] < 200000, 'the loops stopped: ' .. counts[1] .. ', ' .. counts[2])
+  T.ok(math.abs(counts[1] - counts[2]) <= 1, 'both loops had the same turns: ' .. counts[1] .. ', ' .. counts[2])
+end)
+
+T.case('one thread reads while another writes on the same socket', function()
+  local s = T.connect('echo')
+  local n = 300000
+  local data = T.pattern(n)
+  local reader = newthread(function() return s:receive(n) end)
+  local writer = newthread(function()
+    local sent = 0
+    for at = 1, n, 10000 do sent = sent + s:send(data:sub(at, at + 9999)) end
+    return sent
+  end)
+  eq(coroutine_wait(writer), n, 'sent')
+  local got = coroutine_wait(reader)
+  eq(#got, n, 'received')
+  T.ok(got == data, 'every byte in place')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('a second reader gets socket busy reading', function()
+  local s = T.connect('echo')
+  local first = newthread(function() return s:receive('*l') end)
+  same(pack(s:receive('*l')), pack(nil, 'socket busy reading', ''), 'second reader')
+  local third = newthread(function() return s:receive(3) end)
+  same(pack(coroutine_wait(third)), pack(nil, 'socket busy reading', ''), 'third reader')
+  eq(s:send('for the first\n'), 14, 'send')
+  eq(coroutine_wait(first), 'for the first', 'the first reader gets its line')
+  eq(s:send('then me\n'), 8, 'send')
+  eq(s:receive('*l'), 'then me', 'a later reader')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('closing a socket wakes the thread waiting to read on it', function()
+  local s = T.connect('silent')
+  local reader = newthread(function() return s:receive('*l') end)
+  eq(s:close(), 1, 'close from another thread')
+  local r = pack(coroutine_wait(reader))
+  eq(r[1], nil, 'data')
+  eq(r[2], 'closed', 'error')
+end)
+
+T.case('closing a socket wakes readers on several sockets, each once', function()
+  local socks, readers = {}, {}
+  for i = 1, 10 do
+    socks[i] = T.connect('silent')
+    readers[i] = newthread(function() return socks[i]:receive(1) end)
+  end
+  for i = 10, 1, -1 do eq(socks[i]:close(), 1, 'close ' .. i) end
+  for i = 1, 10 do
+    local r = pack(coroutine_wait(readers[i]))
+    same({ r[1], r[2] }, { nil, 'closed' }, 'reader ' .. i)
+  end
+end)
+
+T.case('a thread killed by an error while waiting leaves no waiter behind', function()
+  local s = T.connect('echo')
+  local t = newthread(function()
+    local r = s:receive('*l')
+    error('after the read: ' .. tostring(r))
+  end)
+  eq(s:send('line\n'), 5, 'send')
+  local ok, err = coroutine_wait(t)
+  eq(ok, nil, 'the thread raised')
+  T.ok(err:find('after the read: line', 1, true), err)
+  eq(s:send('next\n'), 5, 'send')
+  eq(s:receive('*l'), 'next', 'another thread reads the socket')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('L waits for a thread still reading after f raised', function()
+  local result
+  local ok, err = pcall(T.L, function()
+    local s = T.connect('silent')
+    s:settimeout(50)
+    newthread(function() result = pack(s:receive('*l')) end)
+    error('main gives up')
+  end)
+  eq(ok, false, 'L raised')
+  T.ok(tostring(err):find('main gives up', 1, true), tostring(err))
+  same(result, pack(nil, 'timeout', ''), 'the reader ran to its end')
+end, { loop = false })
+
+return T.run()

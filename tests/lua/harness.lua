@@ -1,0 +1,230 @@
+-- A tiny test framework for coevent's Lua test scripts (Lua 5.1, 5.4, LuaJIT).
+--
+--   local T = require('harness')
+--   T.case('name', function() ... end)        -- runs inside its own L(...) loop
+--   T.case('name', function() ... end, { loop = false })  -- runs as a plain function
+--   return T.run()                             -- returns passed, failed
+--
+-- The peer (tests/peer/mod.rs) is found through the globals PEER_PORT, PEER_PORT6,
+-- PEER_UNIX, PEER_REFUSED_PORT, PEER_FULL_PORT, or the same names prefixed with
+-- COEVENT_ in the environment. Each case also fails if it leaves fds open.
+
+local L = require('coevent')
+local unpack = table.unpack or unpack
+
+local T = { L = L, host = '127.0.0.1', cases = {} }
+T.peer = T.host
+
+local function var(name)
+  local v = rawget(_G, name)
+  if v == nil then v = os.getenv('COEVENT_' .. name) end
+  return v
+end
+T.port = tonumber(var('PEER_PORT'))
+T.port6 = tonumber(var('PEER_PORT6'))
+T.unix = var('PEER_UNIX')
+T.refused = tonumber(var('PEER_REFUSED_PORT'))
+T.full = tonumber(var('PEER_FULL_PORT'))
+assert(T.port and T.unix, 'harness: PEER_PORT and PEER_UNIX must be set (run through tests/lua.rs)')
+
+function T.case(name, fn, opts)
+  T.cases[#T.cases + 1] = { name = name, fn = fn, loop = not (opts and opts.loop == false) }
+end
+
+-- A value for a failure message: strings quoted and cut short.
+local function show(v)
+  if type(v) == 'string' then
+    if #v > 200 then return string.format('%q.. (%d bytes)', v:sub(1, 200), #v) end
+    return string.format('%q', v)
+  end
+  return tostring(v)
+end
+T.show = show
+
+function T.fail(msg, level)
+  error(msg, (level or 1) + 1)
+end
+
+function T.eq(got, want, what)
+  if got ~= want then
+    error(string.format('%s: got %s, want %s', what or 'value', show(got), show(want)), 2)
+  end
+end
+
+function T.ok(v, what)
+  if not v then error((what or 'assertion') .. ' failed', 2) end
+  return v
+end
+
+-- Asserts that each value of got (a table of results, with n) equals want's.
+function T.same(got, want, what)
+  local n = math.max(got.n or #got, want.n or #want)
+  for i = 1, n do
+    if got[i] ~= want[i] then
+      local g, w = {}, {}
+      for j = 1, n do g[j], w[j] = show(got[j]), show(want[j]) end
+      error(string.format('%s: got (%s), want (%s)', what or 'results', table.concat(g, ', '),
+        table.concat(w, ', ')), 2)
+    end
+  end
+end
+
+function T.pack(...)
+  return { n = select('#', ...), ... }
+end
+
+-- fn must raise an error whose message contains text (plain); returns the message.
+function T.raises(fn, text)
+  local ok, err = pcall(fn)
+  if ok then error('expected an error containing ' .. show(text) .. ', got none', 2) end
+  err = tostring(err)
+  if not err:find(text, 1, true) then
+    error('expected an error containing ' .. show(text) .. ', got ' .. show(err), 2)
+  end
+  return err
+end
+
+-- Ends the case as skipped (a string error: L turns every error into a string).
+local SKIP = 'SKIP: '
+function T.skip(why)
+  error(SKIP .. why, 0)
+end
+
+-- A socket connected to the peer, with the command sent.
+function T.connect(cmd, host, port)
+  local s = L.tcp()
+  local r, e = s:connect(host or T.host, port or T.port)
+  if r ~= 1 then error('connect to the peer: ' .. tostring(e), 2) end
+  if cmd then
+    local n, e2 = s:send(cmd .. '\n')
+    if n ~= #cmd + 1 then error('send the command: ' .. tostring(e2), 2) end
+  end
+  return s
+end
+
+-- The peer's data: n bytes, byte i (from 0) = i % 251.
+local cycle
+function T.pattern(n, from)
+  if not cycle then
+    local t = {}
+    for i = 0, 250 do t[#t + 1] = string.char(i) end
+    cycle = table.concat(t)
+    cycle = cycle .. cycle
+  end
+  from = (from or 0) % 251
+  local whole = math.floor(n / 251)
+  return (cycle:sub(from + 1, from + 251)):rep(whole) .. cycle:sub(from + 1, from + n - whole * 251)
+end
+
+-- n MiB of 'x' (string.rep of one byte is slow in an unoptimised Lua build).
+function T.mib(n)
+  return string.rep(string.rep('x', 1024 * 1024), n)
+end
+
+-- Open fds of this process, not counting the peer's own sockets when the peer runs
+-- in this process (it closes them in its own time). A socket counts if it is open
+-- both before and after /proc/net is read and is not the peer's then, so a peer
+-- socket accepted or closed meanwhile counts in neither way.
+local pid
+
+local function listing()
+  -- ls may list this pipe before popen has closed its write end here: a pipe
+  -- counts once, however many of its ends are open.
+  local p = assert(io.popen('ls -l /proc/' .. pid .. '/fd 2>/dev/null'))
+  local n, socks, seen = 0, {}, {}
+  for line in p:lines() do
+    local target = line:match('%d+ %-> (.*)$')
+    if target and not seen[target] then
+      seen[target] = true
+      local inode = target:match('^socket:%[(%d+)%]')
+      if inode then socks[inode] = true else n = n + 1 end
+    end
+  end
+  p:close()
+  return n, socks
+end
+
+-- Removes from socks the sockets of the peer: TCP with its port as the local
+-- port, unix with its path.
+local function drop_peer_sockets(socks)
+  local ports = {}
+  for _, p in ipairs({ T.port, T.port6 }) do ports[p] = true end
+  for _, path in ipairs({ '/proc/net/tcp', '/proc/net/tcp6' }) do
+    local f = io.open(path)
+    if f then
+      f:read('*l')
+      for line in f:lines() do
+        local lport, inode = line:match('^%s*%d+:%s+%x+:(%x+)%s+%x+:%x+%s+%x+%s+%x+:%x+%s+%x+:%x+%s+%x+%s+%d+%s+%d+%s+(%d+)')
+        if inode and ports[tonumber(lport, 16)] then socks[inode] = nil end
+      end
+      f:close()
+    end
+  end
+  local f = io.open('/proc/net/unix')
+  if f then
+    f:read('*l')
+    for line in f:lines() do
+      local inode, path = line:match('^%x+:%s+%x+%s+%x+%s+%x+%s+%x+%s+%x+%s+(%d+)%s+(%S+)')
+      if inode and path == T.unix then socks[inode] = nil end
+    end
+    f:close()
+  end
+end
+
+function T.fds()
+  if not pid then
+    local f = assert(io.open('/proc/self/stat'))
+    pid = f:read('*l'):match('^(%d+)')
+    f:close()
+  end
+  local _, before = listing()
+  if next(before) == nil then return (listing()) end
+  drop_peer_sockets(before)
+  local n, after = listing()
+  for inode in pairs(after) do
+    if before[inode] then n = n + 1 end
+  end
+  return n
+end
+
+local function first_line(e)
+  if type(e) ~= 'string' then return tostring(e) end
+  return (e:match('^[^\n]*'))
+end
+
+-- Runs every case; prints `ok - name` / `not ok - name: msg`, then `N passed, M failed`.
+function T.run()
+  local passed, failed, skipped = 0, 0, 0
+  for _, c in ipairs(T.cases) do
+    local before = T.fds()
+    local ok, err
+    if c.loop then
+      ok, err = pcall(L, c.fn)
+    else
+      ok, err = pcall(c.fn)
+    end
+    collectgarbage()
+    collectgarbage()
+    if ok then
+      local after = T.fds()
+      if after > before then ok, err = false, string.format('fd leak: %d open before, %d after', before, after) end
+    end
+    local why = not ok and first_line(err):match('^' .. SKIP .. '(.*)')
+    if ok then
+      passed = passed + 1
+      print('ok - ' .. c.name)
+    elseif why then
+      passed, skipped = passed + 1, skipped + 1
+      print('ok - ' .. c.name .. ' # SKIP ' .. why)
+    else
+      failed = failed + 1
+      print('not ok - ' .. c.name .. ': ' .. first_line(err))
+    end
+  end
+  if skipped > 0 then print('# ' .. skipped .. ' skipped') end
+  print(passed .. ' passed, ' .. failed .. ' failed')
+  return passed, failed
+end
+
+T.unpack = unpack
+return T

@@ -1,0 +1,185 @@
+-- receive(pattern): every pattern against the peer, exact values.
+local T = require('harness')
+local eq, same, pack = T.eq, T.same, T.pack
+
+local LINES = 'one\r\ntw\ro\r\n\r\nthree\nlast-no-lf'
+
+T.case("'*l': CR dropped anywhere, empty line, last line without LF then closed", function()
+  local s = T.connect('lines')
+  eq(s:receive('*l'), 'one', 'line 1')
+  eq(s:receive('*l'), 'two', 'line 2 (CR in the middle)')
+  eq(s:receive('*l'), '', 'line 3 (empty)')
+  eq(s:receive('*l'), 'three', 'line 4 (no CR)')
+  same(pack(s:receive('*l')), pack(nil, 'closed', 'last-no-lf'), 'line 5')
+  same(pack(s:receive('*l')), pack(nil, 'closed', ''), 'after the close')
+  same(pack(s:close()), pack(nil, 'closed'), 'close after the error')
+end)
+
+T.case("'l' without the star", function()
+  local s = T.connect('lines')
+  local got = {}
+  for i = 1, 4 do got[i] = s:receive('l') end
+  eq(table.concat(got, '|'), 'one|two||three', 'lines')
+  same(pack(s:receive('l')), pack(nil, 'closed', 'last-no-lf'), 'last line')
+end)
+
+T.case("'*a' returns everything raw, then '' once closed", function()
+  local s = T.connect('lines')
+  eq(s:receive('*a'), LINES, 'everything')
+  eq(s:receive('*a'), '', 'again, after the peer closed')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case("'a' without the star, and no pattern means '*a'", function()
+  local s = T.connect('lines')
+  eq(s:receive('a'), LINES, "'a'")
+  s = T.connect('lines')
+  eq(s:receive(), LINES, 'no pattern')
+  s = T.connect('lines')
+  eq(s:receive(nil), LINES, 'nil pattern')
+end)
+
+T.case("patterns mixed on one stream", function()
+  local s = T.connect('lines')
+  eq(s:receive('*l'), 'one', 'a line')
+  eq(s:receive(3), 'tw\r', 'bytes keep the CR')
+  eq(s:receive('*l'), 'o', 'the rest of the line')
+  eq(s:receive(0), '', 'zero bytes')
+  eq(s:receive('*a'), '\r\nthree\nlast-no-lf', 'the rest, raw')
+end)
+
+T.case("a byte count: exact, then nil, 'closed', partial", function()
+  local s = T.connect('lines')
+  eq(s:receive(5), 'one\r\n', '5 bytes')
+  eq(s:receive('4'), 'tw\ro', 'a count given as a string')
+  same(pack(s:receive(1000)), pack(nil, 'closed', '\r\n\r\nthree\nlast-no-lf'), 'more than is left')
+  same(pack(s:receive(1)), pack(nil, 'closed', ''), 'after the close')
+end)
+
+T.case('receive(0) before any data arrives returns at once', function()
+  local s = T.connect('echo')
+  eq(s:receive(0), '', 'receive(0)')
+  eq(s:send('ping\n'), 5, 'send')
+  eq(s:receive('*l'), 'ping', 'the socket still works')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case("'*a' of 8 MiB", function()
+  local n = 8 * 1024 * 1024
+  local s = T.connect('bytes ' .. n)
+  local d = s:receive('*a')
+  eq(#d, n, 'length')
+  eq(d:byte(1), 0, 'byte 0')
+  eq(d:byte(252), 0, 'byte 251')
+  eq(d:byte(n), (n - 1) % 251, 'last byte')
+  T.ok(d == T.pattern(n), 'every byte in place')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('one byte count of 3 MB (more than one read)', function()
+  local n = 3000000
+  local s = T.connect('bytes ' .. n)
+  local d = s:receive(n)
+  eq(#d, n, 'length')
+  T.ok(d == T.pattern(n), 'every byte in place')
+  same(pack(s:receive(1)), pack(nil, 'closed', ''), 'then closed')
+end)
+
+T.case("byte counts across many small writes (split 100000 7)", function()
+  local s = T.connect('split 100000 7')
+  local expect = T.pattern(100000)
+  local at = 0
+  for _ = 1, 7692 do
+    local d, e = s:receive(13)
+    if d ~= expect:sub(at + 1, at + 13) then T.fail('bytes ' .. at .. '..: ' .. T.show(d) .. ' ' .. tostring(e)) end
+    at = at + 13
+  end
+  eq(at, 99996, 'offset')
+  same(pack(s:receive(13)), pack(nil, 'closed', expect:sub(99997)), 'the 4 bytes left')
+end)
+
+T.case("byte counts larger than the writes (split 100000 7, 1000 at a time)", function()
+  local s = T.connect('split 100000 7')
+  local got = {}
+  for i = 1, 100 do got[i] = assert(s:receive(1000)) end
+  T.ok(table.concat(got) == T.pattern(100000), 'every byte in place')
+  eq(s:receive('*a'), '', 'nothing more')
+end)
+
+T.case("lines and counts across a drip (one byte per write)", function()
+  local s = T.connect('drip hello\\nworld\\n!')
+  eq(s:receive('*l'), 'hello', 'a line')
+  eq(s:receive(3), 'wor', '3 bytes')
+  eq(s:receive('*a'), 'ld\n!', 'the rest')
+end)
+
+T.case("the read timeout runs between arrivals, not over the whole call (OpenResty)", function()
+  local text = string.rep('abcdefghij', 10) -- 100 bytes, 2 ms apart
+  local s = T.connect('drip ' .. text)
+  s:settimeout(100)
+  eq(s:receive('*a'), text, 'everything, although it took longer than the timeout')
+end)
+
+T.case("a line much longer than the first read chunk", function()
+  local s = T.connect('echo')
+  local long = string.rep('0123456789abcdef', 8192) -- 128 KiB
+  eq(s:send({ long, '\r\n', 'x\n' }), #long + 4, 'send')
+  eq(s:receive('*l'), long, 'the long line')
+  eq(s:receive('*l'), 'x', 'the next line')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case("lines over a unix socket", function()
+  local s = T.connect('lines', 'unix:' .. T.unix)
+  eq(s:receive('*l'), 'one', 'unix: line 1')
+  eq(s:receive('*a'), 'tw\ro\r\n\r\nthree\nlast-no-lf', 'unix: the rest')
+end)
+
+T.case("lines over IPv6", function()
+  if not T.port6 then T.skip('no IPv6 loopback') end
+  local s = T.connect('lines', '::1', T.port6)
+  eq(s:receive('*l'), 'one', 'IPv6: line 1')
+  same(pack(s:receive(100)), pack(nil, 'closed', 'tw\ro\r\n\r\nthree\nlast-no-lf'), 'IPv6: the rest')
+end)
+
+T.case('bad patterns raise', function()
+  local s = T.connect('echo')
+  local msg = "bad argument #1 to 'receive' (bad pattern argument)"
+  T.raises(function() s:receive('*x') end, msg)
+  T.raises(function() s:receive('*L') end, msg)
+  T.raises(function() s:receive('') end, msg)
+  T.raises(function() s:receive(-1) end, msg)
+  T.raises(function() s:receive(1.5) end, msg)
+  T.raises(function() s:receive({}) end, msg)
+  T.raises(function() s:receive(true) end, msg)
+  local e = T.raises(function() s:receive('*x') end, msg)
+  T.ok(e:find('receive.lua:%d+: bad argument') ~= nil, "the error names the caller's line: " .. e)
+  eq(s:send('still\n'), 6, 'send after the raises')
+  eq(s:receive('*l'), 'still', 'the socket still works')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('receive on a bad self raises', function()
+  local s = T.L.tcp()
+  T.raises(function() s.receive(nil) end, "calling 'receive' on bad self (cosocket expected, got nil)")
+  T.raises(function() s.receive({}) end, "calling 'receive' on bad self (cosocket expected, got table)")
+  T.raises(function() s.receive('x') end, "calling 'receive' on bad self (cosocket expected, got string)")
+  T.raises(function() s.receive(true) end, "calling 'receive' on bad self (cosocket expected, got boolean)")
+end)
+
+T.case('receive on a socket never connected', function()
+  local s = T.L.tcp()
+  same(pack(s:receive('*l')), pack(nil, 'closed', ''), 'receive')
+end)
+
+T.case('a reset while reading: nil, error, partial, then closed', function()
+  local s = T.connect(nil)
+  eq(s:send('rst\nunread'), 10, 'send')
+  local d, e, partial = s:receive('*a')
+  eq(d, nil, 'data')
+  eq(e, 'connection reset by peer', 'error')
+  eq(partial, '', 'partial')
+  same(pack(s:close()), pack(nil, 'closed'), 'closed after the error')
+end)
+
+return T.run()

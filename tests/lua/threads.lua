@@ -1,0 +1,236 @@
+-- Light threads: newthread, coroutine_wait, swop, sleep, and L itself.
+local T = require('harness')
+local L, eq, same, pack = T.L, T.eq, T.same, T.pack
+
+T.case('the module and its globals', function()
+  eq(type(L), 'table', 'require returns a table')
+  eq(getmetatable(L) ~= nil and type(getmetatable(L).__call), 'function', 'L is callable')
+  eq(newthread, L.spawn, 'newthread')
+  eq(coroutine_wait, L.wait, 'coroutine_wait')
+  eq(swop, L.swop, 'swop')
+  eq(type(L.sleep), 'function', 'L.sleep')
+end, { loop = false })
+
+T.case('newthread runs f at once, up to its first yield', function()
+  local ev = {}
+  ev[#ev + 1] = 'main before'
+  local t = newthread(function(a, b)
+    ev[#ev + 1] = 'child ' .. a .. b
+    swop()
+    ev[#ev + 1] = 'child after swop'
+  end, 'x', 'y')
+  ev[#ev + 1] = 'main after newthread'
+  eq(type(t), 'thread', 'newthread returns a thread')
+  eq(coroutine_wait(t), true, 'no results: true')
+  ev[#ev + 1] = 'main after wait'
+  eq(table.concat(ev, ', '), 'main before, child xy, main after newthread, child after swop, main after wait', 'order')
+end)
+
+T.case('coroutine_wait returns every result, nils included', function()
+  local t = newthread(function() swop() return 1, nil, 'three', nil end)
+  local r = pack(coroutine_wait(t))
+  eq(r.n, 4, 'count')
+  same(r, pack(1, nil, 'three', nil), 'results')
+end)
+
+T.case('coroutine_wait on a thread that raised: nil, err', function()
+  local t = newthread(function() swop() error('thread failed') end)
+  local ok, err = coroutine_wait(t)
+  eq(ok, nil, 'first value')
+  eq(type(err), 'string', 'err type')
+  T.ok(err:find('thread failed', 1, true), 'err has the message: ' .. err)
+  eq(err:find('stack traceback', 1, true), nil, 'err is the message alone')
+end)
+
+T.case('coroutine_wait passes a non-string error value through', function()
+  local obj = { code = 42 }
+  local t = newthread(function() swop() error(obj) end)
+  local ok, err = coroutine_wait(t)
+  eq(ok, nil, 'first value')
+  eq(err, obj, 'the error value itself')
+end)
+
+T.case('coroutine_wait on a thread that has already ended', function()
+  local t = newthread(function(a) return a * 2 end, 21)
+  eq(coroutine.status(t), 'dead', 'the thread ended inside newthread')
+  eq(coroutine_wait(t), 42, 'results kept')
+  local e = newthread(function() error('early') end)
+  local ok, err = coroutine_wait(e)
+  eq(ok, nil, 'an early error')
+  T.ok(err:find('early', 1, true), 'its message: ' .. err)
+end)
+
+T.case('two waiters on one thread both get the results', function()
+  local t = newthread(function() swop() swop() return 'r1', 'r2' end)
+  local w1 = newthread(function() return coroutine_wait(t) end)
+  local w2 = newthread(function() return coroutine_wait(t) end)
+  same(pack(coroutine_wait(t)), pack('r1', 'r2'), 'main')
+  same(pack(coroutine_wait(w1)), pack('r1', 'r2'), 'waiter 1')
+  same(pack(coroutine_wait(w2)), pack('r1', 'r2'), 'waiter 2')
+end)
+
+T.case('two waiters on a thread that raises both get nil, err', function()
+  local t = newthread(function() swop() error('shared failure') end)
+  local w1 = newthread(function() return coroutine_wait(t) end)
+  local w2 = newthread(function() return coroutine_wait(t) end)
+  for i, w in ipairs({ w1, w2 }) do
+    local r = pack(coroutine_wait(w))
+    eq(r[1], nil, 'waiter ' .. i)
+    T.ok(tostring(r[2]):find('shared failure', 1, true), 'waiter ' .. i .. ' err: ' .. tostring(r[2]))
+  end
+end)
+
+T.case('coroutine_wait on itself raises, directly or round a cycle', function()
+  local me = coroutine.running()
+  T.raises(function() coroutine_wait(me) end, 'coroutine_wait: deadlock: a light thread would wait on itself')
+  local a
+  local b = newthread(function()
+    swop()
+    return pcall(coroutine_wait, a)
+  end)
+  a = newthread(function() return coroutine_wait(b) end)
+  local ok, err = coroutine_wait(b)
+  eq(ok, false, 'b waiting on a (which waits on b) raises')
+  T.ok(tostring(err):find('coroutine_wait: deadlock: a light thread would wait on itself', 1, true), tostring(err))
+  same(pack(coroutine_wait(a)), pack(false, err), 'a gets b results')
+end)
+
+T.case('coroutine_wait with bad arguments raises', function()
+  T.raises(function() coroutine_wait(nil) end, "bad argument #1 to 'coroutine_wait'")
+  T.raises(function() coroutine_wait(42) end, "bad argument #1 to 'coroutine_wait'")
+  local co = coroutine.create(function() end)
+  T.raises(function() coroutine_wait(co) end, "bad argument #1 to 'coroutine_wait'")
+  T.raises(function() newthread(42) end, "bad argument #1 to 'newthread'")
+end)
+
+T.case('L returns only when every thread has ended', function()
+  local flag = false
+  local r = L(function()
+    newthread(function()
+      L.sleep(0.05)
+      flag = true
+    end)
+    newthread(function() for _ = 1, 10 do swop() end end)
+    return 'main done'
+  end)
+  eq(r, 'main done', 'result')
+  eq(flag, true, 'the sleeping child finished before L returned')
+end, { loop = false })
+
+T.case("L returns f's results", function()
+  same(pack(L(function(...) return ... end, 1, nil, 'x', nil)), pack(1, nil, 'x', nil), 'args back')
+  eq(select('#', L(function() end)), 0, 'no results')
+  same(pack(L(function() swop() return 'after', 'swop' end)), pack('after', 'swop'), 'after a swop')
+end, { loop = false })
+
+T.case("L raises f's error, with a traceback", function()
+  local ok, err = pcall(L, function()
+    swop()
+    error('main failed')
+  end)
+  eq(ok, false, 'pcall')
+  T.ok(tostring(err):find('main failed', 1, true), 'message: ' .. tostring(err))
+  T.ok(tostring(err):find('stack traceback', 1, true), 'traceback: ' .. tostring(err))
+  ok, err = pcall(L, function() error('at once') end)
+  eq(ok, false, 'pcall, error before any yield')
+  T.ok(tostring(err):find('at once', 1, true), 'message: ' .. tostring(err))
+  -- The loop is over: the next one runs.
+  eq(L(function() return 'next' end), 'next', 'L after an error')
+end, { loop = false })
+
+T.case("L waits for the other threads even when f raises", function()
+  local flag = false
+  local ok = pcall(L, function()
+    newthread(function()
+      for _ = 1, 5 do swop() end
+      flag = true
+    end)
+    error('main failed')
+  end)
+  eq(ok, false, 'pcall')
+  eq(flag, true, 'the other thread ran to its end')
+end, { loop = false })
+
+T.case('an error in an un-waited thread does not stop the loop', function()
+  local done = {}
+  newthread(function()
+    swop()
+    error('nobody waits for this (expected on stderr)')
+  end)
+  local t = newthread(function()
+    for i = 1, 5 do
+      swop()
+      done[#done + 1] = i
+    end
+    return 'survived'
+  end)
+  eq(coroutine_wait(t), 'survived', 'the other thread')
+  eq(#done, 5, 'all its turns')
+end)
+
+T.case('L can be called again, many times', function()
+  for i = 1, 50 do
+    eq(L(function(x) swop() return x + 1 end, i), i + 1, 'loop ' .. i)
+  end
+end, { loop = false })
+
+T.case('calling L inside a running loop raises', function()
+  T.raises(function() L(function() end) end, 'L: a coevent loop is already running')
+  -- and the running loop is not disturbed
+  swop()
+  local t = newthread(function() return 'fine' end)
+  eq(coroutine_wait(t), 'fine', 'the loop goes on')
+end)
+
+T.case('L with a bad argument raises', function()
+  T.raises(function() L(42) end, "bad argument #1 to 'L'")
+  T.raises(function() L() end, "bad argument #1 to 'L'")
+end, { loop = false })
+
+T.case('thread calls outside a loop raise', function()
+  local msg = 'not inside a coevent loop (run it in a function given to L(...))'
+  T.raises(function() newthread(function() end) end, msg)
+  T.raises(function() swop() end, msg)
+  T.raises(function() L.sleep(0) end, msg)
+  T.raises(function() coroutine_wait(coroutine.create(function() end)) end, msg)
+end, { loop = false })
+
+T.case('sleep: timers wake in deadline order', function()
+  local order = {}
+  local a = newthread(function() L.sleep(0.06) order[#order + 1] = 'a' end)
+  local b = newthread(function() L.sleep(0.02) order[#order + 1] = 'b' end)
+  local c = newthread(function() L.sleep(0) order[#order + 1] = 'c' end)
+  coroutine_wait(a)
+  coroutine_wait(b)
+  coroutine_wait(c)
+  eq(table.concat(order), 'cba', 'order')
+  T.raises(function() L.sleep(-1) end, "bad argument #1 to 'sleep'")
+  T.raises(function() L.sleep('x') end, "bad argument #1 to 'sleep'")
+end)
+
+T.case('swop lets every other ready thread run first', function()
+  local ev = {}
+  for i = 1, 3 do
+    newthread(function()
+      ev[#ev + 1] = 't' .. i .. 'a'
+      swop()
+      ev[#ev + 1] = 't' .. i .. 'b'
+    end)
+  end
+  swop()
+  ev[#ev + 1] = 'main'
+  eq(table.concat(ev, ' '), 't1a t2a t3a t1b t2b t3b main', 'order')
+end)
+
+T.case('results of threads nobody waits for are collectable', function()
+  local weak = setmetatable({}, { __mode = 'k' })
+  for _ = 1, 100 do
+    weak[newthread(function() return string.rep('x', 1000) end)] = true
+  end
+  swop()
+  collectgarbage()
+  collectgarbage()
+  eq(next(weak), nil, 'every ended thread was collected')
+end)
+
+return T.run()

@@ -1,0 +1,89 @@
+-- settimeout: read, send and connect timeouts, and what the socket is after each.
+local T = require('harness')
+local L, eq, same, pack = T.L, T.eq, T.same, T.pack
+
+T.case('a read timeout returns nil, timeout, partial and leaves the socket open', function()
+  local s = T.connect('silent')
+  s:settimeout(50)
+  same(pack(s:receive('*l')), pack(nil, 'timeout', ''), "'*l'")
+  same(pack(s:receive(10)), pack(nil, 'timeout', ''), 'a count')
+  same(pack(s:receive('*a')), pack(nil, 'timeout', ''), "'*a'")
+  eq(s:send('x'), 1, 'send still works')
+  same(pack(s:receive(1)), pack(nil, 'timeout', ''), 'and a read times out again')
+  eq(s:close(), 1, 'close: the socket was still open')
+end)
+
+T.case('after a read timeout the next read gets its data (no stale waiter)', function()
+  local s = T.connect('echo')
+  s:settimeout(30)
+  same(pack(s:receive('*l')), pack(nil, 'timeout', ''), 'nothing to read yet')
+  eq(s:send('late\n'), 5, 'send')
+  eq(s:receive('*l'), 'late', 'the data comes')
+  same(pack(s:receive(1)), pack(nil, 'timeout', ''), 'and times out again')
+  eq(s:send('again\n'), 6, 'send')
+  eq(s:receive('*l'), 'again', 'the data comes again')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('a partial line at a timeout is returned and consumed', function()
+  local s = T.connect('echo')
+  s:settimeout(30)
+  eq(s:send('no end of line'), 14, 'send')
+  same(pack(s:receive('*l')), pack(nil, 'timeout', 'no end of line'), '*l')
+  eq(s:send('abc'), 3, 'send')
+  same(pack(s:receive(5)), pack(nil, 'timeout', 'abc'), 'a count')
+  eq(s:send('rest\n'), 5, 'send')
+  eq(s:receive('*l'), 'rest', 'the buffer starts after the partial data')
+end)
+
+T.case('timeouts of many threads each fire, in order of their deadlines', function()
+  local order, threads = {}, {}
+  for i = 1, 10 do
+    threads[i] = newthread(function()
+      local s = T.connect('silent')
+      s:settimeout(230 - 20 * i)
+      local r = pack(s:receive('*l'))
+      order[#order + 1] = i
+      eq(s:close(), 1, 'close ' .. i)
+      return r[1], r[2]
+    end)
+  end
+  for i = 1, 10 do same(pack(coroutine_wait(threads[i])), pack(nil, 'timeout'), 'thread ' .. i) end
+  eq(table.concat(order, ' '), '10 9 8 7 6 5 4 3 2 1', 'order')
+end)
+
+T.case('a send timeout returns nil, timeout and closes the socket', function()
+  local s = T.connect('sink')
+  s:settimeout(100)
+  same(pack(s:send(T.mib(64))), pack(nil, 'timeout'), 'send')
+  same(pack(s:close()), pack(nil, 'closed'), 'close: already closed')
+  same(pack(s:send('x')), pack(nil, 'closed'), 'send after')
+end)
+
+T.case('a table send timeout too', function()
+  local s = T.connect('sink')
+  s:settimeout(100)
+  local big = T.mib(1)
+  local t = {}
+  for i = 1, 64 do t[i] = big end
+  same(pack(s:send(t)), pack(nil, 'timeout'), 'send')
+  same(pack(s:close()), pack(nil, 'closed'), 'close: already closed')
+end)
+
+T.case('settimeout applies to the following calls only', function()
+  local s = T.connect('silent')
+  s:settimeout(20)
+  same(pack(s:receive(1)), pack(nil, 'timeout', ''), 'short timeout')
+  local other = T.connect('echo')
+  local t = newthread(function()
+    -- A longer timeout lets the data sent later arrive.
+    other:settimeout(5000)
+    return other:receive('*l')
+  end)
+  eq(other:send('in time\n'), 8, 'send')
+  eq(coroutine_wait(t), 'in time', 'the other socket')
+  eq(s:close(), 1, 'close')
+  eq(other:close(), 1, 'close')
+end)
+
+return T.run()

@@ -1,0 +1,242 @@
+//! A scripted peer for the integration tests: plain std, one thread per connection.
+//!
+//! A client connects (TCP on 127.0.0.1, TCP on [::1] when the host has IPv6
+//! loopback, or the unix socket) and sends one command line `CMD args\n`; the peer
+//! then behaves as the command says:
+//!
+//! | command       | behaviour                                                          |
+//! |---------------|--------------------------------------------------------------------|
+//! | `echo`        | echo everything back until EOF                                     |
+//! | `lines`       | send `one\r\ntw\ro\r\n\r\nthree\nlast-no-lf`, then close            |
+//! | `bytes N`     | send N bytes, byte i = i % 251, then close                         |
+//! | `split N K`   | the same N bytes in writes of K bytes, then close                  |
+//! | `drip TEXT`   | send TEXT (`\n` in it: a LF) one byte per write, 2 ms apart, then close |
+//! | `silent`      | read and discard until EOF, never answer                           |
+//! | `sink`        | read nothing; hold the socket (3 s at most, or until the peer stops)|
+//! | `drain N`     | read N bytes, check the pattern, answer `ok N\n` / `bad at I\n` / `short at I\n` |
+//! | `ping`        | answer every `PING\r\n` with `+PONG\r\n` until EOF                 |
+//! | `close`       | close at once                                                      |
+//! | `rst`         | close with unread bytes (send `rst\n` and more): the client gets a reset |
+//!
+//! Also: `refused_port`, a port that was bound and closed (connect is refused), and
+//! `full_port`, a listener whose accept queue is full (a connect to it times out).
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The byte at offset `i` of the `bytes`, `split` and `drain` data.
+pub fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+pub const LINES: &[u8] = b"one\r\ntw\ro\r\n\r\nthree\nlast-no-lf";
+
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+pub struct Peer {
+    pub port: u16,
+    pub port6: Option<u16>,
+    pub unix_path: PathBuf,
+    pub refused_port: u16,
+    pub full_port: Option<u16>,
+    stop: Arc<AtomicBool>,
+    /// The full listener and the connections that fill its queue.
+    _full: Option<(TcpListener, Vec<TcpStream>)>,
+}
+
+impl Peer {
+    pub fn start() -> Peer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1");
+        let port = v4.local_addr().unwrap().port();
+        spawn_tcp(v4, stop.clone());
+        let port6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).ok().map(|l6| {
+            let p = l6.local_addr().unwrap().port();
+            spawn_tcp(l6, stop.clone());
+            p
+        });
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let unix_path = std::env::temp_dir()
+            .join(format!("coevent-peer-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_file(&unix_path);
+        let ul = UnixListener::bind(&unix_path).expect("bind unix socket");
+        let st = stop.clone();
+        thread::spawn(move || {
+            for c in ul.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(c) = c {
+                    handle(Box::new(c), st.clone());
+                }
+            }
+        });
+        let refused_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let full = fill_queue();
+        let full_port = full.as_ref().map(|(l, _)| l.local_addr().unwrap().port());
+        Peer { port, port6, unix_path, refused_port, full_port, stop, _full: full }
+    }
+
+    /// `(name, value)` of what a script needs: Lua globals `PEER_*`, env `COEVENT_PEER_*`.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("PEER_PORT", self.port.to_string()),
+            ("PEER_UNIX", self.unix_path.display().to_string()),
+            ("PEER_REFUSED_PORT", self.refused_port.to_string()),
+        ];
+        v.extend(self.port6.map(|p| ("PEER_PORT6", p.to_string())));
+        v.extend(self.full_port.map(|p| ("PEER_FULL_PORT", p.to_string())));
+        v
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(p) = self.port6 {
+            let _ = TcpStream::connect((Ipv6Addr::LOCALHOST, p));
+        }
+        let _ = UnixStream::connect(&self.unix_path);
+        let _ = std::fs::remove_file(&self.unix_path);
+    }
+}
+
+/// A listener nobody accepts on, its queue filled, so that further SYNs go unanswered.
+fn fill_queue() -> Option<(TcpListener, Vec<TcpStream>)> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
+    let addr = l.local_addr().ok()?;
+    let mut conns = Vec::new();
+    while conns.len() < 5000 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(30)) {
+            Ok(c) => conns.push(c),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Some((l, conns)),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn spawn_tcp(l: TcpListener, stop: Arc<AtomicBool>) {
+    thread::spawn(move || {
+        for c in l.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Ok(c) = c {
+                let _ = c.set_nodelay(true);
+                handle(Box::new(c), stop.clone());
+            }
+        }
+    });
+}
+
+fn handle(c: Box<dyn Conn>, stop: Arc<AtomicBool>) {
+    let t = thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+        let _ = serve(c, &stop);
+    });
+    t.expect("spawn a peer connection thread");
+}
+
+/// Reads the command line byte by byte, so nothing after it is consumed.
+fn command(c: &mut dyn Conn) -> io::Result<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8];
+    while line.len() < 4096 {
+        if c.read(&mut b)? == 0 || b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn serve(mut c: Box<dyn Conn>, stop: &AtomicBool) -> io::Result<()> {
+    let line = command(&mut *c)?;
+    let (cmd, args) = line.split_once(' ').unwrap_or((&line, ""));
+    let num = |i: usize| args.split(' ').nth(i).and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let data = |n: usize| (0..n).map(pattern).collect::<Vec<u8>>();
+    let mut buf = vec![0u8; 16 * 1024];
+    match cmd {
+        "echo" => loop {
+            let n = c.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            c.write_all(&buf[..n])?;
+        },
+        "lines" => c.write_all(LINES)?,
+        "bytes" => c.write_all(&data(num(0)))?,
+        "split" => {
+            for chunk in data(num(0)).chunks(num(1).max(1)) {
+                c.write_all(chunk)?;
+                c.flush()?;
+            }
+        }
+        "drip" => {
+            for b in args.replace("\\n", "\n").bytes() {
+                c.write_all(&[b])?;
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+        "silent" => while c.read(&mut buf)? > 0 {},
+        "sink" => {
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end && !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        "drain" => {
+            let (want, mut got) = (num(0), 0);
+            let reply = loop {
+                if got == want {
+                    break format!("ok {want}\n");
+                }
+                let n = c.read(&mut buf[..(want - got).min(16 * 1024)])?;
+                if n == 0 {
+                    break format!("short at {got}\n");
+                }
+                if let Some(i) = buf[..n].iter().enumerate().position(|(i, &b)| b != pattern(got + i)) {
+                    break format!("bad at {}\n", got + i);
+                }
+                got += n;
+            };
+            c.write_all(reply.as_bytes())?;
+        }
+        "ping" => {
+            let mut pending = Vec::new();
+            loop {
+                let n = c.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buf[..n]);
+                let k = pending.windows(6).filter(|w| w == b"PING\r\n").count();
+                if let Some(end) = pending.windows(6).rposition(|w| w == b"PING\r\n") {
+                    pending.drain(..end + 6);
+                }
+                c.write_all(&b"+PONG\r\n".repeat(k))?;
+            }
+        }
+        // Dropping the connection with bytes unread makes the kernel send a reset.
+        "close" | "rst" => {}
+        _ => c.write_all(format!("unknown command {line:?}\n").as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Connects to the peer over IPv4 and sends a command (for Rust-side checks).
+#[allow(dead_code)]
+pub fn connect(p: &Peer, cmd: &str) -> TcpStream {
+    let mut s = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, p.port))).unwrap();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let _ = s.shutdown(Shutdown::Write);
+    s
+}
