@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
 use coevent_ffi::reactor::{Dir, Reactor};
+use coevent_ffi::resolver::{Config, Resolver};
 use coevent_ffi::sys::{self, Fd};
 use mlua::{LightUserData, Lua, Result, Table, Value};
 
@@ -21,6 +22,8 @@ pub enum Pending {
     Sleep(u64),
     Swop,
     Join(u32),
+    /// A resolver query.
+    Resolve(u32),
 }
 
 pub struct Engine {
@@ -30,6 +33,9 @@ pub struct Engine {
     /// The running light thread's token.
     pub current: Cell<Option<u32>>,
     pub pending: Cell<Pending>,
+    /// The running loop's resolver, made at its first lookup, and its settings.
+    pub resolver: RefCell<Option<Resolver>>,
+    pub dns: RefCell<Config>,
     /// Counts loops: a socket from an ended loop is closed.
     pub epoch: Cell<u64>,
     /// Fds of sockets collected while the reactor was borrowed; closed next turn.
@@ -104,6 +110,8 @@ impl Engine {
         done.set_metatable(Some(mt))?;
         Ok(Engine {
             reactor: RefCell::new(None),
+            resolver: RefCell::new(None),
+            dns: RefCell::new(Config::default()),
             sched: RefCell::new(Sched::default()),
             current: Cell::new(None),
             pending: Cell::new(Pending::None),

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 mod engine;
+mod resolve;
 mod sched;
 mod socket;
 
@@ -47,6 +48,10 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("sleep", lua.create_function(move |lua, s: Value| sched::sleep(lua, &e, s))?)?;
     let e = eng.clone();
     c.raw_set("swop", lua.create_function(move |lua, ()| sched::swop(lua, &e))?)?;
+    let e = eng.clone();
+    c.raw_set("resolve", lua.create_function(move |lua, name: Value| resolve::resolve(lua, &e, name))?)?;
+    let e = eng.clone();
+    c.raw_set("config", lua.create_function(move |lua, t: Value| resolve::config(lua, &e, t))?)?;
     let e = eng.clone();
     c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Socket::new(e.clone())))?)?;
 

@@ -82,6 +82,22 @@ function L.wait(t)
   end
 end
 
+function L.resolve(name)
+  local r, e = C.resolve(name)
+  while r == WAIT do
+    yield(WAIT)
+    r, e = C.resolve(name)
+  end
+  if e == nil then return r end
+  if r == RAISE then error(e, 2) end
+  return r, e
+end
+
+function L.config(options)
+  local r, e = C.config(options)
+  if r == RAISE then error(e, 2) end
+end
+
 function L.sleep(seconds)
   local w, e = C.sleep(seconds)
   if w == RAISE then error(e, 2) end

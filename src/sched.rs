@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use coevent_ffi::reactor::Reactor;
+use coevent_ffi::resolver;
 use coevent_ffi::sys;
 use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
@@ -111,6 +112,12 @@ fn park(eng: &Engine, tok: u32, p: Pending) {
             s.task(tok).joining = Some(t);
         }
         Pending::Join(_) => s.runq.push_back(tok),
+        Pending::Resolve(q) => {
+            let waiting = eng.resolver.borrow_mut().as_mut().is_some_and(|res| res.add_waiter(q, tok));
+            if !waiting {
+                s.runq.push_back(tok);
+            }
+        }
         Pending::Swop | Pending::None => s.swopped.push(tok),
     }
 }
@@ -175,6 +182,9 @@ pub fn run(lua: &Lua, eng: &Engine, body: &Function, f: Value, args: MultiValue)
     let r = spawn(lua, eng, body, f, args).and_then(|main| drive(eng, lua).map(|()| main));
     // Tear down whatever happened: close every fd, drop every thread.
     eng.bury();
+    if let (Some(mut res), Some(r)) = (eng.resolver.borrow_mut().take(), eng.reactor.borrow_mut().as_mut()) {
+        res.abort(r, &mut Vec::new());
+    }
     drop(eng.reactor.borrow_mut().take());
     eng.epoch.set(eng.epoch.get() + 1);
     let s = std::mem::take(&mut *eng.sched.borrow_mut());
@@ -212,9 +222,20 @@ fn drive(eng: &Engine, lua: &Lua) -> Result<()> {
                 return Err(Error::runtime("coevent: deadlock: every light thread waits on another"));
             }
             r.poll(busy.then_some(0), &mut woken).map_err(|e| Error::runtime(format!("coevent: epoll_wait: {e}")))?;
+            // Resolver wake-ups advance their queries, which may wake threads
+            // (appended to `woken`, so they are seen by this same loop).
+            let mut i = 0;
+            while i < woken.len() {
+                if woken[i] & resolver::TOKEN != 0 {
+                    if let Some(res) = eng.resolver.borrow_mut().as_mut() {
+                        res.on_wake(r, woken[i] & !resolver::TOKEN, &mut woken);
+                    }
+                }
+                i += 1;
+            }
         }
         let s = &mut *eng.sched.borrow_mut();
-        s.runq.extend(woken.drain(..));
+        s.runq.extend(woken.drain(..).filter(|t| t & resolver::TOKEN == 0));
         s.runq.extend(s.swopped.drain(..));
     }
 }

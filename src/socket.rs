@@ -8,18 +8,23 @@ use std::cell::RefMut;
 use std::io::ErrorKind::WouldBlock;
 use std::rc::Rc;
 
-use coevent_ffi::addr;
+use std::net::SocketAddr;
+
+use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd};
 use mlua::{Lua, Result, Table, UserData, UserDataFields, Value};
 
 use crate::engine::{bad_arg, expected, fail, fail_partial, raise, ret, Engine, Pending, Ret, NOT_IN_LOOP};
+use crate::resolve;
 
 /// Where the socket's lifecycle is; a listener and a datagram socket will join.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Fresh,
+    /// Waiting for the resolver to name `host`'s addresses.
+    Resolving,
     Connecting,
     Connected,
     Closed,
@@ -33,6 +38,9 @@ pub struct Socket {
     state: State,
     /// Addresses still to try if the current connect fails.
     next_addrs: Vec<Addr>,
+    /// While resolving: the name and the port to connect to.
+    host: String,
+    port: u16,
     eof: bool,
     buf: RecvBuf,
     /// Bytes a send could not hand to the kernel yet, and how many of them went.
@@ -66,6 +74,8 @@ impl Socket {
             epoch: 0,
             state: State::Fresh,
             next_addrs: Vec::new(),
+            host: String::new(),
+            port: 0,
             eof: false,
             buf: RecvBuf::new(),
             out: Vec::new(),
@@ -160,13 +170,40 @@ pub fn connect(lua: &Lua, s: &mut Socket, host: Value, port: Value) -> Result<Re
     };
     // Reconnecting closes the old connection first, as OpenResty does.
     s.close_now();
-    match addr::resolve(&host, port) {
-        Ok(mut addrs) => {
-            addrs.reverse();
-            s.next_addrs = addrs;
-            try_next(lua, s, "no such host")
+    match addr::parse_host(&host) {
+        Ok(Host::Unix(path)) => connect_to(lua, s, vec![Addr::Unix(path.to_vec())]),
+        Ok(Host::Ip(ip)) => connect_to(lua, s, vec![Addr::Ip(SocketAddr::new(ip, port))]),
+        Ok(Host::Name(name)) => {
+            (s.host, s.port) = (name.to_string(), port);
+            resolved(lua, s)
         }
         Err(e) => fail(lua, e),
+    }
+}
+
+/// Connects to the first of `addrs` that takes the connection.
+fn connect_to(lua: &Lua, s: &mut Socket, mut addrs: Vec<Addr>) -> Result<Ret> {
+    addrs.reverse();
+    s.next_addrs = addrs;
+    try_next(lua, s, "no such host")
+}
+
+/// The resolving part of connect, until the name's addresses are known.
+fn resolved(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+    match resolve::step(&s.eng, &s.host) {
+        resolve::Step::Done(Ok(ips)) => {
+            s.state = State::Fresh;
+            let port = s.port;
+            connect_to(lua, s, ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
+        }
+        resolve::Step::Done(Err(e)) => {
+            s.state = State::Closed;
+            fail(lua, e)
+        }
+        resolve::Step::Wait(q) => {
+            s.state = State::Resolving;
+            s.eng.park(Pending::Resolve(q))
+        }
     }
 }
 
@@ -216,8 +253,12 @@ fn established(s: &mut Socket, a: &Addr) -> Result<Ret> {
     ret(Value::Integer(1))
 }
 
-/// The rest of `connect` after a wait: the socket became writable or timed out.
+/// The rest of `connect` after a wait: the name resolved, or the socket
+/// became writable or timed out.
 pub fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+    if s.state == State::Resolving {
+        return resolved(lua, s);
+    }
     let Some(fd) = s.live_fd() else {
         return fail(lua, "closed");
     };

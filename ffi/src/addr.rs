@@ -1,14 +1,9 @@
-//! Turning `connect`'s host argument into addresses, without any blocking resolver:
-//! a unix path, an IP literal, or a name from the hosts file.
+//! `connect`'s host argument: a unix path, an IP literal, or a name (looked up
+//! in the hosts file, then by the resolver).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use crate::sys::{Addr, UNIX_PATH_MAX};
-
-/// The hosts file: `COEVENT_HOSTS` if set, else /etc/hosts.
-pub fn hosts_path() -> String {
-    std::env::var("COEVENT_HOSTS").unwrap_or_else(|_| "/etc/hosts".into())
-}
+use crate::sys::UNIX_PATH_MAX;
 
 /// What a host names, before any lookup.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,22 +43,6 @@ pub fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
             f.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
         })
         .collect()
-}
-
-/// The addresses to try for `host`/`port`, in order; `Err` is the error string.
-pub fn resolve(host: &[u8], port: u16) -> Result<Vec<Addr>, &'static str> {
-    let ips = match parse_host(host)? {
-        Host::Unix(p) => return Ok(vec![Addr::Unix(p.to_vec())]),
-        Host::Ip(ip) => vec![ip],
-        Host::Name(name) => {
-            let text = std::fs::read_to_string(hosts_path()).unwrap_or_default();
-            hosts_lookup(&text, name)
-        }
-    };
-    if ips.is_empty() {
-        return Err("no such host");
-    }
-    Ok(ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! coevent's engine, below the Lua boundary: raw syscalls, the epoll reactor,
-//! the timer wheel, receive buffering and address parsing. Nothing here knows Lua.
+//! the timer wheel, receive buffering, addresses and name resolution. Nothing
+//! here knows Lua.
 
 pub mod addr;
 pub mod buf;
 pub mod dns;
 pub mod reactor;
+pub mod resolver;
 pub mod sys;
 pub mod wheel;

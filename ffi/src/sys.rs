@@ -101,9 +101,29 @@ pub fn epoll_wait(epfd: Fd, events: &mut [libc::epoll_event], timeout_ms: c_int)
 
 /// A new non-blocking, close-on-exec stream socket for `addr`'s family.
 pub fn stream_socket(addr: &Addr) -> io::Result<Fd> {
-    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    socket(addr, libc::SOCK_STREAM)
+}
+
+/// A new non-blocking, close-on-exec datagram socket for `addr`'s family.
+pub fn dgram_socket(addr: &Addr) -> io::Result<Fd> {
+    socket(addr, libc::SOCK_DGRAM)
+}
+
+fn socket(addr: &Addr, ty: c_int) -> io::Result<Fd> {
     // SAFETY: no pointers; returns a new fd or -1.
-    cvt(unsafe { libc::socket(addr.family(), ty, 0) })
+    cvt(unsafe { libc::socket(addr.family(), ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })
+}
+
+/// Random bytes from the kernel (getrandom; never blocks once the pool is ready).
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: `b` has room for the 8 bytes asked for.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut _, b.len(), libc::GRND_NONBLOCK) };
+    if n != 8 {
+        // No entropy yet (early boot): the clock is better than nothing.
+        return now_ms() ^ (std::process::id() as u64) << 32;
+    }
+    u64::from_ne_bytes(b)
 }
 
 /// Starts a non-blocking connect: Ok(true) connected, Ok(false) in progress.
