@@ -40,7 +40,9 @@ pub struct Engine {
     pub epoch: Cell<u64>,
     /// Fds of sockets collected while the reactor was borrowed; closed next turn.
     pub graveyard: RefCell<Vec<Fd>>,
-    /// `done[thread]`: a finished thread's packed results, or its error string.
+    /// The traceback of the error a light thread is ending with.
+    pub traceback: RefCell<Option<String>>,
+    /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
     /// Weak-keyed, so results nobody can wait for any more are collected.
     pub done: Table,
 }
@@ -97,7 +99,26 @@ pub fn bad_arg(lua: &Lua, n: u32, f: &str, what: &str) -> Result<Ret> {
 
 /// `(x expected, got y)`.
 pub fn expected(what: &str, got: &Value) -> String {
-    format!("{what} expected, got {}", got.type_name())
+    format!("{what} expected, got {}", type_name(got))
+}
+
+/// The type's name as Lua's `type()` says it.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::LightUserData(_) => "userdata",
+        v => v.type_name(),
+    }
+}
+
+/// A number argument, or a string Lua would convert to one (as luaL_checknumber).
+pub fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        Value::String(s) => s.to_str().ok()?.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 pub const NOT_IN_LOOP: &str = "not inside a coevent loop (run it in a function given to L(...))";
@@ -117,6 +138,7 @@ impl Engine {
             pending: Cell::new(Pending::None),
             epoch: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
+            traceback: RefCell::new(None),
             done,
         })
     }

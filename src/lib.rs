@@ -14,7 +14,7 @@ mod socket;
 
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Result, Table, Value};
+use mlua::{Lua, MultiValue, Result, Table, Value};
 
 use engine::{raise_marker, wait_marker, Engine, Ret};
 use socket::Socket;
@@ -22,7 +22,7 @@ use socket::Socket;
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let eng = Rc::new(Engine::new(lua)?);
-    let body: Function = lua.load(sched::BODY).set_name("=coevent.body").call(())?;
+    let body = sched::body(lua, &eng)?;
     let c = lua.create_table()?;
     c.raw_set("done", eng.done.clone())?;
 

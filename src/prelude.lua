@@ -61,9 +61,9 @@ local L = { tcp = C.tcp }
 
 -- A finished thread's results as coroutine_wait returns them.
 local function results(r)
-  if type(r) ~= 'table' then return nil, r end
-  if r.n == 0 then return true end
-  return unpack(r, 1, r.n)
+  if not r[1] then return nil, r[2] end
+  if r.n == 1 then return true end
+  return unpack(r, 2, r.n)
 end
 
 function L.spawn(f, ...)
@@ -143,7 +143,7 @@ setmetatable(L, {
     if co == RAISE then error(err, 2) end
     if err then error(err, 0) end
     local r = done[co]
-    return unpack(r, 1, r.n)
+    return unpack(r, 2, r.n)
   end,
 })
 

@@ -102,7 +102,7 @@ fn nameservers(list: &Table) -> std::result::Result<Vec<SocketAddr>, String> {
     let mut out = Vec::new();
     for v in list.sequence_values::<Value>() {
         let v = v.map_err(|e| e.to_string())?;
-        let Value::String(s) = &v else { return Err(v.type_name().into()) };
+        let Value::String(s) = &v else { return Err(crate::engine::type_name(&v).into()) };
         let s = s.to_string_lossy();
         let addr = s
             .parse::<SocketAddr>()

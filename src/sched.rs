@@ -5,6 +5,7 @@
 //! joined to another task, or ended (its task gone, its results in `done`).
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 use coevent_ffi::reactor::Reactor;
 use coevent_ffi::resolver;
@@ -34,7 +35,7 @@ pub struct Sched {
     live: usize,
     main: Option<u32>,
     /// The first thread's error, with its traceback, for `L` to raise.
-    main_error: Option<String>,
+    main_error: Option<Value>,
 }
 
 impl Sched {
@@ -47,9 +48,33 @@ impl Sched {
     }
 }
 
-/// The wrapper every light thread runs: packs the results into one table.
-pub const BODY: &str = "local pack = table.pack or function(...) return { n = select('#', ...), ... } end
-return function(f, ...) return pack(f(...)) end";
+/// The function every light thread runs: it calls `f` and packs the outcome
+/// into one table, `{true, results...}` or `{false, err}`. Where a yield can
+/// cross xpcall (Lua 5.2+, LuaJIT) the error value is kept as it is and the
+/// handler notes its traceback; PUC 5.1 cannot yield across xpcall, so there an
+/// error ends the coroutine and arrives as mlua's string (with the traceback).
+const BODY: &str = "local handler, protect = ...
+local function pack(...) return { n = select('#', ...), ... } end
+if protect then return function(f, ...) return pack(xpcall(f, handler, ...)) end end
+return function(f, ...) return pack(true, f(...)) end";
+
+pub fn body(lua: &Lua, eng: &Rc<Engine>) -> Result<Function> {
+    let e = eng.clone();
+    let handler = lua.create_function(move |lua, err: Value| {
+        let msg = describe(&err);
+        *e.traceback.borrow_mut() = Some(lua.traceback(Some(&msg), 1)?.to_string_lossy());
+        Ok(err)
+    })?;
+    lua.load(BODY).set_name("=coevent.body").call((handler, !cfg!(feature = "lua51")))
+}
+
+/// An error value as text: a string as it is, anything else through tostring.
+fn describe(err: &Value) -> String {
+    match err {
+        Value::String(s) => s.to_string_lossy(),
+        v => v.to_string().unwrap_or_else(|_| format!("(error object is a {} value)", engine::type_name(v))),
+    }
+}
 
 /// Creates a light thread for `f` and runs it to its first yield.
 pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiValue) -> Result<Thread> {
@@ -141,19 +166,32 @@ fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>) -> Re
         (task, s.main == Some(tok))
     };
     let result = match r {
-        Ok(v) => v,
+        Ok(Value::Table(t)) => t,
+        Ok(v) => return Err(Error::runtime(format!("coevent: light thread ended with {v:?}"))),
+        // PUC 5.1, or an error mlua raised itself: the message comes with its traceback.
         Err(e) => {
             let full = error_text(&e);
             let msg = full.split("\nstack traceback:").next().unwrap_or_default();
-            let msg = Value::String(lua.create_string(msg)?);
-            if is_main {
-                eng.sched.borrow_mut().main_error = Some(full);
-            } else if task.joiners.is_empty() {
-                eprintln!("coevent: error in light thread: {full}");
-            }
-            msg
+            *eng.traceback.borrow_mut() = Some(full.clone());
+            let t = lua.create_table()?;
+            (t.raw_set(1, false)?, t.raw_set(2, msg)?, t.raw_set("n", 2)?);
+            t
         }
     };
+    if !result.raw_get::<bool>(1)? {
+        let err: Value = result.raw_get(2)?;
+        let full = eng.traceback.take().unwrap_or_else(|| describe(&err));
+        if is_main {
+            // L raises a message with its traceback; an error object as it is.
+            let raised = match err {
+                Value::String(_) => Value::String(lua.create_string(full)?),
+                v => v,
+            };
+            eng.sched.borrow_mut().main_error = Some(raised);
+        } else if task.joiners.is_empty() {
+            eprintln!("coevent: error in light thread: {full}");
+        }
+    }
     eng.done.raw_set(th, result)
 }
 
@@ -189,11 +227,7 @@ pub fn run(lua: &Lua, eng: &Engine, body: &Function, f: Value, args: MultiValue)
     eng.epoch.set(eng.epoch.get() + 1);
     let s = std::mem::take(&mut *eng.sched.borrow_mut());
     let main = r?;
-    let err = match s.main_error {
-        Some(e) => Value::String(lua.create_string(e)?),
-        None => Value::Nil,
-    };
-    Ok((Value::Thread(main), err, Value::Nil))
+    Ok((Value::Thread(main), s.main_error.unwrap_or(Value::Nil), Value::Nil))
 }
 
 fn drive(eng: &Engine, lua: &Lua) -> Result<()> {
@@ -269,10 +303,8 @@ pub fn sleep(lua: &Lua, eng: &Engine, sec: Value) -> Result<Ret> {
     let Some(_) = eng.current() else {
         return raise(lua, NOT_IN_LOOP);
     };
-    let s = match sec {
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
-        _ => return bad_arg(lua, 1, "sleep", &expected("number", &sec)),
+    let Some(s) = engine::number(&sec) else {
+        return bad_arg(lua, 1, "sleep", &expected("number", &sec));
     };
     if s.is_nan() || s < 0.0 {
         return bad_arg(lua, 1, "sleep", "seconds must be >= 0");

@@ -16,7 +16,9 @@ use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd};
 use mlua::{Lua, Result, Table, UserData, UserDataFields, Value};
 
-use crate::engine::{bad_arg, expected, fail, fail_partial, raise, ret, Engine, Pending, Ret, NOT_IN_LOOP};
+use crate::engine::{
+    bad_arg, expected, fail, fail_partial, number, raise, ret, type_name, Engine, Pending, Ret, NOT_IN_LOOP,
+};
 use crate::resolve;
 
 /// Where the socket's lifecycle is; a listener and a datagram socket will join.
@@ -145,14 +147,6 @@ pub fn with(lua: &Lua, name: &str, v: &Value, op: impl FnOnce(&mut Socket) -> Re
     op(&mut s)
 }
 
-fn int_arg(v: &Value) -> Option<f64> {
-    match *v {
-        Value::Integer(i) => Some(i as f64),
-        Value::Number(n) => Some(n),
-        _ => None,
-    }
-}
-
 /// `connect(host, port)`: starts connecting to the first address.
 pub fn connect(lua: &Lua, s: &mut Socket, host: Value, port: Value) -> Result<Ret> {
     let Value::String(host) = &host else {
@@ -162,7 +156,7 @@ pub fn connect(lua: &Lua, s: &mut Socket, host: Value, port: Value) -> Result<Re
     let port = if host.starts_with(b"unix:") {
         0
     } else {
-        match int_arg(&port) {
+        match number(&port) {
             Some(p) if (0.0..=65535.0).contains(&p) && p.fract() == 0.0 => p as u16,
             Some(_) => return bad_arg(lua, 2, "connect", "port out of range"),
             None => return bad_arg(lua, 2, "connect", &expected("number", &port)),
@@ -293,7 +287,7 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
     let p = match &pat {
         Value::Nil => Some(Pattern::All),
         Value::String(st) => Pattern::parse(&st.as_bytes()),
-        v => int_arg(v).and_then(Pattern::count),
+        v => number(v).and_then(Pattern::count),
     };
     let Some(p) = p else {
         return bad_arg(lua, 1, "receive", "bad pattern argument");
@@ -356,7 +350,7 @@ fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result
             }
         }
         Value::Table(_) => return Err("table nested too deep".into()),
-        v => return Err(format!("bad data type {} found", v.type_name())),
+        v => return Err(format!("bad data type {} found", type_name(v))),
     }
     Ok(())
 }
@@ -459,7 +453,7 @@ pub fn close(lua: &Lua, s: &mut Socket) -> Result<Ret> {
 
 /// `settimeout(ms)`.
 pub fn settimeout(lua: &Lua, s: &mut Socket, ms: Value) -> Result<Ret> {
-    match int_arg(&ms) {
+    match number(&ms) {
         Some(ms) if ms >= 0.0 => {
             s.timeout = Some(ms.min(u64::MAX as f64) as u64);
             ret(Value::Nil)
