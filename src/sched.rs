@@ -174,7 +174,9 @@ fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>) -> Re
             let msg = full.split("\nstack traceback:").next().unwrap_or_default();
             *eng.traceback.borrow_mut() = Some(full.clone());
             let t = lua.create_table()?;
-            (t.raw_set(1, false)?, t.raw_set(2, msg)?, t.raw_set("n", 2)?);
+            t.raw_set(1, false)?;
+            t.raw_set(2, msg)?;
+            t.raw_set("n", 2)?;
             t
         }
     };
