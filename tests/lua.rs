@@ -3,15 +3,17 @@
 //! runner, and through the system interpreters lua5.4, lua5.1 and luajit with the
 //! module built by `make module LUA=...` (ignored by default). Also tests the runner.
 //!
-//! Scripts count the fds of their process around each case, so whatever runs in
-//! this process (an in-process script) runs alone: it takes `GATE` for writing,
-//! and every test that starts a child process (pipes are fds) takes it for reading.
+//! Scripts count the fds of their process around each case, so:
+//! - the peer runs in a child process (this test binary again, running only
+//!   `serve_peer`), never beside an in-process script;
+//! - an in-process script runs alone: it takes `GATE` for writing, and every test
+//!   that starts a child process (pipes are fds) takes it for reading.
 
 mod peer;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 use std::thread;
@@ -28,9 +30,59 @@ fn shared() -> RwLockReadGuard<'static, ()> {
     GATE.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn peer() -> &'static Peer {
-    static PEER: OnceLock<Peer> = OnceLock::new();
-    PEER.get_or_init(Peer::start)
+/// The peer's variables (`PEER_PORT`, ...), from the peer process started at first use.
+fn peer() -> &'static [(String, String)] {
+    static PEER: OnceLock<(Child, Vec<(String, String)>)> = OnceLock::new();
+    &PEER.get_or_init(start_peer).1
+}
+
+/// Starts this binary again as the peer; it lives until its stdin closes (when
+/// this process ends).
+fn start_peer() -> (Child, Vec<(String, String)>) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = Command::new(exe)
+        .args(["--exact", "serve_peer", "--nocapture", "--test-threads", "1"])
+        .env("COEVENT_SERVE_PEER", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the peer process");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vars = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("the peer's output");
+        // The test harness may print `test serve_peer ... ` first on the line.
+        let var = line.find("PEER ").map(|i| &line[i + 5..]);
+        match var.map(|l| l.split_once(' ').unwrap_or((l, ""))) {
+            Some(("ready", _)) => break,
+            Some((k, v)) => vars.push((k.to_string(), v.to_string())),
+            None => {}
+        }
+    }
+    assert!(vars.iter().any(|(k, _)| k == "PEER_PORT"), "the peer process did not start");
+    thread::spawn(move || lines.for_each(drop));
+    (child, vars)
+}
+
+/// Not a test: the peer process (see `start_peer`); does nothing in a normal run.
+#[test]
+fn serve_peer() {
+    if std::env::var_os("COEVENT_SERVE_PEER").is_none() {
+        return;
+    }
+    let p = Peer::start();
+    for (k, v) in p.vars() {
+        println!("PEER {k} {v}");
+    }
+    println!("PEER ready");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(p);
+    // Before the test harness writes to a stdout nobody reads any more.
+    std::process::exit(0);
+}
+
+fn port(name: &str) -> u16 {
+    peer().iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse().ok()).expect(name)
 }
 
 fn root() -> &'static Path {
@@ -56,7 +108,7 @@ enum Msg {
 /// Runs a script in this process, alone, and checks that it returned `passed > 0, 0`.
 fn in_process(script: &str) {
     let _alone = GATE.write().unwrap_or_else(|e| e.into_inner());
-    let vars = peer().vars();
+    let vars = peer().to_vec();
     let path = lua_dir().join(format!("{script}.lua"));
     let (tx, rx) = mpsc::channel();
     let t = tx.clone();
@@ -88,7 +140,7 @@ fn in_process(script: &str) {
     }
 }
 
-fn run_lua(path: &Path, vars: &[(&'static str, String)], tx: Sender<Msg>) -> mlua::Result<(i64, i64)> {
+fn run_lua(path: &Path, vars: &[(String, String)], tx: Sender<Msg>) -> mlua::Result<(i64, i64)> {
     let lua = Lua::new();
     let package: Table = lua.globals().get("package")?;
     let lua_path: String = package.get("path")?;
@@ -96,7 +148,7 @@ fn run_lua(path: &Path, vars: &[(&'static str, String)], tx: Sender<Msg>) -> mlu
     lua.register_module("coevent", coevent::open(&lua)?)?;
     let g = lua.globals();
     for (k, v) in vars {
-        g.set(*k, v.as_str())?;
+        g.set(k.as_str(), v.as_str())?;
     }
     // print goes to the test's captured output, line by line as it comes.
     let emit = lua.create_function(move |_, line: String| {
@@ -151,7 +203,7 @@ fn through(interp: &str, cpath: Option<&str>, script: &str) {
     );
     let mut cmd = Command::new(interp);
     cmd.arg("-e").arg(chunk).current_dir(root());
-    for (k, v) in peer().vars() {
+    for (k, v) in peer() {
         cmd.env(format!("COEVENT_{k}"), v);
     }
     let (status, out, err) = output(cmd, &format!("{interp} on {script}.lua"));
@@ -297,7 +349,7 @@ fn runner_usage() {
 #[test]
 fn peer_behaves() {
     let _g = shared();
-    let p = peer();
+    let p = port("PEER_PORT");
     let all = |cmd: &str| {
         let mut s = peer::connect(p, cmd);
         let mut v = Vec::new();
@@ -307,10 +359,10 @@ fn peer_behaves() {
     assert_eq!(all("lines"), peer::LINES);
     assert_eq!(all("bytes 1000"), (0..1000).map(peer::pattern).collect::<Vec<_>>());
     assert_eq!(all("split 1000 7"), (0..1000).map(peer::pattern).collect::<Vec<_>>());
-    assert_eq!(all("drip abc"), b"abc");
+    assert_eq!(all("drip a\\nb"), b"a\nb");
     assert_eq!(all("close"), b"");
     assert_eq!(all("drain 0"), b"ok 0\n");
     assert_eq!(all("drain 5"), b"short at 0\n");
     assert_eq!(all("ping"), b"");
-    assert!(p.full_port.is_some(), "could not fill a listener's accept queue");
+    assert!(peer().iter().any(|(k, _)| k == "PEER_FULL_PORT"), "could not fill a listener's accept queue");
 }

@@ -7,7 +7,8 @@
 --
 -- The peer (tests/peer/mod.rs) is found through the globals PEER_PORT, PEER_PORT6,
 -- PEER_UNIX, PEER_REFUSED_PORT, PEER_FULL_PORT, or the same names prefixed with
--- COEVENT_ in the environment. Each case also fails if it leaves fds open.
+-- COEVENT_ in the environment. Each case also fails if it leaves fds open (so
+-- nothing else may open fds in this process meanwhile: no peer, no other script).
 
 local L = require('coevent')
 local unpack = table.unpack or unpack
@@ -121,69 +122,27 @@ function T.mib(n)
   return string.rep(string.rep('x', 1024 * 1024), n)
 end
 
--- Open fds of this process, not counting the peer's own sockets when the peer runs
--- in this process (it closes them in its own time). A socket counts if it is open
--- both before and after /proc/net is read and is not the peer's then, so a peer
--- socket accepted or closed meanwhile counts in neither way.
+-- Open fds of this process. The peer runs in another process (tests/lua.rs), so
+-- every socket here is the script's own.
 local pid
-
-local function listing()
-  -- ls may list this pipe before popen has closed its write end here: a pipe
-  -- counts once, however many of its ends are open.
-  local p = assert(io.popen('ls -l /proc/' .. pid .. '/fd 2>/dev/null'))
-  local n, socks, seen = 0, {}, {}
-  for line in p:lines() do
-    local target = line:match('%d+ %-> (.*)$')
-    if target and not seen[target] then
-      seen[target] = true
-      local inode = target:match('^socket:%[(%d+)%]')
-      if inode then socks[inode] = true else n = n + 1 end
-    end
-  end
-  p:close()
-  return n, socks
-end
-
--- Removes from socks the sockets of the peer: TCP with its port as the local
--- port, unix with its path.
-local function drop_peer_sockets(socks)
-  local ports = {}
-  for _, p in ipairs({ T.port, T.port6 }) do ports[p] = true end
-  for _, path in ipairs({ '/proc/net/tcp', '/proc/net/tcp6' }) do
-    local f = io.open(path)
-    if f then
-      f:read('*l')
-      for line in f:lines() do
-        local lport, inode = line:match('^%s*%d+:%s+%x+:(%x+)%s+%x+:%x+%s+%x+%s+%x+:%x+%s+%x+:%x+%s+%x+%s+%d+%s+%d+%s+(%d+)')
-        if inode and ports[tonumber(lport, 16)] then socks[inode] = nil end
-      end
-      f:close()
-    end
-  end
-  local f = io.open('/proc/net/unix')
-  if f then
-    f:read('*l')
-    for line in f:lines() do
-      local inode, path = line:match('^%x+:%s+%x+%s+%x+%s+%x+%s+%x+%s+%x+%s+(%d+)%s+(%S+)')
-      if inode and path == T.unix then socks[inode] = nil end
-    end
-    f:close()
-  end
-end
-
 function T.fds()
   if not pid then
     local f = assert(io.open('/proc/self/stat'))
     pid = f:read('*l'):match('^(%d+)')
     f:close()
   end
-  local _, before = listing()
-  if next(before) == nil then return (listing()) end
-  drop_peer_sockets(before)
-  local n, after = listing()
-  for inode in pairs(after) do
-    if before[inode] then n = n + 1 end
+  -- ls may list this pipe before popen has closed its write end here: a pipe
+  -- counts once, however many of its ends are open.
+  local p = assert(io.popen('ls -l /proc/' .. pid .. '/fd 2>/dev/null'))
+  local n, seen = 0, {}
+  for line in p:lines() do
+    local target = line:match('%d+ %-> (.*)$')
+    if target and not seen[target] then
+      n = n + 1
+      if target:match('^pipe:') then seen[target] = true end
+    end
   end
+  p:close()
   return n
 end
 

@@ -63,8 +63,11 @@ impl Peer {
             p
         });
         static N: AtomicUsize = AtomicUsize::new(0);
-        let unix_path = std::env::temp_dir()
-            .join(format!("coevent-peer-{}-{}.sock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let unix_path = std::env::temp_dir().join(format!(
+            "coevent-peer-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_file(&unix_path);
         let ul = UnixListener::bind(&unix_path).expect("bind unix socket");
         let st = stop.clone();
@@ -232,10 +235,10 @@ fn serve(mut c: Box<dyn Conn>, stop: &AtomicBool) -> io::Result<()> {
     Ok(())
 }
 
-/// Connects to the peer over IPv4 and sends a command (for Rust-side checks).
+/// Connects to the peer over IPv4, sends a command and shuts the writing side.
 #[allow(dead_code)]
-pub fn connect(p: &Peer, cmd: &str) -> TcpStream {
-    let mut s = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, p.port))).unwrap();
+pub fn connect(port: u16, cmd: &str) -> TcpStream {
+    let mut s = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).unwrap();
     s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
     let _ = s.shutdown(Shutdown::Write);
     s
