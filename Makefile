@@ -13,8 +13,9 @@ else
   DIR := lua$(LUA)
 endif
 
-# What the tests need from Debian: the three interpreters the modules are tested on.
-DEBS := lua5.1 lua5.4 luajit
+# What the tests need from Debian: the interpreters the modules are tested on,
+# and dnsmasq as a real nameserver for the resolver tests.
+DEBS := lua5.1 lua5.4 luajit dnsmasq-base
 
 .PHONY: help all deps module modules install runner demo test check clean
 
@@ -52,7 +53,7 @@ demo: runner
 
 # Installs what is missing (as root, with apt), else says what to install.
 deps:
-	@missing=""; for b in $(DEBS); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	@missing=""; for b in $(DEBS); do dpkg -s $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS); \

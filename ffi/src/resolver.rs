@@ -331,7 +331,7 @@ impl Resolver {
         if v4.is_empty() && v6.is_empty() {
             return self.next_candidate(r, q, woken);
         }
-        self.finish(r, q, Ok(v4.into_iter().chain(v6).collect()), ttl, woken);
+        self.finish(r, q, Ok(v4.into_iter().chain(v6).collect()), Some(ttl.clamp(TTL_MIN, TTL_MAX)), woken);
     }
 
     /// The candidate does not exist: try the next, or end with "no such host".
@@ -343,7 +343,7 @@ impl Resolver {
         if query.cand < query.candidates.len() {
             self.send_try(r, q, woken);
         } else {
-            self.finish(r, q, Err(Error::NoSuchHost), NEGATIVE_TTL, woken);
+            self.finish(r, q, Err(Error::NoSuchHost), Some(NEGATIVE_TTL), woken);
         }
     }
 
@@ -356,17 +356,17 @@ impl Resolver {
         if query.tries < most {
             self.send_try(r, q, woken);
         } else {
-            self.finish(r, q, Err(err), 0, woken);
+            self.finish(r, q, Err(err), None, woken);
         }
     }
 
-    fn finish(&mut self, r: &mut Reactor, q: u32, answer: Answer, ttl: u32, woken: &mut Vec<u32>) {
+    /// Ends query `q`, caching its answer for `ttl` seconds if given.
+    fn finish(&mut self, r: &mut Reactor, q: u32, answer: Answer, ttl: Option<u32>, woken: &mut Vec<u32>) {
         let mut query = self.queries[q as usize].take().expect("live query");
         self.free.push(q);
         close_query_fd(r, &mut query);
         self.inflight.remove(&query.key);
-        if ttl > 0 {
-            let ttl = if answer.is_ok() { ttl.clamp(TTL_MIN, TTL_MAX) } else { ttl };
+        if let Some(ttl) = ttl {
             let expires = r.now() + ttl as u64 * 1000;
             self.cache.insert(query.key, Cached { answer: answer.clone(), expires });
         }
@@ -407,10 +407,12 @@ fn open_udp(r: &mut Reactor, query: &mut Query, server: &Addr) -> std::io::Resul
     query.fd = fd;
     r.add(fd)?;
     sys::connect(fd, server)?;
-    // Two datagrams: a question each (servers answer one question per message).
+    // Two datagrams, a question each (servers answer one question per message),
+    // in one syscall.
     let (a, aaaa) = query.out.split_at(query.split);
-    sys::sendv(fd, &[a])?;
-    sys::sendv(fd, &[aaaa])?;
+    if sys::send_datagrams(fd, &[a, aaaa])? < 2 {
+        return Err(std::io::Error::from(WouldBlock));
+    }
     query.out.clear();
     Ok(Dir::Read)
 }
@@ -427,16 +429,20 @@ fn open_tcp(r: &mut Reactor, query: &mut Query, server: &Addr) -> std::io::Resul
     Ok(Dir::Write)
 }
 
-/// Reads every datagram waiting and weighs each answer.
+/// Reads the datagrams waiting, two at a time (one syscall for both answers
+/// when they came together), and weighs each answer.
 fn udp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
-    let mut buf = Vec::with_capacity(1500);
+    let mut bufs = [Vec::with_capacity(UDP_MAX), Vec::with_capacity(UDP_MAX)];
     loop {
-        buf.clear();
-        match sys::recv(query.fd, &mut buf, 1500) {
-            Ok(_) => match weigh(query, &buf) {
-                Outcome::Pending => {}
-                o => return Ok(o),
-            },
+        match sys::recv_datagrams(query.fd, &mut bufs) {
+            Ok(n) => {
+                for b in &bufs[..n] {
+                    match weigh(query, b) {
+                        Outcome::Pending => {}
+                        o => return Ok(o),
+                    }
+                }
+            }
             Err(e) if e.kind() == WouldBlock => {
                 r.set_ready(query.fd, Dir::Read, false);
                 return Ok(Outcome::Pending);
@@ -446,6 +452,9 @@ fn udp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
         }
     }
 }
+
+/// Largest UDP answer read (no EDNS is offered, so servers send at most 512).
+const UDP_MAX: usize = 1500;
 
 /// Sends what is left of the questions, then reads length-prefixed answers.
 fn tcp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {

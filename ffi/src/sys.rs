@@ -231,6 +231,45 @@ pub fn sendv(fd: Fd, bufs: &[&[u8]]) -> io::Result<usize> {
     retry(|| cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }))
 }
 
+/// Sends each slice as its own datagram, in one sendmmsg; returns how many went.
+pub fn send_datagrams(fd: Fd, msgs: &[&[u8]; 2]) -> io::Result<usize> {
+    let mut iov = msgs.map(|m| libc::iovec { iov_base: m.as_ptr() as *mut _, iov_len: m.len() });
+    // SAFETY: mmsghdr is plain old data; all-zero is "no name, no control".
+    let mut hdrs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+    for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()) {
+        h.msg_hdr.msg_iov = v;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: each header points at one iovec over a live slice; the kernel only reads them.
+    retry(|| cvt(unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), 2, libc::MSG_NOSIGNAL) }).map(|n| n as usize))
+}
+
+/// Receives up to `bufs.len()` waiting datagrams in one recvmmsg, each into
+/// its buffer (cleared first, filled up to its capacity); returns how many came.
+pub fn recv_datagrams(fd: Fd, bufs: &mut [Vec<u8>; 2]) -> io::Result<usize> {
+    let mut iov = [0, 1].map(|i| {
+        bufs[i].clear();
+        let spare = bufs[i].spare_capacity_mut();
+        libc::iovec { iov_base: spare.as_mut_ptr() as *mut _, iov_len: spare.len() }
+    });
+    // SAFETY: mmsghdr is plain old data; all-zero is "no name, no control".
+    let mut hdrs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+    for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()) {
+        h.msg_hdr.msg_iov = v;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    let n = retry(|| {
+        // SAFETY: each iovec covers a buffer's spare capacity, which outlives the call.
+        let r = unsafe { libc::recvmmsg(fd, hdrs.as_mut_ptr(), 2, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+        cvt(r).map(|n| n as usize)
+    })?;
+    for (b, h) in bufs.iter_mut().zip(&hdrs).take(n) {
+        // SAFETY: the kernel wrote `msg_len` (<= the spare capacity) bytes of this datagram.
+        unsafe { b.set_len(h.msg_len as usize) };
+    }
+    Ok(n)
+}
+
 /// Slices per sendmsg; the rest goes in the next call.
 pub const IOV_MAX: usize = 64;
 
