@@ -62,10 +62,30 @@ T.case('a refused socket can connect again', function()
   eq(s:close(), 1, 'close')
 end)
 
+-- Names not in the hosts file go to the peer's nameserver.
+local function use_peer_dns()
+  L.config({ nameservers = { '127.0.0.1:' .. T.dns } })
+end
+
 T.case('no such host', function()
+  use_peer_dns()
   local s = L.tcp()
   same(pack(s:connect('no-such-host.invalid', 80)), pack(nil, 'no such host'), 'unknown name')
   same(pack(s:close()), pack(nil, 'closed'), 'close after the failure')
+  same(pack(s:connect('no-such-host.invalid', 80)), pack(nil, 'no such host'), 'again (cached)')
+  L.config({})
+end)
+
+T.case('connect to a name the nameserver knows', function()
+  use_peer_dns()
+  local s = L.tcp()
+  eq(s:connect('peer.test', T.port), 1, 'connect')
+  s:send('echo\n')
+  roundtrip(s, 'dns')
+  eq(s:close(), 1, 'close')
+  eq(s:connect('PEER.test.', T.port), 1, 'connect again: any case, a final dot')
+  eq(s:close(), 1, 'close')
+  L.config({})
 end)
 
 T.case('a unix path that does not exist', function()

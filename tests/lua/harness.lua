@@ -6,7 +6,7 @@
 --   return T.run()                             -- returns passed, failed
 --
 -- The peer (tests/peer/mod.rs) is found through the globals PEER_PORT, PEER_PORT6,
--- PEER_UNIX, PEER_REFUSED_PORT, PEER_FULL_PORT, or the same names prefixed with
+-- PEER_UNIX, PEER_REFUSED_PORT, PEER_FULL_PORT, PEER_DNS_PORT, or the same names prefixed with
 -- COEVENT_ in the environment. Each case also fails if it leaves fds open (so
 -- nothing else may open fds in this process meanwhile: no peer, no other script).
 
@@ -26,6 +26,7 @@ T.port6 = tonumber(var('PEER_PORT6'))
 T.unix = var('PEER_UNIX')
 T.refused = tonumber(var('PEER_REFUSED_PORT'))
 T.full = tonumber(var('PEER_FULL_PORT'))
+T.dns = tonumber(var('PEER_DNS_PORT'))
 assert(T.port and T.unix, 'harness: PEER_PORT and PEER_UNIX must be set (run through tests/lua.rs)')
 
 function T.case(name, fn, opts)

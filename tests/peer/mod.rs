@@ -12,17 +12,19 @@
 //! | `split N K`   | the same N bytes in writes of K bytes, then close                  |
 //! | `drip TEXT`   | send TEXT (`\n` in it: a LF) one byte per write, 2 ms apart, then close |
 //! | `silent`      | read and discard until EOF, never answer                           |
-//! | `sink`        | read nothing; hold the socket (3 s at most, or until the peer stops)|
+//! | `sink`        | read nothing; hold the socket (30 s at most, or until the peer stops)|
 //! | `drain N`     | read N bytes, check the pattern, answer `ok N\n` / `bad at I\n` / `short at I\n` |
 //! | `ping`        | answer every `PING\r\n` with `+PONG\r\n` until EOF                 |
 //! | `close`       | close at once                                                      |
 //! | `rst`         | close with unread bytes (send `rst\n` and more): the client gets a reset |
 //!
-//! Also: `refused_port`, a port that was bound and closed (connect is refused), and
-//! `full_port`, a listener whose accept queue is full (a connect to it times out).
+//! Also: `refused_port`, a port that was bound and closed (connect is refused),
+//! `full_port`, a listener whose accept queue is full (a connect to it times out),
+//! and `dns_port`, a UDP nameserver on 127.0.0.1: `peer.test` has the A record
+//! 127.0.0.1 (TTL 60) and no AAAA; every other name does not exist.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -46,6 +48,7 @@ pub struct Peer {
     pub unix_path: PathBuf,
     pub refused_port: u16,
     pub full_port: Option<u16>,
+    pub dns_port: u16,
     stop: Arc<AtomicBool>,
     /// The full listener and the connections that fill its queue.
     _full: Option<(TcpListener, Vec<TcpStream>)>,
@@ -84,7 +87,10 @@ impl Peer {
         let refused_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
         let full = fill_queue();
         let full_port = full.as_ref().map(|(l, _)| l.local_addr().unwrap().port());
-        Peer { port, port6, unix_path, refused_port, full_port, stop, _full: full }
+        let dns = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp");
+        let dns_port = dns.local_addr().unwrap().port();
+        thread::spawn(move || nameserver(dns));
+        Peer { port, port6, unix_path, refused_port, full_port, dns_port, stop, _full: full }
     }
 
     /// `(name, value)` of what a script needs: Lua globals `PEER_*`, env `COEVENT_PEER_*`.
@@ -93,6 +99,7 @@ impl Peer {
             ("PEER_PORT", self.port.to_string()),
             ("PEER_UNIX", self.unix_path.display().to_string()),
             ("PEER_REFUSED_PORT", self.refused_port.to_string()),
+            ("PEER_DNS_PORT", self.dns_port.to_string()),
         ];
         v.extend(self.port6.map(|p| ("PEER_PORT6", p.to_string())));
         v.extend(self.full_port.map(|p| ("PEER_FULL_PORT", p.to_string())));
@@ -125,6 +132,30 @@ fn fill_queue() -> Option<(TcpListener, Vec<TcpStream>)> {
         }
     }
     None
+}
+
+/// Answers each query: header, the question, and for `peer.test` A one answer.
+fn nameserver(sock: UdpSocket) {
+    let mut q = [0u8; 512];
+    while let Ok((n, from)) = sock.recv_from(&mut q) {
+        let (mut end, mut labels) = (12, Vec::new());
+        while end < n && q[end] != 0 {
+            labels
+                .push(String::from_utf8_lossy(q.get(end + 1..end + 1 + q[end] as usize).unwrap_or(&[])).to_lowercase());
+            end += 1 + q[end] as usize;
+        }
+        let Some(question) = q.get(12..end + 5).filter(|_| n >= 12) else { continue };
+        let qtype = u16::from_be_bytes([question[question.len() - 4], question[question.len() - 3]]);
+        let known = labels == ["peer", "test"];
+        let answer = known && qtype == 1;
+        let mut r =
+            vec![q[0], q[1], 0x80 | (q[2] & 1), if known { 0x80 } else { 0x83 }, 0, 1, 0, answer as u8, 0, 0, 0, 0];
+        r.extend_from_slice(question);
+        if answer {
+            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+        }
+        let _ = sock.send_to(&r, from);
+    }
 }
 
 fn spawn_tcp(l: TcpListener, stop: Arc<AtomicBool>) {
@@ -191,7 +222,7 @@ fn serve(mut c: Box<dyn Conn>, stop: &AtomicBool) -> io::Result<()> {
         }
         "silent" => while c.read(&mut buf)? > 0 {},
         "sink" => {
-            let end = Instant::now() + Duration::from_secs(3);
+            let end = Instant::now() + Duration::from_secs(30);
             while Instant::now() < end && !stop.load(Ordering::SeqCst) {
                 thread::sleep(Duration::from_millis(10));
             }
