@@ -56,7 +56,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Socket::new(e.clone())))?)?;
 
     type Op = fn(&Lua, &mut Socket, Value, Value) -> Result<Ret>;
-    let ops: [(&str, &str, Op); 7] = [
+    let ops: [(&str, &str, Op); 8] = [
         ("connect", "connect", |l, s, a, b| socket::connect(l, s, a, b)),
         ("connected", "connect", |l, s, _, _| socket::connected(l, s)),
         ("receive", "receive", |l, s, a, _| socket::receive(l, s, a)),
@@ -64,6 +64,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("flush", "send", |l, s, _, _| socket::flush(l, s)),
         ("close", "close", |l, s, _, _| socket::close(l, s)),
         ("settimeout", "settimeout", |l, s, a, _| socket::settimeout(l, s, a)),
+        ("setoption", "setoption", socket::setoption),
     ];
     for (key, name, op) in ops {
         let f = lua.create_function(move |lua, (s, a, b): (Value, Value, Value)| {

@@ -8,7 +8,7 @@ local unpack = table.unpack or unpack
 local done = C.done
 
 local connect, connected, receive, send, flush = C.connect, C.connected, C.receive, C.send, C.flush
-local close, settimeout, join = C.close, C.settimeout, C.join
+local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
 local S = {} -- cosocket methods
 
@@ -47,6 +47,13 @@ end
 
 function S:close()
   local r, e = close(self)
+  if e == nil then return r end
+  if r == RAISE then error(e, 2) end
+  return r, e
+end
+
+function S:setoption(name, value)
+  local r, e = setoption(self, name, value)
   if e == nil then return r end
   if r == RAISE then error(e, 2) end
   return r, e

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
-use coevent_ffi::sys::{self, Addr, Fd};
+use coevent_ffi::sys::{self, Addr, Fd, SockOpt};
 use mlua::{Lua, Result, Table, UserData, UserDataFields, Value};
 
 use crate::engine::{
@@ -51,10 +51,18 @@ pub struct Socket {
     /// What the pending send returns once it is done: its data's length.
     owed: usize,
     timeout: Option<u64>,
+    /// Limits against a hostile peer: the longest line, the most bytes one
+    /// receive may gather.
+    max_line: usize,
+    max_receive: usize,
 }
 
 /// The default timeout of connect, send and receive, in ms (OpenResty's).
 pub const DEFAULT_TIMEOUT: u64 = 60_000;
+
+/// Default limits of `receive` (`setoption('max-line'|'max-receive', n)`).
+pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+pub const DEFAULT_MAX_RECEIVE: usize = 64 * 1024 * 1024;
 
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
@@ -84,6 +92,8 @@ impl Socket {
             sent: 0,
             owed: 0,
             timeout: Some(DEFAULT_TIMEOUT),
+            max_line: DEFAULT_MAX_LINE,
+            max_receive: DEFAULT_MAX_RECEIVE,
         }
     }
 
@@ -141,7 +151,7 @@ pub fn with(lua: &Lua, name: &str, v: &Value, op: impl FnOnce(&mut Socket) -> Re
     let Some(mut s) = s else {
         return raise(lua, &format!("calling '{name}' on bad self ({})", expected("cosocket", v)));
     };
-    if s.eng.current().is_none() && name != "settimeout" {
+    if s.eng.current().is_none() && name != "settimeout" && name != "setoption" {
         return raise(lua, NOT_IN_LOOP);
     }
     op(&mut s)
@@ -240,7 +250,7 @@ fn try_next(lua: &Lua, s: &mut Socket, err: &str) -> Result<Ret> {
 fn established(s: &mut Socket, a: &Addr) -> Result<Ret> {
     if matches!(a, Addr::Ip(_)) {
         // Requests are written whole; Nagle would only delay them.
-        let _ = sys::set_nodelay(s.fd);
+        let _ = sys::set_option(s.fd, SockOpt::NoDelay, 1);
     }
     s.state = State::Connected;
     s.next_addrs.clear();
@@ -292,6 +302,10 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
     let Some(p) = p else {
         return bad_arg(lua, 1, "receive", "bad pattern argument");
     };
+    if matches!(p, Pattern::Bytes(n) if n > s.max_receive) {
+        // Refused before reading anything: the stream is intact, the socket stays open.
+        return fail_partial(lua, "too large", Value::String(lua.create_string("")?));
+    }
     let Some(fd) = s.live_fd() else {
         return fail_partial(lua, "closed", Value::String(lua.create_string("")?));
     };
@@ -313,14 +327,31 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
             drop(r);
             return s.fail_closing(lua, "closed", Some(p));
         }
+        // Past a limit the stream cannot be followed any more: drop it.
+        let over = match p {
+            Pattern::Line if s.buf.len() > s.max_line => "line too long",
+            Pattern::All if s.buf.len() > s.max_receive => "too large",
+            _ => "",
+        };
+        if !over.is_empty() {
+            drop(r);
+            s.buf = RecvBuf::new();
+            return s.fail_closing(lua, over, Some(p));
+        }
         if !r.is_ready(fd, Dir::Read) {
             return s.eng.park(Pending::Io(fd, Dir::Read, s.timeout));
         }
+        let have = s.buf.len();
         let want = match p {
-            Pattern::Bytes(n) => Some(n - s.buf.len()),
+            Pattern::Bytes(n) => Some(n - have),
             _ => None,
         };
         let (v, room) = s.buf.spare(want);
+        // Never gather more than one byte past the limit.
+        let room = match p {
+            Pattern::All => room.min(s.max_receive + 1 - have),
+            _ => room,
+        };
         match sys::recv(fd, v, room) {
             Ok(0) => s.eof = true,
             // A short read drained the socket: the next read waits for an edge.
@@ -460,5 +491,47 @@ pub fn settimeout(lua: &Lua, s: &mut Socket, ms: Value) -> Result<Ret> {
         }
         Some(_) => bad_arg(lua, 1, "settimeout", "timeout must be >= 0"),
         None => bad_arg(lua, 1, "settimeout", &expected("number", &ms)),
+    }
+}
+
+/// `setoption(name, value)`: socket options and the receive limits.
+pub fn setoption(lua: &Lua, s: &mut Socket, name: Value, value: Value) -> Result<Ret> {
+    let name = match &name {
+        Value::String(n) => n.to_string_lossy(),
+        v => return bad_arg(lua, 1, "setoption", &expected("string", v)),
+    };
+    let opt = match name.as_str() {
+        "max-line" | "max-receive" => {
+            let n = match number(&value) {
+                Some(n) if n >= 1.0 && n.fract() == 0.0 => n.min(usize::MAX as f64) as usize,
+                _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
+            };
+            if name == "max-line" {
+                s.max_line = n;
+            } else {
+                s.max_receive = n;
+            }
+            return ret(Value::Integer(1));
+        }
+        "tcp-nodelay" => SockOpt::NoDelay,
+        "keepalive" => SockOpt::KeepAlive,
+        "sndbuf" => SockOpt::SndBuf,
+        "rcvbuf" => SockOpt::RcvBuf,
+        _ => return bad_arg(lua, 1, "setoption", &format!("unknown option '{name}'")),
+    };
+    let v = match (&value, opt) {
+        (Value::Boolean(b), SockOpt::NoDelay | SockOpt::KeepAlive) => *b as i32,
+        (v, SockOpt::SndBuf | SockOpt::RcvBuf) if number(v).is_some_and(|n| n >= 0.0 && n <= i32::MAX as f64) => {
+            number(v).unwrap_or_default() as i32
+        }
+        (v, SockOpt::NoDelay | SockOpt::KeepAlive) => return bad_arg(lua, 2, "setoption", &expected("boolean", v)),
+        (v, _) => return bad_arg(lua, 2, "setoption", &expected("number", v)),
+    };
+    let Some(fd) = s.live_fd() else {
+        return fail(lua, "closed");
+    };
+    match sys::set_option(fd, opt, v) {
+        Ok(()) => ret(Value::Integer(1)),
+        Err(e) => fail(lua, &sys::error_string(&e)),
     }
 }
