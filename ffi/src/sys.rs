@@ -189,13 +189,25 @@ pub fn take_error(fd: Fd) -> io::Result<c_int> {
     cvt(r).map(|_| err)
 }
 
-pub fn set_nodelay(fd: Fd) -> io::Result<()> {
-    let one: c_int = 1;
+/// Socket options `setoption` can set, each an int.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    NoDelay,
+    KeepAlive,
+    SndBuf,
+    RcvBuf,
+}
+
+pub fn set_option(fd: Fd, opt: SockOpt, value: c_int) -> io::Result<()> {
+    let (level, name) = match opt {
+        SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        SockOpt::KeepAlive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        SockOpt::SndBuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+        SockOpt::RcvBuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+    };
     let len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: `one` is a valid c_int for the call's duration.
-    let r =
-        unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const c_int as *const _, len) };
-    cvt(r).map(drop)
+    // SAFETY: `value` is a valid c_int for the call's duration.
+    cvt(unsafe { libc::setsockopt(fd, level, name, &value as *const c_int as *const _, len) }).map(drop)
 }
 
 /// Reads up to `max` bytes into `buf`'s spare capacity (reserving it) and appends them.
