@@ -45,6 +45,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let e = eng.clone();
     c.raw_set("join", lua.create_function(move |lua, t: Value| sched::join(lua, &e, t))?)?;
     let e = eng.clone();
+    c.raw_set("kill", lua.create_function(move |lua, t: Value| sched::kill(lua, &e, t))?)?;
+    let e = eng.clone();
     c.raw_set("sleep", lua.create_function(move |lua, s: Value| sched::sleep(lua, &e, s))?)?;
     let e = eng.clone();
     c.raw_set("swop", lua.create_function(move |lua, ()| sched::swop(lua, &e))?)?;

@@ -105,6 +105,13 @@ function L.config(options)
   if r == RAISE then error(e, 2) end
 end
 
+function L.kill(t)
+  local r, e = C.kill(t)
+  if e == nil then return r end
+  if r == RAISE then error(e, 2) end
+  return r, e
+end
+
 function L.sleep(seconds)
   local w, e = C.sleep(seconds)
   if w == RAISE then error(e, 2) end

@@ -7,13 +7,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use coevent_ffi::reactor::Reactor;
+use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::resolver;
-use coevent_ffi::sys;
+use coevent_ffi::sys::{self, Fd};
+use coevent_ffi::wheel::TimerId;
 use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
 
-use crate::engine::{self, bad_arg, expected, raise, Engine, Pending, Ret, NOT_IN_LOOP};
+use crate::engine::{self, bad_arg, expected, fail, raise, Engine, Pending, Ret, NOT_IN_LOOP};
 
 struct Task {
     /// None while the thread runs.
@@ -22,6 +23,18 @@ struct Task {
     joiners: Vec<u32>,
     /// The task this one waits for.
     joining: Option<u32>,
+    /// What it was last parked on (stale once woken: see `kill`).
+    parked: Parked,
+}
+
+/// Where a parked thread is registered, so `kill` can take it out.
+#[derive(Clone, Copy)]
+enum Parked {
+    Nowhere,
+    Io(Fd, Dir),
+    Sleep(TimerId),
+    Join(u32),
+    Resolve(u32),
 }
 
 #[derive(Default)]
@@ -81,7 +94,7 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
     let th = lua.create_thread(body.clone())?;
     let tok = {
         let mut s = eng.sched.borrow_mut();
-        let task = Task { thread: Some(th.clone()), joiners: Vec::new(), joining: None };
+        let task = Task { thread: Some(th.clone()), joiners: Vec::new(), joining: None, parked: Parked::Nowhere };
         let tok = match s.free.pop() {
             Some(t) => {
                 s.tasks[t as usize] = Some(task);
@@ -105,7 +118,13 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
 
 /// Resumes one thread and files it wherever its yield (or end) sends it.
 fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
-    let Some(th) = eng.sched.borrow_mut().task(tok).thread.take() else {
+    let th = {
+        let mut s = eng.sched.borrow_mut();
+        let task = s.task(tok);
+        task.parked = Parked::Nowhere;
+        task.thread.take()
+    };
+    let Some(th) = th else {
         return Ok(());
     };
     let outer = eng.current.replace(Some(tok));
@@ -119,40 +138,99 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
             park(eng, tok, if engine::is_wait(&v) { pending } else { Pending::Swop });
             Ok(())
         }
-        r => finish(lua, eng, tok, th, r),
+        r => finish(lua, eng, tok, th, r, false),
     }
 }
 
 fn park(eng: &Engine, tok: u32, p: Pending) {
     let mut s = eng.sched.borrow_mut();
-    match p {
-        Pending::Io(fd, dir, timeout) => reactor(eng, |r| r.wait(fd, dir, tok, timeout)),
-        Pending::Sleep(ms) => {
-            reactor(eng, |r| {
-                r.sleep(tok, ms);
-            });
+    let parked = match p {
+        Pending::Io(fd, dir, timeout) => {
+            reactor(eng, |r| r.wait(fd, dir, tok, timeout));
+            Parked::Io(fd, dir)
         }
+        Pending::Sleep(ms) => Parked::Sleep(reactor(eng, |r| r.sleep(tok, ms))),
         Pending::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
             s.task(t).joiners.push(tok);
             s.task(tok).joining = Some(t);
+            Parked::Join(t)
         }
-        Pending::Join(_) => s.runq.push_back(tok),
-        Pending::Resolve(q) => {
-            let waiting = eng.resolver.borrow_mut().as_mut().is_some_and(|res| res.add_waiter(q, tok));
-            if !waiting {
-                s.runq.push_back(tok);
-            }
+        Pending::Resolve(q) if eng.resolver.borrow_mut().as_mut().is_some_and(|res| res.add_waiter(q, tok)) => {
+            Parked::Resolve(q)
         }
-        Pending::Swop | Pending::None => s.swopped.push(tok),
-    }
+        Pending::Join(_) | Pending::Resolve(_) => {
+            s.runq.push_back(tok);
+            Parked::Nowhere
+        }
+        Pending::Swop | Pending::None => {
+            s.swopped.push(tok);
+            Parked::Nowhere
+        }
+    };
+    s.task(tok).parked = parked;
 }
 
-fn reactor(eng: &Engine, f: impl FnOnce(&mut Reactor)) {
+fn reactor<T>(eng: &Engine, f: impl FnOnce(&mut Reactor) -> T) -> T {
     f(eng.reactor.borrow_mut().as_mut().expect("loop running"))
 }
 
-/// Ends a task: keeps its results (or error) for waiters, wakes them.
-fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>) -> Result<()> {
+/// `L.kill(t)`: ends a light thread where it waits. Its waiters get `nil, "killed"`;
+/// what it held is left to the GC (and to the loop's end).
+pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
+    let Some(cur) = eng.current() else {
+        return raise(lua, NOT_IN_LOOP);
+    };
+    let Value::Thread(th) = &t else {
+        return bad_arg(lua, 1, "kill", &expected("light thread", &t));
+    };
+    let Some(&tok) = eng.sched.borrow().by_ptr.get(&(th.to_pointer() as usize)) else {
+        return if eng.done.contains_key(t.clone())? {
+            fail(lua, "already ended")
+        } else {
+            bad_arg(lua, 1, "kill", "not a light thread of this loop")
+        };
+    };
+    if tok == cur {
+        return raise(lua, "kill: a light thread cannot kill itself");
+    }
+    let mut s = eng.sched.borrow_mut();
+    let Some(th) = s.task(tok).thread.take() else {
+        // Not parked but running: it is resuming a thread that kills it.
+        return raise(lua, "kill: cannot kill a thread that is resuming the caller");
+    };
+    // A thread in the run queue was woken already: its registration is gone.
+    let queued = s.runq.contains(&tok) || s.swopped.contains(&tok);
+    s.runq.retain(|&x| x != tok);
+    s.swopped.retain(|&x| x != tok);
+    let parked = std::mem::replace(&mut s.task(tok).parked, Parked::Nowhere);
+    match parked {
+        _ if queued => {
+            if let Some(res) = eng.resolver.borrow_mut().as_mut() {
+                res.take_result(tok);
+            }
+        }
+        Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
+        Parked::Io(fd, dir) => reactor(eng, |r| r.unwait(fd, dir)),
+        Parked::Sleep(id) => reactor(eng, |r| r.cancel(id)),
+        Parked::Resolve(q) => {
+            if let Some(res) = eng.resolver.borrow_mut().as_mut() {
+                res.remove_waiter(q, tok);
+            }
+        }
+        Parked::Nowhere => {}
+    }
+    drop(s);
+    let outcome = lua.create_table()?;
+    outcome.raw_set(1, false)?;
+    outcome.raw_set(2, "killed")?;
+    outcome.raw_set("n", 2)?;
+    finish(lua, eng, tok, th, Ok(Value::Table(outcome)), true)?;
+    engine::ret(Value::Boolean(true))
+}
+
+/// Ends a task: keeps its results (or error) for waiters, wakes them. An
+/// error nobody waits for is logged unless `quiet` (a kill).
+fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
     let (task, is_main) = {
         let mut s = eng.sched.borrow_mut();
         let task = s.tasks[tok as usize].take().expect("live task");
@@ -190,7 +268,7 @@ fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>) -> Re
                 v => v,
             };
             eng.sched.borrow_mut().main_error = Some(raised);
-        } else if task.joiners.is_empty() {
+        } else if task.joiners.is_empty() && !quiet {
             eprintln!("coevent: error in light thread: {full}");
         }
     }

@@ -144,6 +144,16 @@ impl Reactor {
         timed_out
     }
 
+    /// Takes back a wait (its thread was killed).
+    pub fn unwait(&mut self, fd: Fd, dir: Dir) {
+        self.end_wait(fd, dir);
+    }
+
+    /// Cancels a sleep that has not fired.
+    pub fn cancel(&mut self, id: TimerId) {
+        self.wheel.cancel(id);
+    }
+
     /// Ends a wait by readiness or removal: cancels its timer, returns its token.
     fn end_wait(&mut self, fd: Fd, dir: Dir) -> Option<u32> {
         let w = std::mem::take(&mut self.slots[fd as usize].wait[dir as usize]);

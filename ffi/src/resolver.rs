@@ -225,6 +225,13 @@ impl Resolver {
         }
     }
 
+    /// Takes back `tok`'s wait for query `q` (its thread was killed).
+    pub fn remove_waiter(&mut self, q: u32, tok: u32) {
+        if let Some(query) = self.queries.get_mut(q as usize).and_then(Option::as_mut) {
+            query.waiters.retain(|&w| w != tok);
+        }
+    }
+
     /// The answer a woken thread waited for.
     pub fn take_result(&mut self, tok: u32) -> Option<Answer> {
         self.results.remove(&tok)
