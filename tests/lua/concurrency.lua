@@ -161,6 +161,89 @@ T.case('a thread killed by an error while waiting leaves no waiter behind', func
   eq(s:close(), 1, 'close')
 end)
 
+T.case('data that arrived while nobody waited is read at once (readiness kept)', function()
+  local s = T.connect('echo')
+  s:settimeout(2000)
+  eq(s:send('early\n'), 6, 'send')
+  -- Turns of the loop pass while the answer arrives and nobody reads it.
+  for _ = 1, 200 do swop() end
+  eq(s:receive('*l'), 'early', 'the answer')
+  eq(s:send('again\n'), 6, 'send')
+  for _ = 1, 200 do swop() end
+  eq(s:receive(6), 'again\n', 'the next answer')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('after a read timeout another thread can read (no stale waiter)', function()
+  local s = T.connect('echo')
+  local a = newthread(function()
+    s:settimeout(30)
+    return s:receive('*l')
+  end)
+  same(pack(coroutine_wait(a)), pack(nil, 'timeout', ''), 'the first reader times out')
+  s:settimeout(5000)
+  local b = newthread(function() return s:receive('*l') end)
+  eq(s:send('for b\n'), 6, 'send')
+  same(pack(coroutine_wait(b)), pack('for b'), 'the second reader gets the data')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('closing a socket wakes the thread connecting on it', function()
+  if not T.full then T.skip('could not fill an accept queue') end
+  local s = T.L.tcp()
+  s:settimeout(5000)
+  local t = newthread(function() return s:connect('127.0.0.1', T.full) end)
+  same(pack(s:close()), pack(1), 'close while connecting')
+  same(pack(coroutine_wait(t)), pack(nil, 'closed'), 'the connecting thread')
+end)
+
+T.case('reconnecting a socket wakes its reader with closed', function()
+  local s = T.connect('silent')
+  local reader = newthread(function() return s:receive('*l') end)
+  eq(s:connect('127.0.0.1', T.port), 1, 'reconnect')
+  eq(s:send('lines\n'), 6, 'command on the new connection')
+  local r = pack(coroutine_wait(reader))
+  same({ r[1], r[2] }, { nil, 'closed' }, 'the reader of the old connection')
+  eq(s:receive('*l'), 'one', 'the new connection is intact')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('reconnecting a socket wakes its writer with closed', function()
+  local s = T.connect('sink')
+  local writer = newthread(function() return s:send(T.mib(64)) end)
+  eq(s:connect('127.0.0.1', T.port), 1, 'reconnect')
+  same(pack(coroutine_wait(writer)), pack(nil, 'closed'), 'the writer of the old connection')
+  eq(s:send('lines\n'), 6, 'command on the new connection')
+  eq(s:receive('*l'), 'one', 'the new connection is intact')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('fds reused at once by new sockets: 300 connect, round trip, close', function()
+  for i = 1, 300 do
+    local s = T.connect('echo')
+    eq(s:send(i .. '\n'), #tostring(i) + 1, 'send ' .. i)
+    eq(s:receive('*l'), tostring(i), 'echo ' .. i)
+    eq(s:close(), 1, 'close ' .. i)
+  end
+end)
+
+T.case('unclosed sockets collected during I/O are closed', function()
+  local before = T.fds()
+  local s = T.connect('echo')
+  local line = string.rep('z', 3000)
+  for i = 1, 300 do
+    T.connect('echo') -- garbage at once, never closed
+    eq(s:send(line .. '\n'), 3001, 'send ' .. i)
+    eq(s:receive('*l'), line, 'echo ' .. i)
+  end
+  collectgarbage()
+  collectgarbage()
+  swop()
+  swop()
+  eq(T.fds(), before + 1, 'fds: only the live socket is left')
+  eq(s:close(), 1, 'close')
+end)
+
 T.case('L waits for a thread still reading after f raised', function()
   local result
   local ok, err = pcall(T.L, function()

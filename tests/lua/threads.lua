@@ -238,6 +238,33 @@ T.case('swop lets every other ready thread run first', function()
   eq(table.concat(ev, ' '), 't1a t2a t3a t1b t2b t3b main', 'order')
 end)
 
+T.case('user coroutines inside a light thread still work', function()
+  local got = {}
+  for v in coroutine.wrap(function()
+    for i = 1, 3 do coroutine.yield(i) end
+  end) do
+    got[#got + 1] = v
+    swop()
+  end
+  eq(table.concat(got, ','), '1,2,3', 'values from coroutine.wrap')
+  local co = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+  same(pack(coroutine.resume(co, 1)), pack(true, 2), 'first resume')
+  same(pack(coroutine.resume(co, 5)), pack(true, 10), 'second resume')
+end)
+
+T.case('a bare coroutine.yield in a light thread counts as a swop', function()
+  local ev = {}
+  local t = newthread(function()
+    ev[#ev + 1] = 'child'
+    coroutine.yield()
+    ev[#ev + 1] = 'child again'
+    return 'done'
+  end)
+  ev[#ev + 1] = 'main'
+  eq(coroutine_wait(t), 'done', 'the thread ended normally')
+  eq(table.concat(ev, ', '), 'child, main, child again', 'order')
+end)
+
 T.case('results of threads nobody waits for are collectable', function()
   local weak = setmetatable({}, { __mode = 'k' })
   for _ = 1, 100 do

@@ -1,0 +1,361 @@
+//! The servers the Lua resolver tests (tests/lua/dns) talk to, run in a child
+//! process by tests/dns.rs:
+//!
+//! | variable          | what                                                               |
+//! |-------------------|--------------------------------------------------------------------|
+//! | `DNS_PORT`        | dnsmasq on 127.0.0.1 (and ::1 if `DNS_PORT6` is set, same port): `v4.test` A 127.0.0.1, `v6.test` AAAA ::1, `both.test` both, `alias.test` CNAME both.test, `db.corp.test` A 127.0.0.1, `nx.test` and every other `.test` name NXDOMAIN |
+//! | `DNS_SILENT_PORT` | a UDP port that reads questions and never answers                   |
+//! | `DNS_SERVFAIL_PORT` | answers every question SERVFAIL                                  |
+//! | `DNS_COUNT_PORT`  | UDP: A 127.0.0.1 (TTL 60) for any name, AAAA no data; TCP on the same port: a connection gets the number of questions so far, `N\n` |
+//! | `ECHO_PORT`, `ECHO_PORT6`, `ECHO_UNIX` | TCP on 127.0.0.1, on ::1, a unix socket: `hello v4\n` (`v6`, `unix`) on accept, then echo until EOF; nothing listens on 127.0.0.1 at `ECHO_PORT6` |
+//! | `DNS_HOSTS`       | a hosts file: `fromhosts.test` 127.0.0.1, `v4.test` 127.0.0.9       |
+//! | `DNS_RESOLV_CONF` | `search corp.test`, `options ndots:1 timeout:1 attempts:1`          |
+//! | `DNS_SLOW_CONF`   | `options timeout:5 attempts:1`                                      |
+//! | `DNS_QUICK_CONF`  | `options timeout:1 attempts:1`                                      |
+//! | `DNS_EMPTY_HOSTS` | an empty hosts file                                                 |
+//! | `DNS_ENV_HOSTS`, `DNS_ENV_RESOLV_CONF` | files for COEVENT_HOSTS / COEVENT_RESOLV_CONF: `fromenv.test` 127.0.0.1; `search env.test` (no such domain, so lookups of single labels fail) |
+//!
+//! Also `PEER_PORT` and `PEER_UNIX` (the echo peer), which tests/lua/harness.lua requires.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coevent_ffi::dns::{self, TYPE_A};
+
+pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+
+/// dnsmasq, stopped (by its pid) when dropped.
+pub struct Dnsmasq {
+    child: Child,
+    pub port: u16,
+    pub v6: bool,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq on a free port of 127.0.0.1 (and ::1 when `v6`), and
+    /// waits until it answers.
+    pub fn start(v6: bool) -> Dnsmasq {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let port = free_port(v6);
+            match Dnsmasq::try_start(port, v6) {
+                Ok(d) => return d,
+                Err(e) => last = e,
+            }
+        }
+        panic!("dnsmasq would not start: {last}");
+    }
+
+    fn try_start(port: u16, v6: bool) -> Result<Dnsmasq, String> {
+        let mut cmd = Command::new(DNSMASQ);
+        cmd.args([
+            "--keep-in-foreground",
+            "--no-daemon",
+            &format!("--port={port}"),
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--local-ttl=30",
+            "--local=/test/",
+            "--address=/nx.test/",
+            "--host-record=v4.test,127.0.0.1",
+            "--host-record=v6.test,::1",
+            "--host-record=both.test,127.0.0.1,::1",
+            "--host-record=db.corp.test,127.0.0.1",
+            "--cname=alias.test,both.test",
+        ]);
+        if v6 {
+            cmd.arg("--listen-address=::1");
+        }
+        if is_root() {
+            // Else it drops to nobody, which is fine too, but root needs no setup.
+            cmd.arg("--user=root");
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run {DNSMASQ}: {e}"))?;
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                return Err(format!("dnsmasq exited ({status}): {err}"));
+            }
+            if query(port, "v4.test", TYPE_A, Duration::from_millis(100)).is_some() {
+                // stderr is not read any more: drain it so dnsmasq never blocks on it.
+                let mut err = child.stderr.take().unwrap();
+                thread::spawn(move || io::copy(&mut err, &mut io::sink()));
+                return Ok(Dnsmasq { child, port, v6 });
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("dnsmasq did not answer within 10 s".into());
+            }
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (and ::1 when `v6`), as of now.
+fn free_port(v6: bool) -> u16 {
+    loop {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let free = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+            && (!v6
+                || (UdpSocket::bind((Ipv6Addr::LOCALHOST, port)).is_ok()
+                    && TcpListener::bind((Ipv6Addr::LOCALHOST, port)).is_ok()));
+        if free {
+            return port;
+        }
+    }
+}
+
+/// One UDP question to 127.0.0.1:`port`; the raw response, if one came in time.
+pub fn query(port: u16, name: &str, qtype: u16, wait: Duration) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
+    s.connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    let mut q = Vec::new();
+    dns::encode_query(0x5eed, name, qtype, &mut q).ok()?;
+    s.send(&q).ok()?;
+    let mut buf = vec![0u8; 1500];
+    let n = s.recv(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// A response to `query` (its header and question kept): `rcode`, and an A
+/// record for the question's name if `a` is given.
+fn respond(query: &[u8], rcode: u8, a: Option<Ipv4Addr>) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut probe = query.to_vec();
+    probe[2] |= 0x80;
+    let q = dns::parse_response(&probe).ok()?;
+    // Header and question only (the question ends 4 bytes after its name).
+    let mut m = Vec::new();
+    dns::encode_query(q.id, &q.qname, q.qtype, &mut m).ok()?;
+    let flags = 0x8180 | u16::from(rcode);
+    m[2..4].copy_from_slice(&flags.to_be_bytes());
+    if let (Some(ip), TYPE_A) = (a, q.qtype) {
+        m[7] = 1;
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend_from_slice(&ip.octets());
+    }
+    Some(m)
+}
+
+/// Serves UDP questions with `answer` until `stop`; counts them into `count`.
+fn udp_server(
+    s: UdpSocket,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+    answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+) {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, from)) = s.recv_from(&mut buf) else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            if let Some(r) = answer(&buf[..n]) {
+                let _ = s.send_to(&r, from);
+            }
+        }
+    });
+}
+
+trait Conn: Read + Write + Send + 'static {
+    fn close(&self);
+}
+impl Conn for TcpStream {
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+impl Conn for UnixStream {
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+/// `hello <what>\n`, then echo until EOF.
+fn echo(mut c: impl Conn, what: &'static str) {
+    thread::spawn(move || {
+        if c.write_all(format!("hello {what}\n").as_bytes()).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        c.close();
+    });
+}
+
+fn accept_tcp(l: TcpListener, stop: Arc<AtomicBool>, each: impl Fn(TcpStream) + Send + 'static) {
+    thread::spawn(move || {
+        for c in l.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Ok(c) = c {
+                let _ = c.set_nodelay(true);
+                each(c);
+            }
+        }
+    });
+}
+
+pub struct DnsPeer {
+    pub dnsmasq: Dnsmasq,
+    vars: Vec<(&'static str, String)>,
+    files: Vec<PathBuf>,
+    wake: Vec<SocketAddr>,
+    unix: PathBuf,
+    stop: Arc<AtomicBool>,
+    _silent: UdpSocket,
+}
+
+impl DnsPeer {
+    pub fn start() -> DnsPeer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let has_v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+        let dnsmasq = Dnsmasq::start(has_v6);
+        let mut vars = vec![("DNS_PORT", dnsmasq.port.to_string())];
+        if has_v6 {
+            vars.push(("DNS_PORT6", dnsmasq.port.to_string()));
+        }
+        let mut wake = Vec::new();
+
+        let silent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        vars.push(("DNS_SILENT_PORT", silent.local_addr().unwrap().port().to_string()));
+
+        let servfail = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        vars.push(("DNS_SERVFAIL_PORT", servfail.local_addr().unwrap().port().to_string()));
+        udp_server(servfail, stop.clone(), Arc::default(), |q| respond(q, dns::RCODE_SERVFAIL, None));
+
+        // The counting server: UDP and TCP on one port.
+        let (cu, ct) = loop {
+            let u = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            if let Ok(t) = TcpListener::bind(u.local_addr().unwrap()) {
+                break (u, t);
+            }
+        };
+        let count = Arc::new(AtomicUsize::new(0));
+        vars.push(("DNS_COUNT_PORT", cu.local_addr().unwrap().port().to_string()));
+        wake.push(ct.local_addr().unwrap());
+        udp_server(cu, stop.clone(), count.clone(), |q| respond(q, dns::RCODE_NOERROR, Some(Ipv4Addr::LOCALHOST)));
+        accept_tcp(ct, stop.clone(), move |mut c| {
+            let _ = c.write_all(format!("{}\n", count.load(Ordering::SeqCst)).as_bytes());
+        });
+
+        // The echo peer.
+        let l4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = l4.local_addr().unwrap().port();
+        wake.push(l4.local_addr().unwrap());
+        accept_tcp(l4, stop.clone(), |c| echo(c, "v4"));
+        vars.push(("ECHO_PORT", port.to_string()));
+        vars.push(("PEER_PORT", port.to_string()));
+        if has_v6 {
+            // A port whose 127.0.0.1 side is free (so a connect there is refused).
+            let l6 = loop {
+                let l6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).unwrap();
+                if TcpListener::bind((Ipv4Addr::LOCALHOST, l6.local_addr().unwrap().port())).is_ok() {
+                    break l6;
+                }
+            };
+            vars.push(("ECHO_PORT6", l6.local_addr().unwrap().port().to_string()));
+            wake.push(l6.local_addr().unwrap());
+            accept_tcp(l6, stop.clone(), |c| echo(c, "v6"));
+        }
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let tmp = |what: &str| {
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            std::env::temp_dir().join(format!("coevent-dnspeer-{}-{n}-{what}", std::process::id()))
+        };
+        let unix = tmp("echo.sock");
+        let _ = std::fs::remove_file(&unix);
+        let ul = UnixListener::bind(&unix).expect("bind a unix socket");
+        let st = stop.clone();
+        thread::spawn(move || {
+            for c in ul.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(c) = c {
+                    echo(c, "unix");
+                }
+            }
+        });
+        vars.push(("ECHO_UNIX", unix.display().to_string()));
+        vars.push(("PEER_UNIX", unix.display().to_string()));
+
+        let mut files = Vec::new();
+        for (var, text) in [
+            ("DNS_HOSTS", "# coevent dns tests\n127.0.0.1 fromhosts.test\n127.0.0.9 v4.test\n"),
+            ("DNS_EMPTY_HOSTS", ""),
+            ("DNS_RESOLV_CONF", "search corp.test\noptions ndots:1 timeout:1 attempts:1\n"),
+            ("DNS_SLOW_CONF", "options timeout:5 attempts:1\n"),
+            ("DNS_QUICK_CONF", "options timeout:1 attempts:1\n"),
+            ("DNS_ENV_HOSTS", "127.0.0.1 fromenv.test\n"),
+            ("DNS_ENV_RESOLV_CONF", "search env.test\noptions timeout:1 attempts:1\n"),
+        ] {
+            let p = tmp(var);
+            std::fs::write(&p, text).unwrap();
+            vars.push((var, p.display().to_string()));
+            files.push(p);
+        }
+        DnsPeer { dnsmasq, vars, files, wake, unix, stop, _silent: silent }
+    }
+
+    /// `(name, value)`: Lua globals, or `COEVENT_<name>` in a child's environment.
+    pub fn vars(&self) -> &[(&'static str, String)] {
+        &self.vars
+    }
+}
+
+impl Drop for DnsPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for a in &self.wake {
+            let _ = TcpStream::connect(a);
+        }
+        let _ = UnixStream::connect(&self.unix);
+        let _ = std::fs::remove_file(&self.unix);
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
