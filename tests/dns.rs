@@ -263,8 +263,8 @@ fn every_script_is_listed() {
 /// dnsmasq itself, from Rust: what the Lua scripts rely on.
 #[test]
 fn dnsmasq_answers_as_configured() {
-    let port: u16 = var("DNS_PORT").unwrap().parse().unwrap();
     let _g = shared();
+    let port: u16 = var("DNS_PORT").unwrap().parse().unwrap();
     let ask = |name: &str, qtype: u16| {
         let m = dnspeer::query(port, name, qtype, Duration::from_secs(2)).expect("an answer from dnsmasq");
         let a = dns::parse_response(&m).unwrap();

@@ -6,7 +6,7 @@
 //! | `DNS_PORT`        | dnsmasq on 127.0.0.1 (and ::1 if `DNS_PORT6` is set, same port): `v4.test` A 127.0.0.1, `v6.test` AAAA ::1, `both.test` both, `alias.test` CNAME both.test, `db.corp.test` A 127.0.0.1, `nx.test` and every other `.test` name NXDOMAIN |
 //! | `DNS_SILENT_PORT` | a UDP port that reads questions and never answers                   |
 //! | `DNS_SERVFAIL_PORT` | answers every question SERVFAIL                                  |
-//! | `DNS_COUNT_PORT`  | UDP: A 127.0.0.1 (TTL 60) for any name, AAAA no data; TCP on the same port: a connection gets the number of questions so far, `N\n` |
+//! | `DNS_COUNT_PORT`  | UDP: A 127.0.0.1 (TTL 60) for any name, AAAA no data; TCP on the same port: send `name\n`, get `N\n`, the number of questions for that name so far |
 //! | `ECHO_PORT`, `ECHO_PORT6`, `ECHO_UNIX` | TCP on 127.0.0.1, on ::1, a unix socket: `hello v4\n` (`v6`, `unix`) on accept, then echo until EOF; nothing listens on 127.0.0.1 at `ECHO_PORT6` |
 //! | `DNS_HOSTS`       | a hosts file: `fromhosts.test` 127.0.0.1, `v4.test` 127.0.0.9       |
 //! | `DNS_RESOLV_CONF` | `search corp.test`, `options ndots:1 timeout:1 attempts:1`          |
@@ -17,13 +17,14 @@
 //!
 //! Also `PEER_PORT` and `PEER_UNIX` (the echo peer), which tests/lua/harness.lua requires.
 
-use std::io::{self, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -169,19 +170,13 @@ fn respond(query: &[u8], rcode: u8, a: Option<Ipv4Addr>) -> Option<Vec<u8>> {
     Some(m)
 }
 
-/// Serves UDP questions with `answer` until `stop`; counts them into `count`.
-fn udp_server(
-    s: UdpSocket,
-    stop: Arc<AtomicBool>,
-    count: Arc<AtomicUsize>,
-    answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
-) {
+/// Serves UDP questions with `answer` until `stop`.
+fn udp_server(s: UdpSocket, stop: Arc<AtomicBool>, answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) {
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     thread::spawn(move || {
         let mut buf = [0u8; 1500];
         while !stop.load(Ordering::SeqCst) {
             let Ok((n, from)) = s.recv_from(&mut buf) else { continue };
-            count.fetch_add(1, Ordering::SeqCst);
             if let Some(r) = answer(&buf[..n]) {
                 let _ = s.send_to(&r, from);
             }
@@ -264,7 +259,7 @@ impl DnsPeer {
 
         let servfail = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         vars.push(("DNS_SERVFAIL_PORT", servfail.local_addr().unwrap().port().to_string()));
-        udp_server(servfail, stop.clone(), Arc::default(), |q| respond(q, dns::RCODE_SERVFAIL, None));
+        udp_server(servfail, stop.clone(), |q| respond(q, dns::RCODE_SERVFAIL, None));
 
         // The counting server: UDP and TCP on one port.
         let (cu, ct) = loop {
@@ -273,12 +268,28 @@ impl DnsPeer {
                 break (u, t);
             }
         };
-        let count = Arc::new(AtomicUsize::new(0));
+        // Questions per name (lowercase): runs in several processes share this server.
+        let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         vars.push(("DNS_COUNT_PORT", cu.local_addr().unwrap().port().to_string()));
         wake.push(ct.local_addr().unwrap());
-        udp_server(cu, stop.clone(), count.clone(), |q| respond(q, dns::RCODE_NOERROR, Some(Ipv4Addr::LOCALHOST)));
-        accept_tcp(ct, stop.clone(), move |mut c| {
-            let _ = c.write_all(format!("{}\n", count.load(Ordering::SeqCst)).as_bytes());
+        let c = counts.clone();
+        udp_server(cu, stop.clone(), move |q| {
+            let mut probe = q.to_vec();
+            *probe.get_mut(2)? |= 0x80;
+            let name = dns::parse_response(&probe).ok()?.qname;
+            *c.lock().unwrap().entry(name).or_default() += 1;
+            respond(q, dns::RCODE_NOERROR, Some(Ipv4Addr::LOCALHOST))
+        });
+        accept_tcp(ct, stop.clone(), move |c| {
+            let counts = counts.clone();
+            thread::spawn(move || {
+                let mut name = String::new();
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                if BufReader::new(&c).read_line(&mut name).is_ok() {
+                    let n = counts.lock().unwrap().get(&name.trim().to_ascii_lowercase()).copied().unwrap_or(0);
+                    let _ = (&c).write_all(format!("{n}\n").as_bytes());
+                }
+            });
         });
 
         // The echo peer.

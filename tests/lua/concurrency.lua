@@ -218,6 +218,40 @@ T.case('reconnecting a socket wakes its writer with closed', function()
   eq(s:close(), 1, 'close')
 end)
 
+T.case('L.kill of a thread waiting to read leaves the socket to the others', function()
+  local s = T.connect('echo')
+  local t = newthread(function() return s:receive('*l') end)
+  eq(T.L.kill(t), true, 'kill the reader')
+  same(pack(coroutine_wait(t)), pack(nil, 'killed'), 'its result')
+  eq(s:send('after the kill\n'), 15, 'send')
+  eq(s:receive('*l'), 'after the kill', 'another thread reads (no stale waiter)')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('L.kill of a thread connecting', function()
+  if not T.full then T.skip('could not fill an accept queue') end
+  local s = T.L.tcp()
+  local t = newthread(function() return s:connect('127.0.0.1', T.full) end)
+  eq(T.L.kill(t), true, 'kill the connecting thread')
+  eq(s:connect('127.0.0.1', T.port), 1, 'the socket connects elsewhere')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('L.pcall around waiting I/O; plain pcall on PUC 5.1 fails cleanly', function()
+  local s = T.connect('echo')
+  local t = newthread(function() return T.L.pcall(s.receive, s, '*l') end)
+  eq(s:send('through L.pcall\n'), 16, 'send')
+  same(pack(coroutine_wait(t)), pack(true, 'through L.pcall'), 'L.pcall results')
+  if _VERSION == 'Lua 5.1' and not jit then
+    local ok, err = pcall(s.receive, s, '*l')
+    eq(ok, false, 'plain pcall around a wait')
+    T.ok(tostring(err):find('attempt to yield across', 1, true), tostring(err))
+    eq(s:send('still usable\n'), 13, 'send')
+    eq(s:receive('*l'), 'still usable', 'the socket stays usable')
+  end
+  eq(s:close(), 1, 'close')
+end)
+
 T.case('fds reused at once by new sockets: 300 connect, round trip, close', function()
   for i = 1, 300 do
     local s = T.connect('echo')
