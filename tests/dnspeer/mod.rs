@@ -3,7 +3,7 @@
 //!
 //! | variable          | what                                                               |
 //! |-------------------|--------------------------------------------------------------------|
-//! | `DNS_PORT`        | dnsmasq on 127.0.0.1 (and ::1 if `DNS_PORT6` is set, same port): `v4.test` A 127.0.0.1, `v6.test` AAAA ::1, `both.test` both, `alias.test` CNAME both.test, `db.corp.test` A 127.0.0.1, `nx.test` and every other `.test` name NXDOMAIN |
+//! | `DNS_PORT`        | dnsmasq on 127.0.0.1 (and ::1 if `DNS_PORT6` is set, same port): `v4.test` A 127.0.0.1, `v6.test` AAAA ::1, `both.test` both, `alias.test` CNAME both.test, `db.corp.test` A 127.0.0.1, `nx.test` and every other name NXDOMAIN |
 //! | `DNS_SILENT_PORT` | a UDP port that reads questions and never answers                   |
 //! | `DNS_SERVFAIL_PORT` | answers every question SERVFAIL                                  |
 //! | `DNS_COUNT_PORT`  | UDP: A 127.0.0.1 (TTL 60) for any name, AAAA no data; TCP on the same port: send `name\n`, get `N\n`, the number of questions for that name so far |
@@ -68,7 +68,8 @@ impl Dnsmasq {
             "--conf-file=/dev/null",
             "--pid-file=",
             "--local-ttl=30",
-            "--local=/test/",
+            // Every name it does not know is NXDOMAIN (never REFUSED).
+            "--local=/#/",
             "--address=/nx.test/",
             "--host-record=v4.test,127.0.0.1",
             "--host-record=v6.test,::1",

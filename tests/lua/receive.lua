@@ -120,6 +120,24 @@ T.case("the read timeout runs between arrivals, not over the whole call (OpenRes
   eq(s:receive('*a'), text, 'everything, although it took longer than the timeout')
 end)
 
+T.case("5000 lines of every length up to 300, across many reads", function()
+  local s = T.connect('echo')
+  local lines, out = {}, {}
+  for i = 1, 5000 do
+    local n = (i * 37) % 301
+    lines[i] = string.rep(string.char(97 + i % 26), n)
+    out[i] = lines[i] .. (i % 3 == 0 and '\r\n' or '\n')
+  end
+  local data = table.concat(out)
+  local sender = newthread(function() return s:send(data) end)
+  for i = 1, 5000 do
+    local got = s:receive('*l')
+    if got ~= lines[i] then T.fail('line ' .. i .. ': got ' .. T.show(got) .. ', want ' .. T.show(lines[i])) end
+  end
+  eq(coroutine_wait(sender), #data, 'sent')
+  eq(s:close(), 1, 'close')
+end)
+
 T.case("a line longer than the first read chunk", function()
   local s = T.connect('echo')
   local long = string.rep('0123456789abcdef', 3000) -- 48000 bytes: three reads

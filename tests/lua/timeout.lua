@@ -86,4 +86,33 @@ T.case('settimeout applies to the following calls only', function()
   eq(other:close(), 1, 'close')
 end)
 
+T.case('settimeout(0): a receive that would wait times out at once', function()
+  local s = T.connect('silent')
+  s:settimeout(0)
+  same(pack(s:receive('*l')), pack(nil, 'timeout', ''), 'receive')
+  eq(s:close(), 1, 'close: still open')
+end)
+
+T.case('answers racing short timeouts: each read gets its data or a timeout, nothing lost', function()
+  local s = T.connect('echo')
+  local timeouts, direct = 0, 0
+  for i = 1, 300 do
+    local line = 'line ' .. i
+    eq(s:send(line .. '\n'), #line + 1, 'send ' .. i)
+    s:settimeout(i % 3)
+    local d, e, partial = s:receive('*l')
+    if d == nil then
+      eq(e, 'timeout', 'error ' .. i)
+      timeouts = timeouts + 1
+      s:settimeout(5000)
+      d = partial .. s:receive('*l')
+    else
+      direct = direct + 1
+    end
+    eq(d, line, 'line ' .. i)
+  end
+  eq(timeouts + direct, 300, 'every read ended one way')
+  eq(s:close(), 1, 'close')
+end)
+
 return T.run()
