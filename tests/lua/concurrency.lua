@@ -270,6 +270,30 @@ T.case('L.pcall around waiting I/O; plain pcall on PUC 5.1 fails cleanly', funct
   eq(s:close(), 1, 'close')
 end)
 
+T.case('close then connect again at once: the old reader still gets closed', function()
+  local s = T.connect('silent')
+  local reader = newthread(function() return s:receive('*l') end)
+  eq(s:close(), 1, 'close')
+  eq(s:connect('127.0.0.1', T.port), 1, 'connect again before the reader runs')
+  eq(s:send('lines\n'), 6, 'command on the new connection')
+  local r = pack(coroutine_wait(reader))
+  same({ r[1], r[2] }, { nil, 'closed' }, 'the reader of the old connection')
+  eq(s:receive('*l'), 'one', 'the new connection is intact')
+  eq(s:close(), 1, 'close')
+end)
+
+T.case('a second connect while one waits: the first gets closed', function()
+  if not T.full then T.skip('could not fill an accept queue') end
+  local s = T.L.tcp()
+  s:settimeout(5000)
+  local first = newthread(function() return s:connect('127.0.0.1', T.full) end)
+  eq(s:connect('127.0.0.1', T.port), 1, 'the second connect')
+  same(pack(coroutine_wait(first)), pack(nil, 'closed'), 'the first connect')
+  eq(s:send('lines\n'), 6, 'command on the second connection')
+  eq(s:receive('*l'), 'one', 'the second connection is intact')
+  eq(s:close(), 1, 'close')
+end)
+
 T.case('fds reused at once by new sockets: 300 connect, round trip, close', function()
   for i = 1, 300 do
     local s = T.connect('echo')
