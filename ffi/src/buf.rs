@@ -20,7 +20,8 @@ impl Pattern {
             b"*l" | b"l" => Some(Pattern::Line),
             b"*a" | b"a" => Some(Pattern::All),
             _ => {
-                let s = std::str::from_utf8(s).ok()?.trim();
+                // Lua's tonumber trims ASCII spaces only (C isspace), not Unicode ones.
+                let s = std::str::from_utf8(s).ok()?.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
                 Pattern::count(s.parse::<f64>().ok()?)
             }
         }
@@ -28,7 +29,8 @@ impl Pattern {
 
     /// A byte count: a whole number from 0 up.
     pub fn count(n: f64) -> Option<Pattern> {
-        (n >= 0.0 && n.fract() == 0.0 && n <= usize::MAX as f64).then_some(Pattern::Bytes(n as usize))
+        // `usize::MAX as f64` is 2^64, one past the largest count: strictly below it.
+        (n >= 0.0 && n.fract() == 0.0 && n < usize::MAX as f64).then_some(Pattern::Bytes(n as usize))
     }
 }
 
@@ -159,6 +161,9 @@ mod tests {
         assert_eq!(Pattern::count(f64::NAN), None);
         assert_eq!(Pattern::count(f64::INFINITY), None);
         assert_eq!(Pattern::count(0.0), Some(Pattern::Bytes(0)));
+        assert_eq!(Pattern::count(18446744073709551616.0), None);
+        assert_eq!(Pattern::parse("\u{a0}12".as_bytes()), None);
+        assert_eq!(Pattern::parse(b"\t12\x0b\n"), Some(Pattern::Bytes(12)));
     }
 
     #[test]
