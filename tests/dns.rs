@@ -193,13 +193,36 @@ fn output(mut cmd: Command, what: &str) -> (std::process::ExitStatus, String, St
     (status.expect("wait"), stdout, err.join().unwrap())
 }
 
-/// Runs a script through an interpreter (a system Lua with a module, or the runner).
-fn through(interp: &str, cpath: Option<&str>, script: &str) {
+/// The newest modification time of the files a module is built from.
+fn newest_source() -> std::time::SystemTime {
+    fn walk(p: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(p) else { return };
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), newest);
+            }
+        } else if let Ok(t) = meta.modified() {
+            *newest = (*newest).max(t);
+        }
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for p in ["src", "ffi/src", "Cargo.toml", "ffi/Cargo.toml"] {
+        walk(&root().join(p), &mut newest);
+    }
+    newest
+}
+
+/// Runs a script through an interpreter: a system Lua with the module built by
+/// `make module LUA=<lua>` into build/<dir>, or (no module) the runner.
+fn through(interp: &str, module: Option<(&str, &str)>, script: &str) {
     let _g = shared();
     let mut chunk = format!("package.path = '{}/?.lua;' .. package.path ", lua_dir().display());
-    if let Some(dir) = cpath {
+    if let Some((dir, lua)) = module {
         let so = root().join("build").join(dir).join("coevent.so");
-        assert!(so.is_file(), "{} is missing: run `make module LUA=...` for {interp}", so.display());
+        let make = format!("make module LUA={lua}");
+        let built = std::fs::metadata(&so).and_then(|m| m.modified());
+        let built = built.unwrap_or_else(|_| panic!("{} is missing: run `{make}`", so.display()));
+        assert!(built >= newest_source(), "{} is older than the sources: run `{make}`", so.display());
         chunk += &format!("package.cpath = '{}/?.so;' .. package.cpath ", so.parent().unwrap().display());
     }
     chunk += &format!(
@@ -233,15 +256,15 @@ macro_rules! scripts {
         }
         mod lua54 {
             $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { super::through("lua5.4", Some("lua5.4"), stringify!($name)) })*
+              fn $name() { super::through("lua5.4", Some(("lua5.4", "5.4")), stringify!($name)) })*
         }
         mod lua51 {
             $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { super::through("lua5.1", Some("lua5.1"), stringify!($name)) })*
+              fn $name() { super::through("lua5.1", Some(("lua5.1", "5.1")), stringify!($name)) })*
         }
         mod luajit {
             $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { super::through("luajit", Some("luajit"), stringify!($name)) })*
+              fn $name() { super::through("luajit", Some(("luajit", "jit")), stringify!($name)) })*
         }
     };
 }

@@ -36,7 +36,6 @@ pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 pub struct Dnsmasq {
     child: Child,
     pub port: u16,
-    pub v6: bool,
 }
 
 impl Dnsmasq {
@@ -97,7 +96,7 @@ impl Dnsmasq {
                 // stderr is not read any more: drain it so dnsmasq never blocks on it.
                 let mut err = child.stderr.take().unwrap();
                 thread::spawn(move || io::copy(&mut err, &mut io::sink()));
-                return Ok(Dnsmasq { child, port, v6 });
+                return Ok(Dnsmasq { child, port });
             }
             if Instant::now() > until {
                 let _ = child.kill();
@@ -235,7 +234,8 @@ fn accept_tcp(l: TcpListener, stop: Arc<AtomicBool>, each: impl Fn(TcpStream) + 
 }
 
 pub struct DnsPeer {
-    pub dnsmasq: Dnsmasq,
+    /// Kept for its Drop, which stops it.
+    _dnsmasq: Dnsmasq,
     vars: Vec<(&'static str, String)>,
     files: Vec<PathBuf>,
     wake: Vec<SocketAddr>,
@@ -349,7 +349,7 @@ impl DnsPeer {
             vars.push((var, p.display().to_string()));
             files.push(p);
         }
-        DnsPeer { dnsmasq, vars, files, wake, unix, stop, _silent: silent }
+        DnsPeer { _dnsmasq: dnsmasq, vars, files, wake, unix, stop, _silent: silent }
     }
 
     /// `(name, value)`: Lua globals, or `COEVENT_<name>` in a child's environment.

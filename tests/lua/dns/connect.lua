@@ -117,6 +117,20 @@ T.case('no answer: nil, "dns timeout"; other threads run meanwhile', function()
   T.ok(ticks >= 10, 'ticks while resolving: ' .. ticks)
 end)
 
+T.case('close while the name resolves: the connect ends with "closed"', function()
+  -- The first nameserver is silent: the name takes a second to resolve.
+  use({ nameservers = { SILENT, DNS } })
+  local s = L.tcp()
+  local t = L.spawn(function() return s:connect('v4.test', PORT) end)
+  L.sleep(0.1)
+  local closed = pack(s:close())
+  local r = pack(L.wait(t))
+  local after = pack(s:close())
+  same(r, pack(nil, 'closed'), 'the connect of a socket closed meanwhile')
+  same(closed, pack(1), 'close of a socket that is connecting')
+  same(after, pack(nil, 'closed'), 'close again')
+end)
+
 T.case('reconnect by name to another name', function()
   if not PORT6 then T.skip('no IPv6 loopback') end
   use()
