@@ -40,6 +40,8 @@ pub struct Engine {
     pub epoch: Cell<u64>,
     /// Fds of sockets collected while the reactor was borrowed; closed next turn.
     pub graveyard: RefCell<Vec<Fd>>,
+    /// Threads woken by a close (see `take_closed_under`).
+    pub closed_under: RefCell<Vec<u32>>,
     /// The traceback of the error a light thread is ending with.
     pub traceback: RefCell<Option<String>>,
     /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
@@ -139,6 +141,7 @@ impl Engine {
             epoch: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
             traceback: RefCell::new(None),
+            closed_under: RefCell::new(Vec::new()),
             done,
         })
     }
@@ -162,6 +165,21 @@ impl Engine {
         }
         sys::close(fd);
         self.sched.borrow_mut().ready(&woken);
+        self.closed_under.borrow_mut().extend(woken);
+    }
+
+    /// True once for a thread woken by the close of the socket it waited on:
+    /// its operation ends with "closed", whatever the socket holds by now
+    /// (another thread may have connected it again).
+    pub fn take_closed_under(&self, tok: Option<u32>) -> bool {
+        let mut c = self.closed_under.borrow_mut();
+        match c.iter().position(|&t| Some(t) == tok) {
+            Some(i) => {
+                c.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Closes what the GC left for later (see `Socket`'s Drop).

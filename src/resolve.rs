@@ -23,7 +23,7 @@ pub fn step(eng: &Engine, name: &str) -> Step {
     let res = res.get_or_insert_with(|| Resolver::new(&eng.dns.borrow()));
     let mut r = eng.reactor.borrow_mut();
     let r = r.as_mut().expect("loop running");
-    let found = match res.take_result(tok) {
+    let found = match res.take_result(tok, name) {
         Some(a) => Lookup::Done(a),
         None => res.lookup(r, name),
     };

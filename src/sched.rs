@@ -206,7 +206,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     match parked {
         _ if queued => {
             if let Some(res) = eng.resolver.borrow_mut().as_mut() {
-                res.take_result(tok);
+                res.take_result(tok, "");
             }
         }
         Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
@@ -297,17 +297,30 @@ pub fn run(lua: &Lua, eng: &Engine, body: &Function, f: Value, args: MultiValue)
         Err(e) => return raise(lua, &format!("L: epoll: {}", sys::error_string(&e))),
     };
     *eng.reactor.borrow_mut() = Some(reactor);
-    let r = spawn(lua, eng, body, f, args).and_then(|main| drive(eng, lua).map(|()| main));
-    // Tear down whatever happened: close every fd, drop every thread.
-    eng.bury();
-    if let (Some(mut res), Some(r)) = (eng.resolver.borrow_mut().take(), eng.reactor.borrow_mut().as_mut()) {
-        res.abort(r, &mut Vec::new());
+    let running = Running(eng);
+    let main = spawn(lua, eng, body, f, args).and_then(|main| drive(eng, lua).map(|()| main));
+    let main_error = eng.sched.borrow_mut().main_error.take();
+    drop(running);
+    Ok((Value::Thread(main?), main_error.unwrap_or(Value::Nil), Value::Nil))
+}
+
+/// Tears the loop down however `run` leaves (a panic unwinding included):
+/// closes every fd, drops every thread, so `L` can run again.
+struct Running<'a>(&'a Engine);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let eng = self.0;
+        eng.bury();
+        if let (Some(mut res), Some(r)) = (eng.resolver.borrow_mut().take(), eng.reactor.borrow_mut().as_mut()) {
+            res.abort(r, &mut Vec::new());
+        }
+        drop(eng.reactor.borrow_mut().take());
+        eng.epoch.set(eng.epoch.get() + 1);
+        eng.closed_under.borrow_mut().clear();
+        eng.current.set(None);
+        drop(std::mem::take(&mut *eng.sched.borrow_mut()));
     }
-    drop(eng.reactor.borrow_mut().take());
-    eng.epoch.set(eng.epoch.get() + 1);
-    let s = std::mem::take(&mut *eng.sched.borrow_mut());
-    let main = r?;
-    Ok((Value::Thread(main), s.main_error.unwrap_or(Value::Nil), Value::Nil))
 }
 
 fn drive(eng: &Engine, lua: &Lua) -> Result<()> {

@@ -40,9 +40,11 @@ pub struct Socket {
     state: State,
     /// Addresses still to try if the current connect fails.
     next_addrs: Vec<Addr>,
-    /// While resolving: the name and the port to connect to.
+    /// While resolving: the name and the port to connect to, and the thread
+    /// waiting for the name with the query it waits on.
     host: String,
     port: u16,
+    resolving: Option<(u32, u32)>,
     eof: bool,
     buf: RecvBuf,
     /// Bytes a send could not hand to the kernel yet, and how many of them went.
@@ -86,6 +88,7 @@ impl Socket {
             next_addrs: Vec::new(),
             host: String::new(),
             port: 0,
+            resolving: None,
             eof: false,
             buf: RecvBuf::new(),
             out: Vec::new(),
@@ -107,11 +110,19 @@ impl Socket {
         if let Some(fd) = self.live_fd() {
             self.eng.close_fd(fd);
         }
+        if let Some((tok, q)) = self.resolving.take() {
+            // Its connect ends with "closed", now rather than when the name resolves.
+            if self.eng.resolver.borrow_mut().as_mut().is_some_and(|res| res.remove_waiter(q, tok)) {
+                self.eng.sched.borrow_mut().ready(&[tok]);
+                self.eng.closed_under.borrow_mut().push(tok);
+            }
+        }
         self.state = State::Closed;
         self.eof = false;
         self.buf = RecvBuf::new();
         self.out = Vec::new();
         self.sent = 0;
+        self.owed = 0;
     }
 
     /// Closes the socket and reports `err`, with what was buffered as the partial result.
@@ -196,16 +207,19 @@ fn connect_to(lua: &Lua, s: &mut Socket, mut addrs: Vec<Addr>) -> Result<Ret> {
 fn resolved(lua: &Lua, s: &mut Socket) -> Result<Ret> {
     match resolve::step(&s.eng, &s.host) {
         resolve::Step::Done(Ok(ips)) => {
+            s.resolving = None;
             s.state = State::Fresh;
             let port = s.port;
             connect_to(lua, s, ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
         }
         resolve::Step::Done(Err(e)) => {
+            s.resolving = None;
             s.state = State::Closed;
             fail(lua, e)
         }
         resolve::Step::Wait(q) => {
             s.state = State::Resolving;
+            s.resolving = s.eng.current().map(|t| (t, q));
             s.eng.park(Pending::Resolve(q))
         }
     }
@@ -260,6 +274,9 @@ fn established(s: &mut Socket, a: &Addr) -> Result<Ret> {
 /// The rest of `connect` after a wait: the name resolved, or the socket
 /// became writable or timed out.
 pub fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+    if s.eng.take_closed_under(s.eng.current()) {
+        return fail(lua, "closed");
+    }
     if s.state == State::Resolving {
         return resolved(lua, s);
     }
@@ -306,10 +323,10 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
         // Refused before reading anything: the stream is intact, the socket stays open.
         return fail_partial(lua, "too large", Value::String(lua.create_string("")?));
     }
-    let Some(fd) = s.live_fd() else {
+    let cur = s.eng.current();
+    let Some(fd) = s.live_fd().filter(|_| !s.eng.take_closed_under(cur)) else {
         return fail_partial(lua, "closed", Value::String(lua.create_string("")?));
     };
-    let cur = s.eng.current();
     let mut r = reactor(&s.eng);
     if r.waiter(fd, Dir::Read).is_some_and(|w| Some(w) != cur) {
         return fail_partial(lua, "socket busy reading", Value::String(lua.create_string("")?));
@@ -320,18 +337,19 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
         return fail_partial(lua, "timeout", Value::String(partial));
     }
     loop {
-        if let Some(d) = s.buf.take(p, s.eof) {
-            return ret(Value::String(lua.create_string(&*d)?));
-        }
-        if s.eof {
-            drop(r);
-            return s.fail_closing(lua, "closed", Some(p));
-        }
         // Past a limit the stream cannot be followed any more: drop it.
-        let over = match p {
-            Pattern::Line if s.buf.len() > s.max_line => "line too long",
-            Pattern::All if s.buf.len() > s.max_receive => "too large",
-            _ => "",
+        let over = match s.buf.take(p, s.eof) {
+            Some(d) if p == Pattern::Line && d.len() > s.max_line => "line too long",
+            Some(d) => return ret(Value::String(lua.create_string(&*d)?)),
+            None => match p {
+                Pattern::Line if s.buf.len() > s.max_line => "line too long",
+                Pattern::All if s.buf.len() > s.max_receive => "too large",
+                _ if s.eof => {
+                    drop(r);
+                    return s.fail_closing(lua, "closed", Some(p));
+                }
+                _ => "",
+            },
         };
         if !over.is_empty() {
             drop(r);
@@ -439,7 +457,7 @@ pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
 
 /// Sends what `send` queued; answers the wait marker until it is all gone.
 pub fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
-    let Some(fd) = s.live_fd() else {
+    let Some(fd) = s.live_fd().filter(|_| !s.eng.take_closed_under(s.eng.current())) else {
         return fail(lua, "closed");
     };
     let mut r = reactor(&s.eng);
@@ -475,7 +493,7 @@ pub fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
 
 /// `close()`.
 pub fn close(lua: &Lua, s: &mut Socket) -> Result<Ret> {
-    if s.live_fd().is_none() {
+    if s.live_fd().is_none() && s.state != State::Resolving {
         return fail(lua, "closed");
     }
     s.close_now();

@@ -103,10 +103,11 @@ pub struct Resolver {
     queries: Vec<Option<Query>>,
     free: Vec<u32>,
     inflight: HashMap<String, u32>,
-    /// Answers for woken threads, by thread token.
-    results: HashMap<u32, Answer>,
+    /// Answers for woken threads, by thread token, with the name they answer.
+    results: HashMap<u32, (String, Answer)>,
     /// The answer of a query that ended inside `lookup` (no server usable).
     immediate: Option<Answer>,
+    in_lookup: bool,
     rng: u64,
     rotate: usize,
 }
@@ -144,6 +145,7 @@ impl Resolver {
             inflight: HashMap::new(),
             results: HashMap::new(),
             immediate: None,
+            in_lookup: false,
             rng: sys::random_u64() | 1,
             rotate: 0,
         }
@@ -151,7 +153,8 @@ impl Resolver {
 
     /// Answers from the hosts file or the cache, else starts (or joins) a query.
     pub fn lookup(&mut self, r: &mut Reactor, name: &str) -> Lookup {
-        let key = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        // The key keeps a final dot: "host." is absolute, "host" goes through the search list.
+        let key = name.to_ascii_lowercase();
         let hosts = hosts_lookup(&self.hosts, &key);
         if !hosts.is_empty() {
             return Lookup::Done(Ok(hosts));
@@ -206,8 +209,9 @@ impl Resolver {
             }
         };
         self.inflight.insert(key, q);
-        let mut woken = Vec::new();
-        self.send_try(r, q, &mut woken);
+        self.in_lookup = true;
+        self.send_try(r, q, &mut Vec::new());
+        self.in_lookup = false;
         match self.immediate.take() {
             Some(a) => Lookup::Done(a),
             None => Lookup::Wait(q),
@@ -225,16 +229,20 @@ impl Resolver {
         }
     }
 
-    /// Takes back `tok`'s wait for query `q` (its thread was killed).
-    pub fn remove_waiter(&mut self, q: u32, tok: u32) {
-        if let Some(query) = self.queries.get_mut(q as usize).and_then(Option::as_mut) {
-            query.waiters.retain(|&w| w != tok);
-        }
+    /// Takes back `tok`'s wait for query `q` (its thread was killed, or its
+    /// socket closed); false if it was not waiting there.
+    pub fn remove_waiter(&mut self, q: u32, tok: u32) -> bool {
+        let Some(query) = self.queries.get_mut(q as usize).and_then(Option::as_mut) else { return false };
+        let n = query.waiters.len();
+        query.waiters.retain(|&w| w != tok);
+        query.waiters.len() < n
     }
 
-    /// The answer a woken thread waited for.
-    pub fn take_result(&mut self, tok: u32) -> Option<Answer> {
-        self.results.remove(&tok)
+    /// The answer thread `tok` was woken with, if it answers `name` (one for
+    /// another name, left by a wait that was abandoned, is dropped).
+    pub fn take_result(&mut self, tok: u32, name: &str) -> Option<Answer> {
+        let (key, answer) = self.results.remove(&tok)?;
+        key.eq_ignore_ascii_case(name).then_some(answer)
     }
 
     /// Queries under way (each can wake threads later).
@@ -375,15 +383,15 @@ impl Resolver {
         self.inflight.remove(&query.key);
         if let Some(ttl) = ttl {
             let expires = r.now() + ttl as u64 * 1000;
-            self.cache.insert(query.key, Cached { answer: answer.clone(), expires });
+            self.cache.insert(query.key.clone(), Cached { answer: answer.clone(), expires });
         }
-        if query.waiters.is_empty() {
+        if self.in_lookup {
             // Ended inside `lookup` itself: hand the answer back there.
             self.immediate = Some(answer);
             return;
         }
         for &w in &query.waiters {
-            self.results.insert(w, answer.clone());
+            self.results.insert(w, (query.key.clone(), answer.clone()));
         }
         woken.extend(query.waiters);
     }
