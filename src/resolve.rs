@@ -42,7 +42,7 @@ pub fn resolve(lua: &Lua, eng: &Engine, name: Value) -> Result<Ret> {
         return bad_arg(lua, 1, "resolve", &expected("string", &name));
     };
     let s = s.to_str()?.to_string();
-    let ips = match s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    let ips = match literal(&s) {
         Ok(ip) => vec![ip],
         Err(_) => match step(eng, &s) {
             Step::Done(Ok(ips)) => ips,
@@ -75,7 +75,7 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
             ("hosts", Value::String(p)) => cfg.hosts = Some(p.to_string_lossy()),
             ("nameservers", Value::Table(list)) => match nameservers(list) {
                 Ok(ns) => cfg.nameservers = Some(ns),
-                Err(bad) => return bad_arg(lua, 1, "config", &format!("bad nameserver '{bad}'")),
+                Err(msg) => return bad_arg(lua, 1, "config", &msg),
             },
             ("resolv_conf" | "hosts", v) => {
                 return bad_arg(lua, 1, "config", &format!("{key}: {}", expected("string", v)));
@@ -98,20 +98,23 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
 }
 
 /// `'1.2.3.4'`, `'1.2.3.4:5353'`, `'::1'`, `'[::1]:5353'`; port 53 by default.
+/// The error is the whole message for `bad argument #1 to 'config' (...)`.
 fn nameservers(list: &Table) -> std::result::Result<Vec<SocketAddr>, String> {
     let mut out = Vec::new();
     for v in list.sequence_values::<Value>() {
         let v = v.map_err(|e| e.to_string())?;
-        let Value::String(s) = &v else { return Err(crate::engine::type_name(&v).into()) };
+        let Value::String(s) = &v else { return Err(format!("nameservers: {}", expected("string", &v))) };
         let s = s.to_string_lossy();
-        let addr = s
-            .parse::<SocketAddr>()
-            .or_else(|_| s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().map(|ip| (ip, 53).into()))
-            .map_err(|_| s.clone())?;
-        out.push(addr);
+        let addr = s.parse::<SocketAddr>().or_else(|_| literal(&s).map(|ip| (ip, 53).into()));
+        out.push(addr.map_err(|_| format!("bad nameserver '{s}'"))?);
     }
     if out.is_empty() {
-        return Err("none given".into());
+        return Err("nameservers: none given".into());
     }
     Ok(out)
+}
+
+/// An IP literal, IPv6 in brackets or not.
+fn literal(s: &str) -> std::result::Result<IpAddr, std::net::AddrParseError> {
+    s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s).parse()
 }

@@ -532,7 +532,11 @@ fn weigh(query: &mut Query, msg: &[u8]) -> Outcome {
         RCODE_NOERROR => {
             let (addrs, ttl) = a.addresses();
             query.addrs[i] = addrs;
-            query.ttl = query.ttl.min(ttl.unwrap_or(NEGATIVE_TTL));
+            // Only answers with addresses set the TTL: "no AAAA" must not
+            // shorten how long the A records are kept.
+            if let Some(ttl) = ttl {
+                query.ttl = query.ttl.min(ttl);
+            }
         }
         RCODE_NXDOMAIN => return Outcome::NoName,
         // SERVFAIL, REFUSED...: fatal only if the other type brings nothing
