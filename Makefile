@@ -17,7 +17,9 @@ endif
 # and dnsmasq as a real nameserver for the resolver tests.
 DEBS := lua5.1 lua5.4 luajit dnsmasq-base
 
-.PHONY: help all deps module modules install runner demo test check clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: help all deps module modules install runner demo test check fuzz clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -25,6 +27,7 @@ help:
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
+	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
 
 all: runner modules
 
@@ -63,6 +66,11 @@ deps:
 test: deps modules
 	$(CARGO) build --bins
 	$(CARGO) test --workspace -- --include-ignored
+
+# Every fuzz target for FUZZ_SECONDS each, on stable Rust (ASAN=1: with AddressSanitizer).
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh fuzz/run.sh
 
 check:
 	$(CARGO) fmt --check
