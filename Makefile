@@ -1,6 +1,7 @@
 # coevent: build, install, test, demo.  `make help` lists the targets.
 LUA ?= 5.4
 CARGO ?= cargo
+SHELL := /bin/bash
 
 # LUA=5.4|5.3|5.1|jit -> the mlua feature, the interpreter and the build folder.
 ifeq ($(LUA),jit)
@@ -63,9 +64,12 @@ deps:
 	  else echo "missing:$$missing; install them (Debian: sudo apt-get install $(DEBS))"; exit 1; fi; \
 	fi
 
+# Ends with one summary line over every test binary: "N passed, M failed".
 test: deps modules
 	$(CARGO) build --bins
-	$(CARGO) test --workspace -- --include-ignored
+	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored 2>&1 | tee target/test.log; rc=$$?; \
+	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
+	exit $$rc
 
 # Every fuzz target for FUZZ_SECONDS each, on stable Rust (ASAN=1: with AddressSanitizer).
 fuzz:
