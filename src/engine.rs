@@ -3,10 +3,11 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
+use coevent_ffi::buf::Pattern;
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::resolver::{Config, Resolver};
 use coevent_ffi::sys::{self, Fd};
-use mlua::{LightUserData, Lua, Result, Table, Value};
+use mlua::{AnyUserData, LightUserData, Lua, Result, Table, Value};
 
 use crate::sched::Sched;
 
@@ -26,6 +27,15 @@ pub enum Pending {
     Resolve(u32),
 }
 
+/// A socket operation the scheduler finishes for a woken thread, so the
+/// thread is resumed with the result instead of calling again.
+#[derive(Clone, Copy, Debug)]
+pub enum OpKind {
+    Receive(Pattern),
+    Flush,
+    Connect,
+}
+
 pub struct Engine {
     /// Some while a loop runs.
     pub reactor: RefCell<Option<Reactor>>,
@@ -33,6 +43,10 @@ pub struct Engine {
     /// The running light thread's token.
     pub current: Cell<Option<u32>>,
     pub pending: Cell<Pending>,
+    /// Which socket operation the pending wait belongs to, if any, and (once
+    /// `socket::with` has seen it) the socket.
+    pub op: Cell<Option<OpKind>>,
+    pub pending_op: RefCell<Option<(AnyUserData, OpKind)>>,
     /// The running loop's resolver, made at its first lookup, and its settings.
     pub resolver: RefCell<Option<Resolver>>,
     pub dns: RefCell<Config>,
@@ -51,18 +65,39 @@ pub struct Engine {
 
 static WAIT_TAG: u8 = 0;
 static RAISE_TAG: u8 = 0;
+static LINE_TAG: u8 = 0;
+static ALL_TAG: u8 = 0;
+
+/// Markers the prelude passes for `'*l'` and `'*a'`, so the common patterns
+/// cross into Rust without a string.
+pub fn pattern_markers() -> (Value, Value) {
+    (marker(&LINE_TAG), marker(&ALL_TAG))
+}
+
+fn marker(tag: &'static u8) -> Value {
+    Value::LightUserData(LightUserData(tag as *const u8 as *mut c_void))
+}
+
+/// The pattern a marker stands for.
+pub fn marked_pattern(v: &Value) -> Option<Pattern> {
+    match v {
+        Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &LINE_TAG) => Some(Pattern::Line),
+        Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &ALL_TAG) => Some(Pattern::All),
+        _ => None,
+    }
+}
 
 /// The private marker a light thread yields to wait, returned by Rust functions
 /// that would block.
 pub fn wait_marker() -> Value {
-    Value::LightUserData(LightUserData(&WAIT_TAG as *const u8 as *mut c_void))
+    marker(&WAIT_TAG)
 }
 
 /// Returned first by a Rust function whose caller in the prelude must raise the
 /// message that follows (a bad argument): an error raised from Rust would reach
 /// Lua as an opaque userdata, not a string with the caller's position.
 pub fn raise_marker() -> Value {
-    Value::LightUserData(LightUserData(&RAISE_TAG as *const u8 as *mut c_void))
+    marker(&RAISE_TAG)
 }
 
 pub fn is_wait(v: &Value) -> bool {
@@ -138,6 +173,8 @@ impl Engine {
             sched: RefCell::new(Sched::default()),
             current: Cell::new(None),
             pending: Cell::new(Pending::None),
+            op: Cell::new(None),
+            pending_op: RefCell::new(None),
             epoch: Cell::new(0),
             graveyard: RefCell::new(Vec::new()),
             traceback: RefCell::new(None),
@@ -153,8 +190,19 @@ impl Engine {
 
     /// Parks the running thread on `p` when it next yields the marker.
     pub fn park(&self, p: Pending) -> Result<Ret> {
+        // Forget an operation noted by a wait whose yield failed (5.1's pcall).
+        self.op.set(None);
+        self.pending_op.borrow_mut().take();
         self.pending.set(p);
         wait()
+    }
+
+    /// Parks it on `p` for socket operation `op`, which the scheduler finishes
+    /// when the wait ends (see `sched::step`).
+    pub fn park_op(&self, p: Pending, op: OpKind) -> Result<Ret> {
+        let r = self.park(p);
+        self.op.set(Some(op));
+        r
     }
 
     /// Closes a socket's fd: wakes its waiters (they find it closed) and forgets it.

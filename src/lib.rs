@@ -58,12 +58,10 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Socket::new(e.clone())))?)?;
 
     type Op = fn(&Lua, &mut Socket, Value, Value) -> Result<Ret>;
-    let ops: [(&str, &str, Op); 8] = [
-        ("connect", "connect", |l, s, a, b| socket::connect(l, s, a, b)),
-        ("connected", "connect", |l, s, _, _| socket::connected(l, s)),
+    let ops: [(&str, &str, Op); 6] = [
+        ("connect", "connect", socket::connect),
         ("receive", "receive", |l, s, a, _| socket::receive(l, s, a)),
         ("send", "send", |l, s, a, _| socket::send(l, s, a)),
-        ("flush", "send", |l, s, _, _| socket::flush(l, s)),
         ("close", "close", |l, s, _, _| socket::close(l, s)),
         ("settimeout", "settimeout", |l, s, a, _| socket::settimeout(l, s, a)),
         ("setoption", "setoption", socket::setoption),
@@ -75,6 +73,9 @@ pub fn open(lua: &Lua) -> Result<Table> {
         c.raw_set(key, f)?;
     }
 
+    let (line, all) = engine::pattern_markers();
+    c.raw_set("LINE", line)?;
+    c.raw_set("ALL", all)?;
     let (l, methods): (Table, Table) =
         lua.load(include_str!("prelude.lua")).set_name("=coevent").call((c, wait_marker(), raise_marker()))?;
     lua.set_named_registry_value(socket::METHODS, methods)?;

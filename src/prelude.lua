@@ -1,13 +1,17 @@
 -- coevent's Lua side: the only place that yields. Each call into Rust either
 -- finishes or answers WAIT (after noting what it waits for); the caller then
--- yields WAIT to the scheduler and, once resumed, calls again. RAISE in first
--- place means: raise the message that follows, at the caller's level.
+-- yields WAIT to the scheduler. A socket operation is finished by the
+-- scheduler, which resumes the caller with the result (or WAIT again);
+-- other waits are resumed with nothing, and the caller calls again. RAISE in
+-- first place means: raise the message that follows, at the caller's level.
 local C, WAIT, RAISE = ...
 local yield, error, type, setmetatable = coroutine.yield, error, type, setmetatable
 local unpack = table.unpack or unpack
 local done = C.done
 
-local connect, connected, receive, send, flush = C.connect, C.connected, C.receive, C.send, C.flush
+local connect, receive, send = C.connect, C.receive, C.send
+-- The common patterns cross into Rust as markers, not strings.
+local PATTERN = { ['*l'] = C.LINE, l = C.LINE, ['*a'] = C.ALL, a = C.ALL }
 local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
 local S = {} -- cosocket methods
@@ -15,8 +19,7 @@ local S = {} -- cosocket methods
 function S:connect(host, port)
   local r, e = connect(self, host, port)
   while r == WAIT do
-    yield(WAIT)
-    r, e = connected(self)
+    r, e = yield(WAIT)
   end
   if e == nil then return r end
   if r == RAISE then error(e, 2) end
@@ -26,8 +29,7 @@ end
 function S:send(data)
   local n, e = send(self, data)
   while n == WAIT do
-    yield(WAIT)
-    n, e = flush(self)
+    n, e = yield(WAIT)
   end
   if e == nil then return n end
   if n == RAISE then error(e, 2) end
@@ -35,10 +37,9 @@ function S:send(data)
 end
 
 function S:receive(pattern)
-  local d, e, partial = receive(self, pattern)
+  local d, e, partial = receive(self, PATTERN[pattern] or pattern)
   while d == WAIT do
-    yield(WAIT)
-    d, e, partial = receive(self, pattern)
+    d, e, partial = yield(WAIT)
   end
   if e == nil then return d end
   if d == RAISE then error(e, 2) end

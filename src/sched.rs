@@ -12,9 +12,10 @@ use coevent_ffi::resolver;
 use coevent_ffi::sys::{self, Fd};
 use coevent_ffi::wheel::TimerId;
 use mlua::thread::ThreadStatus;
-use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
+use mlua::{AnyUserData, Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
 
-use crate::engine::{self, bad_arg, expected, fail, raise, Engine, Pending, Ret, NOT_IN_LOOP};
+use crate::engine::{self, bad_arg, expected, fail, raise, Engine, OpKind, Pending, Ret, NOT_IN_LOOP};
+use crate::socket;
 
 struct Task {
     /// None while the thread runs.
@@ -25,6 +26,8 @@ struct Task {
     joining: Option<u32>,
     /// What it was last parked on (stale once woken: see `kill`).
     parked: Parked,
+    /// The socket operation to finish for it when it wakes.
+    op: Option<(AnyUserData, OpKind)>,
 }
 
 /// Where a parked thread is registered, so `kill` can take it out.
@@ -94,7 +97,8 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
     let th = lua.create_thread(body.clone())?;
     let tok = {
         let mut s = eng.sched.borrow_mut();
-        let task = Task { thread: Some(th.clone()), joiners: Vec::new(), joining: None, parked: Parked::Nowhere };
+        let task =
+            Task { thread: Some(th.clone()), joiners: Vec::new(), joining: None, parked: Parked::Nowhere, op: None };
         let tok = match s.free.pop() {
             Some(t) => {
                 s.tasks[t as usize] = Some(task);
@@ -117,25 +121,51 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
 }
 
 /// Resumes one thread and files it wherever its yield (or end) sends it.
+/// A thread woken in a socket operation has the operation finished here
+/// first: it is resumed with the result (one call into Rust saved per wait),
+/// or, if the wake was early, parked again without being resumed at all.
 fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
-    let th = {
+    let (th, op) = {
         let mut s = eng.sched.borrow_mut();
         let task = s.task(tok);
         task.parked = Parked::Nowhere;
-        task.thread.take()
+        (task.thread.take(), task.op.take())
     };
     let Some(th) = th else {
         return Ok(());
     };
     let outer = eng.current.replace(Some(tok));
-    let r = th.resume::<Value>(args);
+    let r = match op {
+        Some((ud, kind)) => match socket::complete(lua, &ud, kind) {
+            Ok(ret) if engine::is_wait(&ret.0) => {
+                if let Some(kind) = eng.op.take() {
+                    *eng.pending_op.borrow_mut() = Some((ud, kind));
+                }
+                Ok(ret.0)
+            }
+            Ok(ret) => {
+                // The thread must not find its socket held here (the GC may close it).
+                drop(ud);
+                th.resume::<Value>(ret)
+            }
+            Err(e) => Err(e),
+        },
+        None => th.resume::<Value>(args),
+    };
     eng.current.set(outer);
     let pending = eng.pending.take();
+    let op = eng.pending_op.borrow_mut().take();
+    eng.op.set(None);
     match r {
         Ok(v) if th.status() == ThreadStatus::Resumable => {
-            eng.sched.borrow_mut().task(tok).thread = Some(th);
+            let wait = engine::is_wait(&v);
+            let mut s = eng.sched.borrow_mut();
+            let task = s.task(tok);
+            task.thread = Some(th);
+            task.op = if wait { op } else { None };
+            drop(s);
             // A yield not of the marker (a stray coroutine.yield) counts as a swop.
-            park(eng, tok, if engine::is_wait(&v) { pending } else { Pending::Swop });
+            park(eng, tok, if wait { pending } else { Pending::Swop });
             Ok(())
         }
         r => finish(lua, eng, tok, th, r, false),

@@ -14,10 +14,11 @@ use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd, SockOpt};
-use mlua::{Lua, Result, Table, UserData, UserDataFields, Value};
+use mlua::{AnyUserData, Lua, Result, Table, UserData, UserDataFields, Value};
 
 use crate::engine::{
-    bad_arg, expected, fail, fail_partial, number, raise, ret, type_name, Engine, Pending, Ret, NOT_IN_LOOP,
+    bad_arg, expected, fail, fail_partial, marked_pattern, number, raise, ret, type_name, Engine, OpKind, Pending, Ret,
+    NOT_IN_LOOP,
 };
 use crate::resolve;
 
@@ -158,14 +159,28 @@ impl Drop for Socket {
 
 /// Runs `op` on the socket in `v`, or raises if `v` is not one or no loop runs.
 pub fn with(lua: &Lua, name: &str, v: &Value, op: impl FnOnce(&mut Socket) -> Result<Ret>) -> Result<Ret> {
-    let s = v.as_userdata().and_then(|u| u.borrow_mut::<Socket>().ok());
-    let Some(mut s) = s else {
+    let ud = v.as_userdata();
+    let Some(mut s) = ud.and_then(|u| u.borrow_mut::<Socket>().ok()) else {
         return raise(lua, &format!("calling '{name}' on bad self ({})", expected("cosocket", v)));
     };
     if s.eng.current().is_none() && name != "settimeout" && name != "setoption" {
         return raise(lua, NOT_IN_LOOP);
     }
-    op(&mut s)
+    let r = op(&mut s)?;
+    if let (Some(kind), Some(ud)) = (s.eng.op.take(), ud) {
+        *s.eng.pending_op.borrow_mut() = Some((ud.clone(), kind));
+    }
+    Ok(r)
+}
+
+/// Finishes a woken thread's socket operation (see `sched::step`).
+pub fn complete(lua: &Lua, ud: &AnyUserData, kind: OpKind) -> Result<Ret> {
+    let mut s = ud.borrow_mut::<Socket>()?;
+    match kind {
+        OpKind::Receive(p) => receive_with(lua, &mut s, p),
+        OpKind::Flush => flush(lua, &mut s),
+        OpKind::Connect => connected(lua, &mut s),
+    }
 }
 
 /// `connect(host, port)`: starts connecting to the first address.
@@ -220,7 +235,7 @@ fn resolved(lua: &Lua, s: &mut Socket) -> Result<Ret> {
         resolve::Step::Wait(q) => {
             s.state = State::Resolving;
             s.resolving = s.eng.current().map(|t| (t, q));
-            s.eng.park(Pending::Resolve(q))
+            s.eng.park_op(Pending::Resolve(q), OpKind::Connect)
         }
     }
 }
@@ -248,7 +263,7 @@ fn try_next(lua: &Lua, s: &mut Socket, err: &str) -> Result<Ret> {
                 r.set_ready(fd, Dir::Write, false);
                 drop(r);
                 s.next_addrs.push(a);
-                return s.eng.park(Pending::Io(fd, Dir::Write, s.timeout));
+                return s.eng.park_op(Pending::Io(fd, Dir::Write, s.timeout), OpKind::Connect);
             }
             Err(e) => {
                 drop(r);
@@ -273,7 +288,7 @@ fn established(s: &mut Socket, a: &Addr) -> Result<Ret> {
 
 /// The rest of `connect` after a wait: the name resolved, or the socket
 /// became writable or timed out.
-pub fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
     if s.eng.take_closed_under(s.eng.current()) {
         return fail(lua, "closed");
     }
@@ -292,7 +307,7 @@ pub fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
     }
     if !r.is_ready(fd, Dir::Write) {
         drop(r);
-        return s.eng.park(Pending::Io(fd, Dir::Write, s.timeout));
+        return s.eng.park_op(Pending::Io(fd, Dir::Write, s.timeout), OpKind::Connect);
     }
     drop(r);
     let a = s.next_addrs.pop().expect("address being connected");
@@ -313,12 +328,17 @@ pub fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
 pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
     let p = match &pat {
         Value::Nil => Some(Pattern::All),
+        Value::LightUserData(_) => marked_pattern(&pat),
         Value::String(st) => Pattern::parse(&st.as_bytes()),
         v => number(v).and_then(Pattern::count),
     };
     let Some(p) = p else {
         return bad_arg(lua, 1, "receive", "bad pattern argument");
     };
+    receive_with(lua, s, p)
+}
+
+fn receive_with(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
     if matches!(p, Pattern::Bytes(n) if n > s.max_receive) {
         // Refused before reading anything: the stream is intact, the socket stays open.
         return fail_partial(lua, "too large", Value::String(lua.create_string("")?));
@@ -357,7 +377,7 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
             return s.fail_closing(lua, over, Some(p));
         }
         if !r.is_ready(fd, Dir::Read) {
-            return s.eng.park(Pending::Io(fd, Dir::Read, s.timeout));
+            return s.eng.park_op(Pending::Io(fd, Dir::Read, s.timeout), OpKind::Receive(p));
         }
         let have = s.buf.len();
         let want = match p {
@@ -456,7 +476,7 @@ pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
 }
 
 /// Sends what `send` queued; answers the wait marker until it is all gone.
-pub fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
+fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
     let Some(fd) = s.live_fd().filter(|_| !s.eng.take_closed_under(s.eng.current())) else {
         return fail(lua, "closed");
     };
@@ -467,7 +487,7 @@ pub fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
     }
     while s.sent < s.out.len() {
         if !r.is_ready(fd, Dir::Write) {
-            return s.eng.park(Pending::Io(fd, Dir::Write, s.timeout));
+            return s.eng.park_op(Pending::Io(fd, Dir::Write, s.timeout), OpKind::Flush);
         }
         match sys::sendv(fd, &[&s.out[s.sent..]]) {
             Ok(n) => {
