@@ -127,12 +127,11 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
 fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
     let (th, op) = {
         let mut s = eng.sched.borrow_mut();
-        let task = s.task(tok);
+        // A token for no task, or for one that runs, has nothing to resume.
+        let Some(Some(task)) = s.tasks.get_mut(tok as usize) else { return Ok(()) };
+        let Some(th) = task.thread.take() else { return Ok(()) };
         task.parked = Parked::Nowhere;
-        (task.thread.take(), task.op.take())
-    };
-    let Some(th) = th else {
-        return Ok(());
+        (th, task.op.take())
     };
     let outer = eng.current.replace(Some(tok));
     let r = match op {
