@@ -125,31 +125,49 @@ function L.swop()
   yield(WAIT)
 end
 
--- pcall and xpcall that let the function inside wait (PUC Lua 5.1's own cannot
--- yield across them): the function runs in a coroutine whose waits are passed
--- on to the scheduler.
+-- Coroutines inside a light thread: a wait made in them yields WAIT to their
+-- resumer, which must pass it on to the scheduler (and the answer back in).
 local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
 local pack = table.pack or function(...) return { n = select('#', ...), ... } end
 
-local function finish(co, r)
-  while true do
-    if not r[1] then return r end
-    if status(co) == 'dead' then return r end
+-- Resumes `co` from outcome `r` while it yields waits (every yield if `all`).
+local function pass(co, r, all)
+  while r[1] and status(co) == 'suspended' and (all or r[2] == WAIT) do
     r = pack(resume(co, yield(unpack(r, 2, r.n))))
   end
+  return r
 end
 
+-- pcall and xpcall that let the function inside wait (PUC Lua 5.1's own cannot
+-- yield across them): the function runs in a coroutine whose yields go out.
 function L.pcall(f, ...)
   local co = create(f)
-  local r = finish(co, pack(resume(co, ...)))
+  local r = pass(co, pack(resume(co, ...)), true)
   return unpack(r, 1, r.n)
 end
 
 function L.xpcall(f, handler, ...)
   local co = create(f)
-  local r = finish(co, pack(resume(co, ...)))
+  local r = pass(co, pack(resume(co, ...)), true)
   if r[1] then return unpack(r, 1, r.n) end
   return false, handler(r[2])
+end
+
+-- coroutine.resume and coroutine.wrap for user coroutines (generators,
+-- iterators) that may wait: their waits go to the scheduler, their own
+-- yields to the caller.
+function L.resume(co, ...)
+  local r = pass(co, pack(resume(co, ...)), false)
+  return unpack(r, 1, r.n)
+end
+
+function L.wrap(f)
+  local co = create(f)
+  return function(...)
+    local r = pass(co, pack(resume(co, ...)), false)
+    if not r[1] then error(r[2], 2) end
+    return unpack(r, 2, r.n)
+  end
 end
 
 setmetatable(L, {

@@ -336,4 +336,34 @@ T.case('results of threads nobody waits for are collectable', function()
   eq(next(weak), nil, 'every ended thread was collected')
 end)
 
+T.case('L.wrap and L.resume: user coroutines that wait inside a light thread', function()
+  local gen = L.wrap(function(n)
+    for i = 1, n do
+      L.sleep(0)
+      coroutine.yield(i * 10)
+    end
+    swop()
+    return 'end'
+  end)
+  same(pack(gen(3), gen(), gen(), gen()), pack(10, 20, 30, 'end'), 'generator values')
+  T.raises(gen, 'cannot resume dead coroutine')
+  local co = coroutine.create(function(a)
+    swop()
+    local b = coroutine.yield(a + 1)
+    L.sleep(0)
+    return b * 2
+  end)
+  same(pack(L.resume(co, 1)), pack(true, 2), 'first yield')
+  same(pack(L.resume(co, 5)), pack(true, 10), 'return')
+  same(pack(L.resume(co)), pack(false, 'cannot resume dead coroutine'), 'dead')
+  local bad = L.wrap(function()
+    swop()
+    error('inside L.wrap')
+  end)
+  T.raises(bad, 'inside L.wrap')
+  -- Plain coroutine.wrap sees the wait itself: no value of its own comes out.
+  local plain = coroutine.wrap(function() swop() return 'never seen first' end)
+  T.ok(plain() ~= 'never seen first', 'coroutine.wrap gets the wait marker')
+end)
+
 return T.run()
