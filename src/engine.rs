@@ -58,6 +58,12 @@ pub struct Engine {
     pub closed_under: RefCell<Vec<u32>>,
     /// The traceback of the error a light thread is ending with.
     pub traceback: RefCell<Option<String>>,
+    /// `threads[token]`: each live light thread; `socks[token]`: the socket of
+    /// its pending operation. Kept in Lua tables, not as Rust-held references:
+    /// LuaJIT caps mlua's reference stack near 8000, and a loop may hold far
+    /// more threads than that.
+    pub threads: Table,
+    pub socks: Table,
     /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
     /// Weak-keyed, so results nobody can wait for any more are collected.
     pub done: Table,
@@ -167,6 +173,8 @@ impl Engine {
         mt.raw_set("__mode", "k")?;
         done.set_metatable(Some(mt))?;
         Ok(Engine {
+            threads: lua.create_table()?,
+            socks: lua.create_table()?,
             reactor: RefCell::new(None),
             resolver: RefCell::new(None),
             dns: RefCell::new(Config::default()),

@@ -20,7 +20,13 @@ pub enum Step {
 pub fn step(eng: &Engine, name: &str) -> Step {
     let tok = eng.current().expect("inside a loop");
     let mut res = eng.resolver.borrow_mut();
-    let res = res.get_or_insert_with(|| Resolver::new(&eng.dns.borrow()));
+    if res.is_none() {
+        match Resolver::new(&eng.dns.borrow()) {
+            Ok(new) => *res = Some(new),
+            Err(e) => return Step::Done(Err(e.as_str())),
+        }
+    }
+    let res = res.as_mut().expect("made above");
     let mut r = eng.reactor.borrow_mut();
     let r = r.as_mut().expect("loop running");
     let found = match res.take_result(tok, name) {

@@ -18,16 +18,17 @@ use crate::engine::{self, bad_arg, expected, fail, raise, Engine, OpKind, Pendin
 use crate::socket;
 
 struct Task {
-    /// None while the thread runs.
-    thread: Option<Thread>,
+    /// True while the thread runs (its coroutine is in `Engine::threads`).
+    running: bool,
     /// Tasks waiting for this one to end.
     joiners: Vec<u32>,
     /// The task this one waits for.
     joining: Option<u32>,
     /// What it was last parked on (stale once woken: see `kill`).
     parked: Parked,
-    /// The socket operation to finish for it when it wakes.
-    op: Option<(AnyUserData, OpKind)>,
+    /// The socket operation to finish for it when it wakes (the socket is in
+    /// `Engine::socks`).
+    op: Option<OpKind>,
 }
 
 /// Where a parked thread is registered, so `kill` can take it out.
@@ -97,8 +98,7 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
     let th = lua.create_thread(body.clone())?;
     let tok = {
         let mut s = eng.sched.borrow_mut();
-        let task =
-            Task { thread: Some(th.clone()), joiners: Vec::new(), joining: None, parked: Parked::Nowhere, op: None };
+        let task = Task { running: false, joiners: Vec::new(), joining: None, parked: Parked::Nowhere, op: None };
         let tok = match s.free.pop() {
             Some(t) => {
                 s.tasks[t as usize] = Some(task);
@@ -114,6 +114,7 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
         s.main.get_or_insert(tok);
         tok
     };
+    eng.threads.raw_set(tok, &th)?;
     let mut args = args;
     args.push_front(Value::Function(f));
     step(lua, eng, tok, args)?;
@@ -125,30 +126,38 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
 /// first: it is resumed with the result (one call into Rust saved per wait),
 /// or, if the wake was early, parked again without being resumed at all.
 fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
-    let (th, op) = {
+    let op = {
         let mut s = eng.sched.borrow_mut();
         // A token for no task, or for one that runs, has nothing to resume.
         let Some(Some(task)) = s.tasks.get_mut(tok as usize) else { return Ok(()) };
-        let Some(th) = task.thread.take() else { return Ok(()) };
+        if task.running {
+            return Ok(());
+        }
+        task.running = true;
         task.parked = Parked::Nowhere;
-        (th, task.op.take())
+        task.op.take()
     };
+    let th: Thread = eng.threads.raw_get(tok)?;
     let outer = eng.current.replace(Some(tok));
     let r = match op {
-        Some((ud, kind)) => match socket::complete(lua, &ud, kind) {
-            Ok(ret) if engine::is_wait(&ret.0) => {
-                if let Some(kind) = eng.op.take() {
-                    *eng.pending_op.borrow_mut() = Some((ud, kind));
+        Some(kind) => {
+            let ud = take_sock(eng, tok)?;
+            match socket::complete(lua, &ud, kind) {
+                // Still not ready: it parks again, unresumed, where `complete` said.
+                Ok(ret) if engine::is_wait(&ret.0) => {
+                    if let Some(kind) = eng.op.take() {
+                        *eng.pending_op.borrow_mut() = Some((ud, kind));
+                    }
+                    Ok(ret.0)
                 }
-                Ok(ret.0)
+                Ok(ret) => {
+                    // The thread must not find its socket held here (the GC may close it).
+                    drop(ud);
+                    th.resume::<Value>(ret)
+                }
+                Err(e) => Err(e),
             }
-            Ok(ret) => {
-                // The thread must not find its socket held here (the GC may close it).
-                drop(ud);
-                th.resume::<Value>(ret)
-            }
-            Err(e) => Err(e),
-        },
+        }
         None => th.resume::<Value>(args),
     };
     eng.current.set(outer);
@@ -158,10 +167,17 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
     match r {
         Ok(v) if th.status() == ThreadStatus::Resumable => {
             let wait = engine::is_wait(&v);
+            let op = match op {
+                Some((ud, kind)) if wait => {
+                    eng.socks.raw_set(tok, ud)?;
+                    Some(kind)
+                }
+                _ => None,
+            };
             let mut s = eng.sched.borrow_mut();
             let task = s.task(tok);
-            task.thread = Some(th);
-            task.op = if wait { op } else { None };
+            task.running = false;
+            task.op = op;
             drop(s);
             // A yield not of the marker (a stray coroutine.yield) counts as a swop.
             park(eng, tok, if wait { pending } else { Pending::Swop });
@@ -169,6 +185,13 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
         }
         r => finish(lua, eng, tok, th, r, false),
     }
+}
+
+/// Takes the socket of `tok`'s pending operation out of `Engine::socks`.
+fn take_sock(eng: &Engine, tok: u32) -> Result<AnyUserData> {
+    let ud = eng.socks.raw_get(tok)?;
+    eng.socks.raw_set(tok, Value::Nil)?;
+    Ok(ud)
 }
 
 fn park(eng: &Engine, tok: u32, p: Pending) {
@@ -223,10 +246,10 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         return raise(lua, "kill: a light thread cannot kill itself");
     }
     let mut s = eng.sched.borrow_mut();
-    let Some(th) = s.task(tok).thread.take() else {
+    if s.task(tok).running {
         // Not parked but running: it is resuming a thread that kills it.
         return raise(lua, "kill: cannot kill a thread that is resuming the caller");
-    };
+    }
     // A thread in the run queue was woken already: its registration is gone.
     let queued = s.runq.contains(&tok) || s.swopped.contains(&tok);
     s.runq.retain(|&x| x != tok);
@@ -249,6 +272,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         Parked::Nowhere => {}
     }
     drop(s);
+    let th: Thread = eng.threads.raw_get(tok)?;
     let outcome = lua.create_table()?;
     outcome.raw_set(1, false)?;
     outcome.raw_set(2, "killed")?;
@@ -260,6 +284,8 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
 /// Ends a task: keeps its results (or error) for waiters, wakes them. An
 /// error nobody waits for is logged unless `quiet` (a kill).
 fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
+    eng.threads.raw_set(tok, Value::Nil)?;
+    eng.socks.raw_set(tok, Value::Nil)?;
     let (task, is_main) = {
         let mut s = eng.sched.borrow_mut();
         let task = s.tasks[tok as usize].take().expect("live task");
@@ -349,6 +375,7 @@ impl Drop for Running<'_> {
         eng.closed_under.borrow_mut().clear();
         eng.current.set(None);
         drop(std::mem::take(&mut *eng.sched.borrow_mut()));
+        let _ = (eng.threads.clear(), eng.socks.clear());
     }
 }
 

@@ -30,6 +30,16 @@ pub enum Error {
     NoSuchHost,
     ServerFailure,
     Timeout,
+    /// This process is out of fds or memory: no server was at fault.
+    Exhausted(Exhaustion),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exhaustion {
+    Fds,
+    SystemFds,
+    Buffers,
+    Memory,
 }
 
 impl Error {
@@ -38,7 +48,23 @@ impl Error {
             Error::NoSuchHost => "no such host",
             Error::ServerFailure => "dns server failure",
             Error::Timeout => "dns timeout",
+            Error::Exhausted(Exhaustion::Fds) => "too many open files",
+            Error::Exhausted(Exhaustion::SystemFds) => "too many open files in system",
+            Error::Exhausted(Exhaustion::Buffers) => "no buffer space available",
+            Error::Exhausted(Exhaustion::Memory) => "cannot allocate memory",
         }
+    }
+
+    /// The error for `e` if it is this process running out of something.
+    pub fn exhausted(e: &std::io::Error) -> Option<Error> {
+        let x = match e.raw_os_error()? {
+            libc::EMFILE => Exhaustion::Fds,
+            libc::ENFILE => Exhaustion::SystemFds,
+            libc::ENOBUFS => Exhaustion::Buffers,
+            libc::ENOMEM => Exhaustion::Memory,
+            _ => return None,
+        };
+        Some(Error::Exhausted(x))
     }
 }
 
@@ -124,11 +150,16 @@ enum Outcome {
 }
 
 impl Resolver {
-    /// Reads resolv.conf and the hosts file (once: a loop's resolver keeps them).
-    pub fn new(cfg: &Config) -> Resolver {
-        let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+    /// Reads resolv.conf and the hosts file (once: a loop's resolver keeps
+    /// them). A missing file is an empty one; failing to read one for want of
+    /// fds is an error, so no resolver is kept that never saw the files.
+    pub fn new(cfg: &Config) -> Result<Resolver, Error> {
+        let read = |p: String| match std::fs::read_to_string(p) {
+            Ok(text) => Ok(text),
+            Err(e) => Error::exhausted(&e).map_or(Ok(String::new()), Err),
+        };
         let mut conf =
-            ResolvConf::parse(&read(Config::path(&cfg.resolv_conf, "COEVENT_RESOLV_CONF", "/etc/resolv.conf")));
+            ResolvConf::parse(&read(Config::path(&cfg.resolv_conf, "COEVENT_RESOLV_CONF", "/etc/resolv.conf"))?);
         if let Some(ns) = &cfg.nameservers {
             conf.nameservers = ns.clone();
         }
@@ -136,9 +167,9 @@ impl Resolver {
             // As glibc: no nameserver line means the local one.
             conf.nameservers.push(SocketAddr::from(([127, 0, 0, 1], 53)));
         }
-        Resolver {
+        Ok(Resolver {
             conf,
-            hosts: read(Config::path(&cfg.hosts, "COEVENT_HOSTS", "/etc/hosts")),
+            hosts: read(Config::path(&cfg.hosts, "COEVENT_HOSTS", "/etc/hosts"))?,
             cache: HashMap::new(),
             queries: Vec::new(),
             free: Vec::new(),
@@ -148,7 +179,7 @@ impl Resolver {
             in_lookup: false,
             rng: sys::random_u64() | 1,
             rotate: 0,
-        }
+        })
     }
 
     /// Answers from the hosts file or the cache, else starts (or joins) a query.
@@ -301,7 +332,11 @@ impl Resolver {
                 query.deadline = r.now() + timeout;
                 r.wait(query.fd, dir, TOKEN | q, Some(timeout));
             }
-            Err(_) => self.next_server(r, q, Error::ServerFailure, woken),
+            // Out of fds: asking other servers cannot help, and it is not their fault.
+            Err(e) => match Error::exhausted(&e) {
+                Some(err) => self.finish(r, q, Err(err), None, woken),
+                None => self.next_server(r, q, Error::ServerFailure, woken),
+            },
         }
     }
 

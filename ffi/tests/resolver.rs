@@ -337,7 +337,7 @@ impl Loop {
         };
         Loop {
             r: Reactor::new().unwrap(),
-            res: Resolver::new(&cfg),
+            res: Resolver::new(&cfg).unwrap(),
             woken: Vec::new(),
             next_tok: 1,
             names: Default::default(),
@@ -1097,7 +1097,7 @@ fn no_nameserver_at_all_means_the_local_one() {
         nameservers: None,
     };
     let mut r = Reactor::new().unwrap();
-    let mut res = Resolver::new(&cfg);
+    let mut res = Resolver::new(&cfg).unwrap();
     match res.lookup(&mut r, "coevent-test.invalid") {
         Lookup::Done(a) => assert!(a.is_err(), "{a:?}"),
         Lookup::Wait(q) => {
