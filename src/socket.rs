@@ -1,14 +1,14 @@
 //! The cosocket object: a TCP or unix stream socket as Lua userdata.
 //!
 //! Each operation is "try, else wait": it does what the buffers and the cached
-//! readiness allow, and answers the wait marker (with `Engine::park`) only when
-//! it must wait; the prelude yields and calls again.
+//! readiness allow, and answers the wait marker (with `Engine::park_op`) only
+//! when it must wait; the prelude yields, and when the wait ends the scheduler
+//! calls the operation again (`complete`) and resumes the thread with its result.
 
 use std::cell::RefMut;
 use std::io::ErrorKind::WouldBlock;
-use std::rc::Rc;
-
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
