@@ -310,7 +310,9 @@ fn connected(lua: &Lua, s: &mut Socket) -> Result<Ret> {
         return s.eng.park_op(Pending::Io(fd, Dir::Write, s.timeout), OpKind::Connect);
     }
     drop(r);
-    let a = s.next_addrs.pop().expect("address being connected");
+    let Some(a) = s.next_addrs.pop() else {
+        return fail(lua, "closed");
+    };
     match sys::take_error(fd) {
         Ok(0) => established(s, &a),
         Ok(e) => {

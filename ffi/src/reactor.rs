@@ -87,8 +87,12 @@ impl Reactor {
         Ok(())
     }
 
-    /// Forgets `fd` before its close, pushing its waiters onto `woken`.
+    /// Forgets `fd` before its close, pushing its waiters onto `woken`. An fd
+    /// that `add` refused is not there, which is fine.
     pub fn remove(&mut self, fd: Fd, woken: &mut Vec<u32>) {
+        if self.slots.get(fd as usize).is_none_or(|s| !s.open) {
+            return;
+        }
         for dir in [Dir::Read, Dir::Write] {
             if let Some(token) = self.end_wait(fd, dir) {
                 woken.push(token);
