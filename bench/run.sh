@@ -24,8 +24,12 @@
 #     (request "ALL SIZE", the server closes after it), from a local Rust server.
 #
 # Environment: BENCH_QUICK, BENCH_CASES ("N:M ..."), BENCH_CLIENTS, BENCH_STRACE_N,
-# BENCH_STRACE_M, BENCH_PAYLOADS ("SIZE:K ..."), BENCH_OUT (the Markdown file),
+# BENCH_STRACE_M, BENCH_PAYLOADS ("SIZE:K ..."), BENCH_REPS (runs of each PING case
+# of at most 200000 round trips; the median is kept), BENCH_OUT (the Markdown file),
 # BENCH_TIMEOUT (seconds per client run).
+#
+# The two coevent modules are copied at the start (bench/out/raw/mods/), so a
+# `make modules` running meanwhile cannot change them under the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -37,12 +41,14 @@ if [ "$QUICK" = 1 ]; then
   STRACE_M=${BENCH_STRACE_M:-20}
   PAYLOADS=${BENCH_PAYLOADS:-"65536:20 1048576:4"}
   OUTMD=${BENCH_OUT:-bench/out/RESULTS.quick.md}
+  REPS=${BENCH_REPS:-1}
 else
   CASES=${BENCH_CASES:-"1:10000 100:1000 1000:1000 10000:100"}
   STRACE_N=${BENCH_STRACE_N:-100}
   STRACE_M=${BENCH_STRACE_M:-200}
   PAYLOADS=${BENCH_PAYLOADS:-"65536:2000 1048576:200"}
   OUTMD=${BENCH_OUT:-bench/RESULTS.md}
+  REPS=${BENCH_REPS:-3}
 fi
 CLIENTS=${BENCH_CLIENTS:-"floor coevent-luajit coevent-lua5.4 openresty cqueues luv copas"}
 TMO=${BENCH_TIMEOUT:-300}
@@ -68,7 +74,9 @@ NOFILE=$(ulimit -n)
 
 W=$ROOT/bench/out/raw
 rm -rf "$W"
-mkdir -p "$W"
+mkdir -p "$W/mods/luajit" "$W/mods/lua5.4"
+cp build/luajit/coevent.so "$W/mods/luajit/coevent.so"
+cp build/lua5.4/coevent.so "$W/mods/lua5.4/coevent.so"
 RES=$W/results.tsv
 : >"$RES"
 
@@ -172,8 +180,8 @@ set_cmd() { # CLIENT MODE PORT X Y -> CMD array (not for openresty)
   shift
   case $c in
     floor) CMD=("$FLOOR" "$1" $HOST "${@:2}") ;;
-    coevent-luajit) CMD=(luajit bench/clients/coevent.lua build/luajit "$1" $HOST "${@:2}") ;;
-    coevent-lua5.4) CMD=(lua5.4 bench/clients/coevent.lua build/lua5.4 "$1" $HOST "${@:2}") ;;
+    coevent-luajit) CMD=(luajit bench/clients/coevent.lua "$W/mods/luajit" "$1" $HOST "${@:2}") ;;
+    coevent-lua5.4) CMD=(lua5.4 bench/clients/coevent.lua "$W/mods/lua5.4" "$1" $HOST "${@:2}") ;;
     cqueues) CMD=(lua5.4 bench/clients/cqueues.lua "$1" $HOST "${@:2}") ;;
     luv) CMD=(lua5.4 bench/clients/luv.lua "$1" $HOST "${@:2}") ;;
     copas) CMD=(lua5.1 bench/clients/copas.lua "$1" $HOST "${@:2}") ;;
@@ -258,7 +266,7 @@ dpkgv() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "coevent: git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src ffi Cargo.toml 2>/dev/null || echo ' + uncommitted changes in src/ffi'), modules built $(date -u -r build/luajit/coevent.so '+%Y-%m-%d %H:%M UTC') (luajit) / $(date -u -r build/lua5.4/coevent.so '+%Y-%m-%d %H:%M UTC') (lua5.4)"
+  echo "coevent: git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src ffi Cargo.toml 2>/dev/null || echo ' + uncommitted changes in src/ffi'), modules built $(date -u -r build/luajit/coevent.so '+%Y-%m-%d %H:%M UTC') (luajit, sha256 $(sha256sum build/luajit/coevent.so | cut -c1-12)) / $(date -u -r build/lua5.4/coevent.so '+%Y-%m-%d %H:%M UTC') (lua5.4, sha256 $(sha256sum build/lua5.4/coevent.so | cut -c1-12))"
   echo "luajit: $(luajit -v 2>&1 | head -1) (Debian luajit $(dpkgv luajit))"
   echo "lua5.4: $(lua5.4 -v 2>&1 | head -1) (Debian $(dpkgv lua5.4))"
   echo "lua5.1: $(lua5.1 -v 2>&1 | head -1) (Debian $(dpkgv lua5.1))"
@@ -279,17 +287,23 @@ echo "== startup (N=0: interpreter, modules, empty loop)"
 for c in $CLIENTS; do for _ in 1 2 3; do run_one "$c" ping "$RPORT" 0 0; done; done
 
 # ---- 1. PING round trips -------------------------------------------------------------
+# Cases of at most 200000 round trips run BENCH_REPS times (clients interleaved);
+# the report keeps the median run by CPU per round trip.
 for nm in $CASES; do
   n=${nm%%:*}
   m=${nm##*:}
-  echo "== PING: N=$n x M=$m"
-  for c in $CLIENTS; do
-    if [ "$c" = copas ] && [ "$n" -gt 1000 ]; then
-      # copas 1.x waits in select(): run it anyway, briefly, to record its error.
-      run_one "$c" ping "$RPORT" "$n" 1
-      continue
-    fi
-    run_one "$c" ping "$RPORT" "$n" "$m"
+  reps=1
+  [ $((n * m)) -le 200000 ] && reps=$REPS
+  for rep in $(seq "$reps"); do
+    echo "== PING: N=$n x M=$m (run $rep of $reps)"
+    for c in $CLIENTS; do
+      if [ "$c" = copas ] && [ "$n" -gt 1000 ]; then
+        # copas 1.x waits in select(): run it anyway, briefly, to record its error.
+        [ "$rep" = 1 ] && run_one "$c" ping "$RPORT" "$n" 1
+        continue
+      fi
+      run_one "$c" ping "$RPORT" "$n" "$m"
+    done
   done
 done
 

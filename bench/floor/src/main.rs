@@ -18,6 +18,7 @@ use std::time::Instant;
 const ET: u32 =
     (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 const READABLE: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+const HUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 /// Every wait is bounded: no event for this long is an error.
 const WAIT_MS: i32 = 30_000;
@@ -71,12 +72,18 @@ impl Epoll {
         }
     }
 
-    /// Waits until `fd`'s token shows one of `mask` (one connection at a time).
-    fn wait_for(&mut self, mask: u32) {
+    /// Waits until the one registered fd shows one of `mask`; returns the union
+    /// of the events seen (a hang-up seen here must not be forgotten: no edge
+    /// comes after it).
+    fn wait_for(&mut self, mask: u32) -> u32 {
+        let mut seen = 0;
         loop {
             let n = self.wait();
-            if self.evs[..n].iter().any(|e| e.events & mask != 0) {
-                return;
+            for e in &self.evs[..n] {
+                seen |= e.events;
+            }
+            if seen & mask != 0 {
+                return seen;
             }
         }
     }
@@ -252,7 +259,9 @@ fn read_exact(ep: &mut Epoll, fd: i32, buf: &mut [u8]) {
     while got < buf.len() {
         let room = buf.len() - got;
         match recv(fd, &mut buf[got..]) {
-            None => ep.wait_for(READABLE),
+            None => {
+                ep.wait_for(READABLE);
+            }
             Some(0) => die("recv", "server closed"),
             Some(r) => {
                 got += r;
@@ -264,7 +273,7 @@ fn read_exact(ep: &mut Epoll, fd: i32, buf: &mut [u8]) {
     }
 }
 
-fn read_all(ep: &mut Epoll, fd: i32, out: &mut Vec<u8>) {
+fn read_all(ep: &mut Epoll, fd: i32, out: &mut Vec<u8>, mut seen: u32) {
     const ROOM: usize = 64 * 1024;
     loop {
         out.reserve(ROOM);
@@ -274,13 +283,15 @@ fn read_all(ep: &mut Epoll, fd: i32, out: &mut Vec<u8>) {
         // recv wrote become part of the Vec.
         let spare = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().add(len), room) };
         match recv(fd, spare) {
-            None => ep.wait_for(READABLE),
+            None => seen |= ep.wait_for(READABLE),
             Some(0) => return,
             Some(r) => {
                 // SAFETY: recv initialised r bytes past len.
                 unsafe { out.set_len(len + r) };
-                if r < room {
-                    ep.wait_for(READABLE); // short read: drained (EOF comes as an edge)
+                // A short read means drained, unless the peer's FIN was already
+                // seen: then the next recv gives EOF and no edge will come.
+                if r < room && seen & HUP == 0 {
+                    seen |= ep.wait_for(READABLE);
                 }
             }
         }
@@ -310,11 +321,11 @@ fn all(ip: Ipv4Addr, port: u16, size: usize, k: u32) -> (u64, u64) {
     for _ in 0..k {
         let fd = connect_nb(ip, port);
         ep.add(fd, 0);
-        ep.wait_for(WRITABLE);
+        let seen = ep.wait_for(WRITABLE);
         so_error(fd);
         send_small(fd, req.as_bytes());
         let mut out = Vec::new();
-        read_all(&mut ep, fd, &mut out);
+        read_all(&mut ep, fd, &mut out, seen & HUP);
         if out.len() != size {
             die("all", format!("got {} bytes, wanted {size}", out.len()));
         }
