@@ -83,3 +83,19 @@ check:
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# Reliability (tests/faults.rs). `make valgrind`: the Lua test scripts (tests/lua
+# and tests/lua/faults) through lua5.4 and build/lua5.4/coevent.so under valgrind,
+# failing on any error it reports or a definite leak. `make soak SECONDS=600`: the
+# mixed workload of tests/soak against redis-server and the peer.
+.PHONY: valgrind soak
+SECONDS ?= 60
+
+valgrind:
+	@for b in valgrind lua5.4; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
+	$(MAKE) module LUA=5.4
+	COEVENT_VALGRIND=1 $(CARGO) test --test faults -- --ignored lua54:: valgrind::
+
+soak:
+	@command -v redis-server >/dev/null || { echo "redis-server is missing (Debian: apt-get install redis-server)"; exit 1; }
+	COEVENT_SOAK_SECONDS=$(SECONDS) $(CARGO) test --test faults -- --ignored --exact soak --nocapture

@@ -17,18 +17,24 @@
 //! | `ping`        | answer every `PING\r\n` with `+PONG\r\n` until EOF                 |
 //! | `close`       | close at once                                                      |
 //! | `rst`         | close with unread bytes (send `rst\n` and more): the client gets a reset |
+//! | `closeafter MS TEXT` | send TEXT (`\n`: a LF), wait MS ms, then close: a reset if the client sent more than the command line (unread) |
+//! | `slow MS TEXT`| send TEXT one byte per write, MS ms apart (the first at once), then read and discard until EOF |
+//! | `halfclose KEY TEXT` | send TEXT, shut down writing, then read until EOF checking the `bytes` pattern; the verdict (`ok N` / `bad at I`) is kept under KEY |
+//! | `tally KEY`   | wait (10 s at most) for KEY's verdict, answer it and a LF, then close |
+//! | `lateecho US` | echo each read back after a pause of US microseconds, until EOF    |
 //!
 //! Also: `refused_port`, a port that was bound and closed (connect is refused),
 //! `full_port`, a listener whose accept queue is full (a connect to it times out),
 //! and `dns_port`, a UDP nameserver on 127.0.0.1: `peer.test` has the A record
 //! 127.0.0.1 (TTL 60) and no AAAA; every other name does not exist.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,8 +45,26 @@ pub fn pattern(i: usize) -> u8 {
 
 pub const LINES: &[u8] = b"one\r\ntw\ro\r\n\r\nthree\nlast-no-lf";
 
-trait Conn: Read + Write + Send {}
-impl<T: Read + Write + Send> Conn for T {}
+trait Conn: Read + Write + Send + std::any::Any {}
+impl<T: Read + Write + Send + std::any::Any> Conn for T {}
+
+/// Shuts down the writing side of a connection (TCP or unix).
+fn shutdown_write(c: &dyn Conn) -> io::Result<()> {
+    let any: &dyn std::any::Any = c;
+    if let Some(t) = any.downcast_ref::<TcpStream>() {
+        return t.shutdown(Shutdown::Write);
+    }
+    match any.downcast_ref::<UnixStream>() {
+        Some(u) => u.shutdown(Shutdown::Write),
+        None => Err(io::Error::other("not a socket")),
+    }
+}
+
+/// The verdicts of `halfclose` connections, by key, for `tally`.
+fn verdicts() -> &'static (Mutex<HashMap<String, String>>, Condvar) {
+    static V: OnceLock<(Mutex<HashMap<String, String>>, Condvar)> = OnceLock::new();
+    V.get_or_init(Default::default)
+}
 
 pub struct Peer {
     pub port: u16,
@@ -197,6 +221,8 @@ fn serve(mut c: Box<dyn Conn>, stop: &AtomicBool) -> io::Result<()> {
     let (cmd, args) = line.split_once(' ').unwrap_or((&line, ""));
     let num = |i: usize| args.split(' ').nth(i).and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
     let data = |n: usize| (0..n).map(pattern).collect::<Vec<u8>>();
+    // The text after the first argument, `\n` in it a LF.
+    let text = |args: &str| args.split_once(' ').map_or(String::new(), |(_, t)| t.replace("\\n", "\n"));
     let mut buf = vec![0u8; 16 * 1024];
     match cmd {
         "echo" => loop {
@@ -261,6 +287,64 @@ fn serve(mut c: Box<dyn Conn>, stop: &AtomicBool) -> io::Result<()> {
         }
         // Dropping the connection with bytes unread makes the kernel send a reset.
         "close" | "rst" => {}
+        "closeafter" => {
+            c.write_all(text(args).as_bytes())?;
+            c.flush()?;
+            thread::sleep(Duration::from_millis(num(0) as u64));
+        }
+        "slow" => {
+            for (i, b) in text(args).bytes().enumerate() {
+                if i > 0 {
+                    thread::sleep(Duration::from_millis(num(0) as u64));
+                }
+                c.write_all(&[b])?;
+            }
+            while c.read(&mut buf)? > 0 {}
+        }
+        "halfclose" => {
+            c.write_all(text(args).as_bytes())?;
+            shutdown_write(&*c)?;
+            let mut got = 0;
+            let verdict = loop {
+                let n = c.read(&mut buf)?;
+                if n == 0 {
+                    break format!("ok {got}");
+                }
+                if let Some(i) = buf[..n].iter().enumerate().position(|(i, &b)| b != pattern(got + i)) {
+                    break format!("bad at {}", got + i);
+                }
+                got += n;
+            };
+            let key = args.split(' ').next().unwrap_or("").to_string();
+            let (map, cv) = verdicts();
+            map.lock().unwrap().insert(key, verdict);
+            cv.notify_all();
+        }
+        "tally" => {
+            let (map, cv) = verdicts();
+            let end = Instant::now() + Duration::from_secs(10);
+            let mut m = map.lock().unwrap();
+            let verdict = loop {
+                if let Some(v) = m.remove(args) {
+                    break v;
+                }
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break "no verdict".to_string();
+                }
+                m = cv.wait_timeout(m, left).unwrap().0;
+            };
+            drop(m);
+            c.write_all(format!("{verdict}\n").as_bytes())?;
+        }
+        "lateecho" => loop {
+            let n = c.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            thread::sleep(Duration::from_micros(num(0) as u64));
+            c.write_all(&buf[..n])?;
+        },
         _ => c.write_all(format!("unknown command {line:?}\n").as_bytes())?,
     }
     Ok(())

@@ -1,0 +1,102 @@
+-- Peers that stall: silent, slow, never reading, or never accepting, while 50
+-- other threads do round trips.
+local T = require('harness')
+local F = require('support')
+local L, eq, same, pack = T.L, T.eq, T.same, T.pack
+
+T.case('a peer that accepts and never answers: nil, "timeout", and the socket stays open', function()
+  F.amid(function()
+    local s = T.connect('silent')
+    s:settimeout(150)
+    eq(s:send('GET / HTTP/1.0\r\n\r\n'), 18, 'the request goes')
+    same(pack(s:receive('*l')), pack(nil, 'timeout', ''), "'*l'")
+    same(pack(s:receive(10)), pack(nil, 'timeout', ''), 'a count')
+    same(pack(s:receive('*a')), pack(nil, 'timeout', ''), "'*a'")
+    eq(s:send('more'), 4, 'send still works')
+    eq(s:close(), 1, 'close: still open')
+  end)
+end)
+
+T.case('a listener whose accept queue is full: connect gives nil, "timeout"', function()
+  if not T.full then T.skip('could not fill an accept queue') end
+  F.amid(function()
+    local s = L.tcp()
+    s:settimeout(150)
+    local t0 = F.now()
+    same(pack(s:connect(T.host, T.full)), pack(nil, 'timeout'), 'connect')
+    -- (The clock has a resolution of 10 ms. Under valgrind long loop turns make
+    -- timeouts fire early: see race.lua, 'a wait that starts late'.)
+    if not F.valgrind then T.ok(F.now() - t0 >= 0.13, 'the connect waited its timeout') end
+    same(pack(s:close()), pack(nil, 'closed'), 'the timeout closed it')
+    s:settimeout(5000)
+    eq(s:connect(T.host, T.port), 1, 'the same socket connects elsewhere')
+    eq(s:send('ping\nPING\r\n'), 11, 'send')
+    eq(s:receive('*l'), '+PONG', 'round trip')
+    eq(s:close(), 1, 'close')
+  end)
+end)
+
+T.case('one byte every 50 ms: receive(n) with settimeout(200) gets them all', function()
+  F.amid(function()
+    local s = T.connect('slow 50 abcdefghij')
+    s:settimeout(200)
+    local t0 = F.now()
+    eq(s:receive(10), 'abcdefghij', 'receive(10)')
+    -- 9 gaps of 50 ms: the call outlasted its timeout, which runs between arrivals.
+    T.ok(F.now() - t0 >= 0.4, 'the call took more than the timeout')
+    eq(s:close(), 1, 'close')
+  end)
+end)
+
+T.case("one byte every 50 ms: '*l' with settimeout(200) gets the line", function()
+  F.amid(function()
+    local s = T.connect('slow 50 a line\\nrest')
+    s:settimeout(200)
+    eq(s:receive('*l'), 'a line', "'*l'")
+    eq(s:receive(4), 'rest', 'receive(4)')
+    eq(s:close(), 1, 'close')
+  end)
+end)
+
+T.case('a gap longer than the timeout: nil, "timeout", the partial; then the rest comes', function()
+  F.amid(function()
+    local s = T.connect('slow 700 abc')
+    s:settimeout(200)
+    same(pack(s:receive(3)), pack(nil, 'timeout', 'a'), 'receive(3)')
+    s:settimeout(5000)
+    eq(s:receive(2), 'bc', 'the rest, after a longer timeout')
+    s:settimeout(100)
+    same(pack(s:receive(1)), pack(nil, 'timeout', ''), 'nothing more')
+    eq(s:close(), 1, 'close: the timeouts left it open')
+  end)
+end)
+
+T.case('a peer that reads nothing while we send 64 MiB: nil, "timeout", and the socket closed', function()
+  local data = T.mib(64)
+  F.amid(function()
+    local s = T.connect('sink')
+    s:settimeout(200)
+    same(pack(s:send(data)), pack(nil, 'timeout'), 'send')
+    same(pack(s:send('x')), pack(nil, 'closed'), 'send after')
+    same(pack(s:receive(1)), pack(nil, 'closed', ''), 'receive after')
+    same(pack(s:close()), pack(nil, 'closed'), 'close: already closed')
+  end)
+end)
+
+T.case('ten sockets into silent peers, each timing out on its own', function()
+  F.amid(function()
+    local ts = {}
+    for i = 1, 10 do
+      ts[i] = L.spawn(function()
+        local s = T.connect('silent')
+        s:settimeout(50 + 10 * i)
+        local r = pack(s:receive('*l'))
+        eq(s:close(), 1, 'close ' .. i)
+        return T.unpack(r, 1, r.n)
+      end)
+    end
+    for i = 1, 10 do same(pack(L.wait(ts[i])), pack(nil, 'timeout', ''), 'thread ' .. i) end
+  end)
+end)
+
+return T.run()
