@@ -589,24 +589,49 @@ fn figure<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} line in the output"))
 }
 
-#[test]
-#[ignore = "needs redis-server and RLIMIT_NOFILE above 11000; run by make test"]
-fn ten_thousand_connections() {
+/// tests/lua/faults/tenk.lua: 10,000 connections to redis-server at once.
+fn ten_thousand(interp: &str, module: Option<(&str, &str)>) {
     let _alone = alone();
     const N: u32 = 10_000;
     let nofile = require_nofile(25_000, N + 1000);
     println!("RLIMIT_NOFILE {nofile}");
     let redis = Redis::start(25_000, 20_000);
-    let mut r = Run::new(RUNNER, None, "tenk");
+    let mut r = Run::new(interp, module, "tenk");
     let shell = raise_nofile(25_000);
     r.shell = Some(&shell);
     r.env.push(("COEVENT_REDIS_PORT".into(), redis.port.to_string()));
     r.env.push(("COEVENT_TENK".into(), N.to_string()));
     let out = r.run();
     let per: f64 = figure(&out, "TENK per_connection_bytes").parse().unwrap();
-    println!("memory per idle connection: {per:.0} bytes of RSS ({:.1} KiB)", per / 1024.0);
+    println!("{interp}: memory per idle connection: {per:.0} bytes of RSS ({:.1} KiB)", per / 1024.0);
     assert!(per < 64.0 * 1024.0, "{per} bytes per idle connection");
     drop(redis);
+}
+
+mod ten_thousand_connections {
+    #[test]
+    #[ignore = "needs redis-server and RLIMIT_NOFILE above 11000; run by make test"]
+    fn runner() {
+        super::ten_thousand(super::RUNNER, None)
+    }
+
+    #[test]
+    #[ignore = "needs redis-server, RLIMIT_NOFILE above 11000, system Lua and make module"]
+    fn lua54() {
+        super::ten_thousand("lua5.4", Some(("lua5.4", "5.4")))
+    }
+
+    #[test]
+    #[ignore = "needs redis-server, RLIMIT_NOFILE above 11000, system Lua and make module"]
+    fn lua51() {
+        super::ten_thousand("lua5.1", Some(("lua5.1", "5.1")))
+    }
+
+    #[test]
+    #[ignore = "needs redis-server, RLIMIT_NOFILE above 11000, system Lua and make module"]
+    fn luajit() {
+        super::ten_thousand("luajit", Some(("luajit", "jit")))
+    }
 }
 
 #[test]
