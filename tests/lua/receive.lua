@@ -270,4 +270,46 @@ T.case('a reset while reading: nil, error, partial, then closed', function()
   same(pack(s:close()), pack(nil, 'closed'), 'closed after the error')
 end)
 
+-- Hostile peers: memory must stay bounded whatever they send.
+local function rss()
+  local f = assert(io.open('/proc/self/statm'))
+  local pages = f:read('*n')
+  pages = f:read('*n')
+  f:close()
+  return pages * 4096
+end
+local HEAVY = os.getenv('COEVENT_VALGRIND') == '1'
+
+T.case('an endless line: nil, "line too long", "" at max-line, memory bounded', function()
+  local s = T.connect('endless')
+  local before = rss()
+  same(pack(s:receive('*l')), pack(nil, 'line too long', ''), 'default max-line (64 KiB)')
+  same(pack(s:close()), pack(nil, 'closed'), 'closed by the error')
+  s = T.connect('endless')
+  eq(s:setoption('max-line', 4 * 1024 * 1024), 1, 'a 4 MiB limit')
+  same(pack(s:receive('*l')), pack(nil, 'line too long', ''), 'at 4 MiB')
+  -- The buffer was about the limit plus one read; it is gone with the error.
+  T.ok(rss() - before < 32 * 1024 * 1024, 'RSS grew by ' .. (rss() - before) .. ' bytes')
+end)
+
+T.case('1 GiB read with a byte count in 64 KiB pieces, memory bounded', function()
+  if HEAVY then T.skip('1 GiB under valgrind takes too long') end
+  local total = 1024 * 1024 * 1024
+  local s = T.connect('stream ' .. total)
+  local before, peak, got = rss(), 0, 0
+  while got < total do
+    local d, e = s:receive(65536)
+    if not d then error('at ' .. got .. ': ' .. tostring(e)) end
+    if got % (64 * 1024 * 1024) == 0 then
+      -- Spot checks of the pattern: byte i is i % 251.
+      eq(d:byte(1), got % 251, 'byte ' .. got)
+      peak = math.max(peak, rss())
+    end
+    got = got + #d
+  end
+  eq(got, total, 'bytes read')
+  same(pack(s:receive(1)), pack(nil, 'closed', ''), 'then the peer closed')
+  T.ok(peak - before < 32 * 1024 * 1024, 'RSS grew by ' .. (peak - before) .. ' bytes')
+end)
+
 return T.run()

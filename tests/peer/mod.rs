@@ -233,6 +233,26 @@ fn serve(mut c: Box<dyn Conn>, stop: &AtomicBool) -> io::Result<()> {
             c.write_all(&buf[..n])?;
         },
         "lines" => c.write_all(LINES)?,
+        // A line that never ends: 'x' until the client goes away.
+        "endless" => loop {
+            buf.fill(b'x');
+            if c.write_all(&buf).is_err() {
+                break;
+            }
+        },
+        // N bytes of the pattern (N may be GiBs), from one block a whole
+        // number of patterns long, so each write continues where the last ended.
+        "stream" => {
+            let block = data(251 * 256);
+            let mut left = num(0);
+            while left > 0 {
+                let n = block.len().min(left);
+                if c.write_all(&block[..n]).is_err() {
+                    break;
+                }
+                left -= n;
+            }
+        }
         "bytes" => c.write_all(&data(num(0)))?,
         "split" => {
             for chunk in data(num(0)).chunks(num(1).max(1)) {
