@@ -280,11 +280,31 @@ for _, c in ipairs({ 'coevent-luajit', 'coevent-lua5.4' }) do
     end
   end
 end
+for _, s in ipairs(strace) do
+  if s.c:match('^coevent') and s.status == '0' then
+    p(string.format('- %s in steady state: %.2f syscalls, %.2f failed, per round trip (floor: see the syscall table).',
+      name(s.c), s.calls / rt, s.errors / rt))
+  end
+end
 if #flags == 0 then
   p('Nothing flagged: in steady state coevent makes about 2 syscalls per round trip, no')
   p('epoll_ctl, few failed reads, and stays within 25% of OpenResty\'s CPU per round trip.')
 else
   for _, f in ipairs(flags) do p('- ', f) end
 end
+p('')
+p('## Notes on the peers')
+p('')
+p('- copas 1.x (Debian lua-copas, Lua 5.1/5.2 only) waits with LuaSocket\'s `select()`: no')
+p('  fd at or above FD_SETSIZE (1024), so N=10000 cannot run (the error above); its N=1000')
+p('  case scans ~1000 fds per `select`. For `\'*a\'`, LuaSocket answers `nil, "closed", partial`')
+p('  when the body came in earlier calls, so the client takes the partial as the body.')
+p('- cqueues and luv run on Lua 5.4 (Debian builds them for 5.1–5.4).')
+p('- OpenResty: Debian\'s nginx 1.22 with libnginx-mod-http-lua and OpenResty\'s LuaJIT, run')
+p('  from `bench/.deps` (see `bench/deps.sh`); one worker; its `receive` reads through')
+p('  `lua_socket_buffer_size` (default 4k/8k, left as it is), which costs it in the payload rows.')
+p('- luv has no coroutines: one callback chain per connection.')
+p('- The floor is `bench/floor` (Rust, std + libc): one epoll loop, edge-triggered, one send')
+p('  and one recv per round trip; a read shorter than the room offered ends the reading.')
 p('')
 print(table.concat(out, '\n'))
