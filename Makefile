@@ -20,7 +20,7 @@ DEBS := lua5.1 lua5.4 luajit dnsmasq-base
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help all deps module modules install runner demo test check fuzz clean
+.PHONY: help all deps module modules install runner demo test check fuzz bench bench-deps clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -29,6 +29,7 @@ help:
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
+	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md)"
 
 all: runner modules
 
@@ -76,6 +77,15 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) sh fuzz/run.sh
 
+# The peers for the benchmark (Debian, as root). Never installs libnginx-mod-http-lua
+# system-wide: it would replace Debian's luajit with OpenResty's (see bench/deps.sh).
+bench-deps:
+	bash bench/deps.sh
+
+# About 15 minutes on 2 cores; writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run.
+bench: bench-deps modules
+	bash bench/run.sh
+
 check:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -94,7 +104,7 @@ SECONDS ?= 60
 valgrind:
 	@for b in valgrind lua5.4; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
 	$(MAKE) module LUA=5.4
-	COEVENT_VALGRIND=1 $(CARGO) test --test faults -- --ignored lua54:: valgrind::
+	COEVENT_VALGRIND=1 $(CARGO) test --test faults -- --ignored --show-output lua54:: valgrind::
 
 soak:
 	@command -v redis-server >/dev/null || { echo "redis-server is missing (Debian: apt-get install redis-server)"; exit 1; }
