@@ -192,8 +192,8 @@ fn run_lua(path: &Path, vars: &[(String, String)], tx: Sender<Msg>) -> mlua::Res
     lua.load(code).set_name(format!("@{}", name.display())).call(())
 }
 
-/// Runs `cmd` with a time limit (killing it by pid past the limit); returns
-/// (status, stdout, stderr).
+/// Runs `cmd` with a time limit (killing it by pid past the limit), printing its
+/// stdout as it comes; returns (status, stdout, stderr).
 fn output(mut cmd: Command, what: &str, limit: Duration) -> (std::process::ExitStatus, String, String) {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
@@ -206,8 +206,13 @@ fn output(mut cmd: Command, what: &str, limit: Duration) -> (std::process::ExitS
     let (tx, rx) = mpsc::channel();
     let pid = child.id();
     thread::spawn(move || {
+        // Line by line, printed as it comes (the soak reports as it goes).
         let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
+        for line in BufReader::new(&mut so).lines().map_while(Result::ok) {
+            println!("{line}");
+            s.push_str(&line);
+            s.push('\n');
+        }
         let _ = tx.send((child.wait(), s));
     });
     let Ok((status, stdout)) = rx.recv_timeout(limit) else {
@@ -319,13 +324,21 @@ impl<'a> Run<'a> {
         let what = format!("{} on {}.lua", self.interp, self.script);
         let limit = self.limit.unwrap_or(if self.valgrind { VALGRIND_TIME_LIMIT } else { TIME_LIMIT });
         let (status, out, err) = output(cmd, &what, limit);
-        println!("{out}");
         eprintln!("{err}");
         if self.valgrind {
             let summary = err.lines().rev().find(|l| l.contains("ERROR SUMMARY:")).unwrap_or("");
+            let lost = err.lines().find(|l| l.contains("definitely lost:") || l.contains("no leaks are possible"));
+            println!(
+                "valgrind, {what}: {}; {}",
+                summary.split("== ").last().unwrap_or(""),
+                lost.unwrap_or("").split("== ").last().unwrap_or("")
+            );
             assert!(summary.contains("ERROR SUMMARY: 0 errors"), "{what} under valgrind: {summary:?}");
-            if let Some(lost) = err.lines().find(|l| l.contains("definitely lost:")) {
-                assert!(lost.contains("definitely lost: 0 bytes in 0 blocks"), "{what} under valgrind: {lost}");
+            if let Some(lost) = lost {
+                assert!(
+                    !lost.contains("definitely lost:") || lost.contains("definitely lost: 0 bytes in 0 blocks"),
+                    "{what} under valgrind: {lost}"
+                );
             }
         }
         assert!(status.success(), "{what}: {status}");
