@@ -15,8 +15,9 @@ else
 endif
 
 # What the tests need from Debian: the interpreters the modules are tested on,
-# and dnsmasq as a real nameserver for the resolver tests.
-DEBS := lua5.1 lua5.4 luajit dnsmasq-base
+# dnsmasq as a real nameserver for the resolver tests, redis-server for the
+# 10,000-connection test, valgrind for `make valgrind`.
+DEBS := lua5.1 lua5.4 luajit dnsmasq-base redis-server valgrind
 
 FUZZ_SECONDS ?= 60
 
@@ -24,7 +25,7 @@ FUZZ_SECONDS ?= 60
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
-	@echo "make test            install what is missing (lua5.1 lua5.4 luajit), build, run every test"
+	@echo "make test            install what is missing ($(DEBS)), build, run every test"
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
@@ -66,9 +67,10 @@ deps:
 	fi
 
 # Ends with one summary line over every test binary: "N passed, M failed".
+# The valgrind runs and the soak have targets of their own (below).
 test: deps modules
 	$(CARGO) build --bins
-	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored 2>&1 | tee target/test.log; rc=$$?; \
+	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored --skip valgrind:: --skip soak 2>&1 | tee target/test.log; rc=$$?; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
 	exit $$rc
 
