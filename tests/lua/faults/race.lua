@@ -1,6 +1,8 @@
 -- Timeouts firing in the same loop turn as readiness: every wait ends exactly
 -- once, with the data or with a timeout, never both, never neither; the socket
--- is usable after a timeout. 50 other threads do round trips meanwhile.
+-- is usable after a timeout. 50 other threads do round trips meanwhile. The
+-- timeouts (1 + i % 3 ms) and close delays (1 + floor(i / 3) % 3 ms) below
+-- pair every value of 1..3 ms with every other, ties included.
 local T = require('harness')
 local F = require('support')
 local L, eq, same, pack = T.L, T.eq, T.same, T.pack
@@ -67,7 +69,7 @@ T.case('read timeouts racing a close from another thread: closed or timeout, onc
       s:settimeout(1 + i % 3)
       readers[i] = L.spawn(function() return s:receive('*l') end)
       closers[i] = L.spawn(function()
-        L.sleep((1 + (i + 1) % 3) / 1000)
+        L.sleep((1 + math.floor(i / 3) % 3) / 1000)
         return s:close()
       end)
     end
@@ -97,7 +99,7 @@ T.case('connect timeouts of 1..3 ms racing a close at 1..3 ms: timeout or closed
       s:settimeout(1 + i % 3)
       connecting[i] = L.spawn(function() return s:connect(T.host, T.full) end)
       closers[i] = L.spawn(function()
-        L.sleep((1 + (i + 1) % 3) / 1000)
+        L.sleep((1 + math.floor(i / 3) % 3) / 1000)
         return s:close()
       end)
     end
