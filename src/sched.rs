@@ -272,6 +272,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         Parked::Nowhere => {}
     }
     drop(s);
+    eng.take_closed_under(Some(tok));
     let th: Thread = eng.threads.raw_get(tok)?;
     let outcome = lua.create_table()?;
     outcome.raw_set(1, false)?;

@@ -346,9 +346,11 @@ fn receive_with(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
         return fail_partial(lua, "too large", Value::String(lua.create_string("")?));
     }
     let cur = s.eng.current();
-    let Some(fd) = s.live_fd().filter(|_| !s.eng.take_closed_under(cur)) else {
+    // Woken by a close (the token is taken whatever the socket is now).
+    if s.eng.take_closed_under(cur) || s.live_fd().is_none() {
         return fail_partial(lua, "closed", Value::String(lua.create_string("")?));
-    };
+    }
+    let fd = s.fd;
     let mut r = reactor(&s.eng);
     if r.waiter(fd, Dir::Read).is_some_and(|w| Some(w) != cur) {
         return fail_partial(lua, "socket busy reading", Value::String(lua.create_string("")?));
@@ -479,9 +481,10 @@ pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
 
 /// Sends what `send` queued; answers the wait marker until it is all gone.
 fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
-    let Some(fd) = s.live_fd().filter(|_| !s.eng.take_closed_under(s.eng.current())) else {
+    if s.eng.take_closed_under(s.eng.current()) || s.live_fd().is_none() {
         return fail(lua, "closed");
-    };
+    }
+    let fd = s.fd;
     let mut r = reactor(&s.eng);
     if r.take_timeout(fd, Dir::Write) {
         drop(r);

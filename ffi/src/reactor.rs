@@ -70,8 +70,11 @@ impl Reactor {
         })
     }
 
-    /// Milliseconds since the reactor started, as of the last poll.
-    pub fn now(&self) -> u64 {
+    /// Milliseconds since the reactor started, read afresh (vDSO, no
+    /// syscall): a deadline taken late in a long loop turn must count from
+    /// when it is taken, not from the turn's poll, or it fires early.
+    pub fn now(&mut self) -> u64 {
+        self.now = (sys::now_ms() - self.base).max(self.now);
         self.now
     }
 
@@ -127,7 +130,10 @@ impl Reactor {
     /// Parks `token` until `fd` is ready in `dir` or `timeout` ms pass.
     pub fn wait(&mut self, fd: Fd, dir: Dir, token: u32, timeout: Option<u64>) {
         let timer = match timeout {
-            Some(ms) => Some(self.wheel.insert(self.now.saturating_add(ms), fd_payload(fd, dir))),
+            Some(ms) => {
+                let deadline = self.now().saturating_add(ms);
+                Some(self.wheel.insert(deadline, fd_payload(fd, dir)))
+            }
             None => {
                 self.untimed += 1;
                 None
@@ -178,7 +184,8 @@ impl Reactor {
     /// Wakes `token` after `ms` milliseconds.
     pub fn sleep(&mut self, token: u32, ms: u64) -> TimerId {
         debug_assert!(token as u64 & FD_WAIT == 0);
-        self.wheel.insert(self.now.saturating_add(ms), token as u64)
+        let deadline = self.now().saturating_add(ms);
+        self.wheel.insert(deadline, token as u64)
     }
 
     /// Waits still pending: anything that can wake a token later.
@@ -189,7 +196,7 @@ impl Reactor {
     /// One loop turn's poll: waits for events (no longer than `timeout` ms if
     /// given, never past the next timer), then pushes every woken token.
     pub fn poll(&mut self, timeout: Option<u64>, woken: &mut Vec<u32>) -> io::Result<()> {
-        let until_timer = self.wheel.next_deadline().map(|d| d.saturating_sub(self.now));
+        let until_timer = self.wheel.next_deadline().map(|d| d.saturating_sub(self.now()));
         let ms = match (timeout, until_timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -215,9 +222,9 @@ impl Reactor {
             // A full batch: more may be waiting, so take more next time.
             self.events.resize(n * 2, sys::EMPTY_EVENT);
         }
-        self.now = sys::now_ms() - self.base;
+        let now = self.now();
         self.fired.clear();
-        self.wheel.poll(self.now, &mut self.fired);
+        self.wheel.poll(now, &mut self.fired);
         for &p in &self.fired {
             if p & FD_WAIT == 0 {
                 woken.push(p as u32);

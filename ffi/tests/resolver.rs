@@ -415,9 +415,13 @@ impl Loop {
     /// Turns until the reactor's clock reaches `ms`.
     fn until(&mut self, ms: u64) {
         let until = Instant::now() + LIMIT;
-        while self.r.now() < ms {
+        loop {
+            let now = self.r.now();
+            if now >= ms {
+                break;
+            }
             assert!(Instant::now() < until);
-            self.turn(ms - self.r.now());
+            self.turn(ms - now);
         }
     }
 }
