@@ -21,7 +21,7 @@ DEBS := lua5.1 lua5.4 luajit dnsmasq-base redis-server valgrind
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help all deps module modules install runner demo test check fuzz bench bench-deps clean
+.PHONY: help all deps module modules install runner demo test check fuzz bench bench-deps size clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -30,6 +30,7 @@ help:
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
+	@echo "make size            module and runner sizes, RSS of an idle loop"
 	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md)"
 
 all: runner modules
@@ -38,8 +39,9 @@ runner:
 	$(CARGO) build --release --bin coevent
 
 # One .so per Lua ABI, each in its own target dir so builds do not evict each other.
+# `cargo rustc --crate-type cdylib`: with the rlib beside it cargo drops LTO.
 module:
-	$(CARGO) build --release --lib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
+	$(CARGO) rustc --release --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
 	mkdir -p build/$(DIR)
 	cp target/$(DIR)/release/libcoevent.so build/$(DIR)/coevent.so
 
@@ -87,6 +89,11 @@ bench-deps:
 # About 15 minutes on 2 cores; writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run.
 bench: bench-deps modules
 	bash bench/run.sh
+
+# Footprint: stripped sizes, and the RSS of an idle loop in the runner.
+size: runner modules
+	@for f in build/*/coevent.so target/release/coevent; do printf '%8d bytes  %s\n' $$(stat -c %s $$f) $$f; done
+	@target/release/coevent -e "require('coevent')(function() for l in io.lines('/proc/self/status') do if l:match('^VmRSS') then print('idle loop (runner): ' .. l:gsub('%s+', ' ')) end end end)"
 
 check:
 	$(CARGO) fmt --check
