@@ -30,6 +30,22 @@ use std::time::{Duration, Instant};
 
 use coevent_ffi::dns::{self, TYPE_A};
 
+use crate::common::{self, accept_tcp, accept_unix};
+
+/// For tests/common: the servers' child process.
+pub const SERVERS: common::Servers =
+    common::Servers { marker: "DNSPEER", what: "the dns peer", required: "DNS_PORT", hint: " (is dnsmasq installed?)" };
+
+/// The body of the test `serve_dnspeer`: see `common::serve`. The servers stop
+/// dnsmasq when dropped.
+pub fn serve_child() {
+    common::serve(|| {
+        let p = DnsPeer::start();
+        let vars = p.vars().to_vec();
+        (p, vars)
+    });
+}
+
 pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 
 /// dnsmasq, stopped (by its pid) when dropped.
@@ -219,20 +235,6 @@ fn echo(mut c: impl Conn, what: &'static str) {
     });
 }
 
-fn accept_tcp(l: TcpListener, stop: Arc<AtomicBool>, each: impl Fn(TcpStream) + Send + 'static) {
-    thread::spawn(move || {
-        for c in l.incoming() {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            if let Ok(c) = c {
-                let _ = c.set_nodelay(true);
-                each(c);
-            }
-        }
-    });
-}
-
 pub struct DnsPeer {
     /// Kept for its Drop, which stops it.
     _dnsmasq: Dnsmasq,
@@ -320,17 +322,7 @@ impl DnsPeer {
         let unix = tmp("echo.sock");
         let _ = std::fs::remove_file(&unix);
         let ul = UnixListener::bind(&unix).expect("bind a unix socket");
-        let st = stop.clone();
-        thread::spawn(move || {
-            for c in ul.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(c) = c {
-                    echo(c, "unix");
-                }
-            }
-        });
+        accept_unix(ul, stop.clone(), |c| echo(c, "unix"));
         vars.push(("ECHO_UNIX", unix.display().to_string()));
         vars.push(("PEER_UNIX", unix.display().to_string()));
 

@@ -38,6 +38,21 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, accept_tcp, accept_unix};
+
+/// For tests/common: the peer's child process.
+pub const SERVERS: common::Servers =
+    common::Servers { marker: "PEER", what: "the peer", required: "PEER_PORT", hint: "" };
+
+/// The body of the test `serve_peer`: see `common::serve`.
+pub fn serve_child() {
+    common::serve(|| {
+        let p = Peer::start();
+        let vars = p.vars();
+        (p, vars)
+    });
+}
+
 /// The byte at offset `i` of the `bytes`, `split` and `drain` data.
 pub fn pattern(i: usize) -> u8 {
     (i % 251) as u8
@@ -98,16 +113,7 @@ impl Peer {
         let _ = std::fs::remove_file(&unix_path);
         let ul = UnixListener::bind(&unix_path).expect("bind unix socket");
         let st = stop.clone();
-        thread::spawn(move || {
-            for c in ul.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(c) = c {
-                    handle(Box::new(c), st.clone());
-                }
-            }
-        });
+        accept_unix(ul, stop.clone(), move |c| handle(Box::new(c), st.clone()));
         let refused_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
         let full = fill_queue();
         let full_port = full.as_ref().map(|(l, _)| l.local_addr().unwrap().port());
@@ -183,17 +189,8 @@ fn nameserver(sock: UdpSocket) {
 }
 
 fn spawn_tcp(l: TcpListener, stop: Arc<AtomicBool>) {
-    thread::spawn(move || {
-        for c in l.incoming() {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            if let Ok(c) = c {
-                let _ = c.set_nodelay(true);
-                handle(Box::new(c), stop.clone());
-            }
-        }
-    });
+    let st = stop.clone();
+    accept_tcp(l, stop, move |c| handle(Box::new(c), st.clone()));
 }
 
 fn handle(c: Box<dyn Conn>, stop: Arc<AtomicBool>) {
@@ -377,4 +374,11 @@ pub fn connect(port: u16, cmd: &str) -> TcpStream {
     s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
     let _ = s.shutdown(Shutdown::Write);
     s
+}
+
+/// `connect`, then all the peer sends until it closes.
+pub fn answer(port: u16, cmd: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    connect(port, cmd).read_to_end(&mut v).unwrap();
+    v
 }
