@@ -127,10 +127,6 @@ pub fn fail_partial(lua: &Lua, err: &str, partial: Value) -> Result<Ret> {
     Ok((Value::Nil, Value::String(lua.create_string(err)?), partial))
 }
 
-pub fn wait() -> Result<Ret> {
-    ret(wait_marker())
-}
-
 pub fn raise(lua: &Lua, msg: &str) -> Result<Ret> {
     Ok((raise_marker(), Value::String(lua.create_string(msg)?), Value::Nil))
 }
@@ -202,7 +198,7 @@ impl Engine {
         self.op.set(None);
         self.pending_op.borrow_mut().take();
         self.pending.set(p);
-        wait()
+        ret(wait_marker())
     }
 
     /// Parks it on `p` for socket operation `op`, which the scheduler finishes

@@ -458,7 +458,7 @@ pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
         s.owed = b.len();
         let mut n = 0;
         if r.is_ready(fd, Dir::Write) {
-            match sys::sendv(fd, &[&b]) {
+            match sys::send(fd, &b) {
                 Ok(k) => n = k,
                 Err(e) if e.kind() == WouldBlock => {}
                 Err(e) => {
@@ -494,7 +494,7 @@ fn flush(lua: &Lua, s: &mut Socket) -> Result<Ret> {
         if !r.is_ready(fd, Dir::Write) {
             return s.eng.park_op(Pending::Io(fd, Dir::Write, s.timeout), OpKind::Flush);
         }
-        match sys::sendv(fd, &[&s.out[s.sent..]]) {
+        match sys::send(fd, &s.out[s.sent..]) {
             Ok(n) => {
                 s.sent += n;
                 if s.sent < s.out.len() {

@@ -516,7 +516,7 @@ fn tcp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
         if sys::take_error(fd).map_err(drop)? != 0 {
             return Err(());
         }
-        match sys::sendv(fd, &[&query.out]) {
+        match sys::send(fd, &query.out) {
             Ok(n) => drop(query.out.drain(..n)),
             Err(e) if e.kind() == WouldBlock => {}
             Err(_) => return Err(()),

@@ -224,23 +224,10 @@ pub fn recv(fd: Fd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Sends from the given slices in one sendmsg (MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE).
-pub fn sendv(fd: Fd, bufs: &[&[u8]]) -> io::Result<usize> {
-    if let [one] = bufs {
-        // SAFETY: `one` is valid for reads of its length.
-        return retry(|| cvt_size(unsafe { libc::send(fd, one.as_ptr() as *const _, one.len(), libc::MSG_NOSIGNAL) }));
-    }
-    let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; IOV_MAX];
-    let n = bufs.len().min(IOV_MAX);
-    for (v, b) in iov.iter_mut().zip(&bufs[..n]) {
-        *v = libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() };
-    }
-    // SAFETY: msghdr is plain old data; all-zero is "no name, no control".
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = n as _;
-    // SAFETY: `msg` points at `n` iovecs over live slices; the kernel only reads them.
-    retry(|| cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }))
+/// Sends what the kernel takes of `b` (MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE).
+pub fn send(fd: Fd, b: &[u8]) -> io::Result<usize> {
+    // SAFETY: `b` is valid for reads of its length.
+    retry(|| cvt_size(unsafe { libc::send(fd, b.as_ptr() as *const _, b.len(), libc::MSG_NOSIGNAL) }))
 }
 
 /// Sends each slice as its own datagram, in one sendmmsg; returns how many went.
@@ -281,9 +268,6 @@ pub fn recv_datagrams(fd: Fd, bufs: &mut [Vec<u8>; 2]) -> io::Result<usize> {
     }
     Ok(n)
 }
-
-/// Slices per sendmsg; the rest goes in the next call.
-pub const IOV_MAX: usize = 64;
 
 pub fn close(fd: Fd) {
     // SAFETY: the caller owns `fd`; after close it is never used again. Errors (even
