@@ -69,10 +69,12 @@ pub struct Engine {
     pub done: Table,
 }
 
+// The markers are these statics' addresses (distinct values, so no linker can
+// fold them into one).
 static WAIT_TAG: u8 = 0;
-static RAISE_TAG: u8 = 0;
-static LINE_TAG: u8 = 0;
-static ALL_TAG: u8 = 0;
+static RAISE_TAG: u8 = 1;
+static LINE_TAG: u8 = 2;
+static ALL_TAG: u8 = 3;
 
 /// Markers the prelude passes for `'*l'` and `'*a'`, so the common patterns
 /// cross into Rust without a string.
