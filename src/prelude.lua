@@ -5,7 +5,7 @@
 -- other waits are resumed with nothing, and the caller calls again. RAISE in
 -- first place means: raise the message that follows, at the caller's level.
 local C, WAIT, RAISE = ...
-local yield, error, type, setmetatable = coroutine.yield, error, type, setmetatable
+local yield, error, setmetatable = coroutine.yield, error, setmetatable
 local unpack = table.unpack or unpack
 local done = C.done
 
