@@ -157,7 +157,7 @@ pub fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Integer(i) => Some(*i as f64),
         Value::Number(n) => Some(*n),
-        Value::String(s) => s.to_str().ok()?.trim().parse().ok(),
+        Value::String(s) => coevent_ffi::buf::lua_number(&s.as_bytes()),
         _ => None,
     }
 }

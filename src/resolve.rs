@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use coevent_ffi::addr::ip_literal;
 use coevent_ffi::resolver::{Config, Lookup, Resolver};
 use mlua::{Lua, Result, Table, Value};
 
@@ -48,9 +49,9 @@ pub fn resolve(lua: &Lua, eng: &Engine, name: Value) -> Result<Ret> {
         return bad_arg(lua, 1, "resolve", &expected("string", &name));
     };
     let s = s.to_str()?.to_string();
-    let ips = match literal(&s) {
-        Ok(ip) => vec![ip],
-        Err(_) => match step(eng, &s) {
+    let ips = match ip_literal(&s) {
+        Some(ip) => vec![ip],
+        None => match step(eng, &s) {
             Step::Done(Ok(ips)) => ips,
             Step::Done(Err(e)) => return fail(lua, e),
             Step::Wait(q) => return eng.park(Pending::Resolve(q)),
@@ -111,16 +112,11 @@ fn nameservers(list: &Table) -> std::result::Result<Vec<SocketAddr>, String> {
         let v = v.map_err(|e| e.to_string())?;
         let Value::String(s) = &v else { return Err(format!("nameservers: {}", expected("string", &v))) };
         let s = s.to_string_lossy();
-        let addr = s.parse::<SocketAddr>().or_else(|_| literal(&s).map(|ip| (ip, 53).into()));
-        out.push(addr.map_err(|_| format!("bad nameserver '{s}'"))?);
+        let addr = s.parse::<SocketAddr>().ok().or_else(|| ip_literal(&s).map(|ip| (ip, 53).into()));
+        out.push(addr.ok_or_else(|| format!("bad nameserver '{s}'"))?);
     }
     if out.is_empty() {
         return Err("nameservers: none given".into());
     }
     Ok(out)
-}
-
-/// An IP literal, IPv6 in brackets or not.
-fn literal(s: &str) -> std::result::Result<IpAddr, std::net::AddrParseError> {
-    s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s).parse()
 }

@@ -23,14 +23,18 @@ pub fn parse_host(host: &[u8]) -> Result<Host<'_>, &'static str> {
         };
     }
     let s = std::str::from_utf8(host).map_err(|_| "no such host")?;
-    let bare = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
+    if let Some(ip) = ip_literal(s) {
         return Ok(Host::Ip(ip));
     }
     if s.is_empty() || s.len() > 253 || s.bytes().any(|b| b.is_ascii_whitespace() || b == b'#' || b == 0) {
         return Err("no such host");
     }
     Ok(Host::Name(s))
+}
+
+/// An IPv4 or IPv6 literal, IPv6 with or without its brackets (in pairs).
+pub fn ip_literal(s: &str) -> Option<IpAddr> {
+    s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s).parse().ok()
 }
 
 /// Every address `name` has in hosts-file text, in file order.

@@ -19,11 +19,7 @@ impl Pattern {
         match s {
             b"*l" | b"l" => Some(Pattern::Line),
             b"*a" | b"a" => Some(Pattern::All),
-            _ => {
-                // Lua's tonumber trims ASCII spaces only (C isspace), not Unicode ones.
-                let s = std::str::from_utf8(s).ok()?.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
-                Pattern::count(s.parse::<f64>().ok()?)
-            }
+            _ => Pattern::count(lua_number(s)?),
         }
     }
 
@@ -32,6 +28,13 @@ impl Pattern {
         // `usize::MAX as f64` is 2^64, one past the largest count: strictly below it.
         (n >= 0.0 && n.fract() == 0.0 && n < usize::MAX as f64).then_some(Pattern::Bytes(n as usize))
     }
+}
+
+/// A decimal number in a string, as Lua converts one: around it only the C
+/// locale's spaces (isspace), not Unicode ones.
+pub fn lua_number(s: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(s).ok()?;
+    s.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b').parse().ok()
 }
 
 /// Buffered bytes read from a socket and not yet returned to Lua.
