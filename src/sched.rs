@@ -12,7 +12,7 @@ use coevent_ffi::resolver;
 use coevent_ffi::sys::{self, Fd};
 use coevent_ffi::wheel::TimerId;
 use mlua::thread::ThreadStatus;
-use mlua::{AnyUserData, Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Thread, Value};
+use mlua::{AnyUserData, Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
 use crate::engine::{self, bad_arg, expected, fail, raise, Engine, OpKind, Pending, Ret, NOT_IN_LOOP};
 use crate::socket;
@@ -258,7 +258,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     match parked {
         _ if queued => {
             if let Some(res) = eng.resolver.borrow_mut().as_mut() {
-                res.take_result(tok, "");
+                res.forget(tok);
             }
         }
         Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
@@ -274,11 +274,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     drop(s);
     eng.take_closed_under(Some(tok));
     let th: Thread = eng.threads.raw_get(tok)?;
-    let outcome = lua.create_table()?;
-    outcome.raw_set(1, false)?;
-    outcome.raw_set(2, "killed")?;
-    outcome.raw_set("n", 2)?;
-    finish(lua, eng, tok, th, Ok(Value::Table(outcome)), true)?;
+    finish(lua, eng, tok, th, Ok(Value::Table(failed(lua, "killed")?)), true)?;
     engine::ret(Value::Boolean(true))
 }
 
@@ -306,11 +302,8 @@ fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet
         Err(e) => {
             let full = error_text(&e);
             let msg = full.split("\nstack traceback:").next().unwrap_or_default();
-            *eng.traceback.borrow_mut() = Some(full.clone());
-            let t = lua.create_table()?;
-            t.raw_set(1, false)?;
-            t.raw_set(2, msg)?;
-            t.raw_set("n", 2)?;
+            let t = failed(lua, msg)?;
+            *eng.traceback.borrow_mut() = Some(full);
             t
         }
     };
@@ -329,6 +322,15 @@ fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet
         }
     }
     eng.done.raw_set(th, result)
+}
+
+/// A thread's outcome when it failed: `{false, err, n = 2}`.
+fn failed(lua: &Lua, err: &str) -> Result<Table> {
+    let t = lua.create_table()?;
+    t.raw_set(1, false)?;
+    t.raw_set(2, err)?;
+    t.raw_set("n", 2)?;
+    Ok(t)
 }
 
 fn error_text(e: &Error) -> String {

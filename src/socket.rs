@@ -340,20 +340,25 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
     receive_with(lua, s, p)
 }
 
+/// A receive that failed before taking anything: `nil, err, ""`.
+fn fail_nothing(lua: &Lua, err: &str) -> Result<Ret> {
+    fail_partial(lua, err, Value::String(lua.create_string("")?))
+}
+
 fn receive_with(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
     if matches!(p, Pattern::Bytes(n) if n > s.max_receive) {
         // Refused before reading anything: the stream is intact, the socket stays open.
-        return fail_partial(lua, "too large", Value::String(lua.create_string("")?));
+        return fail_nothing(lua, "too large");
     }
     let cur = s.eng.current();
     // Woken by a close (the token is taken whatever the socket is now).
     if s.eng.take_closed_under(cur) || s.live_fd().is_none() {
-        return fail_partial(lua, "closed", Value::String(lua.create_string("")?));
+        return fail_nothing(lua, "closed");
     }
     let fd = s.fd;
     let mut r = reactor(&s.eng);
     if r.waiter(fd, Dir::Read).is_some_and(|w| Some(w) != cur) {
-        return fail_partial(lua, "socket busy reading", Value::String(lua.create_string("")?));
+        return fail_nothing(lua, "socket busy reading");
     }
     if r.take_timeout(fd, Dir::Read) {
         // A read timeout leaves the socket open.

@@ -269,6 +269,11 @@ impl Resolver {
         query.waiters.len() < n
     }
 
+    /// Drops any answer waiting for `tok` (its thread was killed).
+    pub fn forget(&mut self, tok: u32) {
+        self.results.remove(&tok);
+    }
+
     /// The answer thread `tok` was woken with, if it answers `name` (one for
     /// another name, left by a wait that was abandoned, is dropped).
     pub fn take_result(&mut self, tok: u32, name: &str) -> Option<Answer> {
