@@ -7,9 +7,10 @@ use coevent_ffi::buf::Pattern;
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::resolver::{Config, Resolver};
 use coevent_ffi::sys::{self, Fd};
-use mlua::{AnyUserData, LightUserData, Lua, Result, Table, Value};
+use mlua::{LightUserData, Lua, Result, Table, Value};
 
 use crate::sched::Sched;
+use crate::socket::SockRef;
 
 /// What a thread that yields the wait marker is waiting for; set by the Rust
 /// function that answered "wait", taken by the scheduler when the yield reaches
@@ -46,24 +47,24 @@ pub struct Engine {
     /// Which socket operation the pending wait belongs to, if any, and (once
     /// `socket::with` has seen it) the socket.
     pub op: Cell<Option<OpKind>>,
-    pub pending_op: RefCell<Option<(AnyUserData, OpKind)>>,
+    pub pending_op: RefCell<Option<(SockRef, OpKind)>>,
     /// The running loop's resolver, made at its first lookup, and its settings.
     pub resolver: RefCell<Option<Resolver>>,
     pub dns: RefCell<Config>,
     /// Counts loops: a socket from an ended loop is closed.
     pub epoch: Cell<u64>,
+    /// A receive buffer's storage, lent to the next socket that reads into an
+    /// empty buffer (see `RecvBuf::release`).
+    pub spare: RefCell<Vec<u8>>,
     /// Fds of sockets collected while the reactor was borrowed; closed next turn.
     pub graveyard: RefCell<Vec<Fd>>,
     /// Threads woken by a close (see `take_closed_under`).
     pub closed_under: RefCell<Vec<u32>>,
     /// The traceback of the error a light thread is ending with.
     pub traceback: RefCell<Option<String>>,
-    /// `threads[token]`: each live light thread; `socks[token]`: the socket of
-    /// its pending operation. Kept in Lua tables, not as Rust-held references:
-    /// LuaJIT caps mlua's reference stack near 8000, and a loop may hold far
-    /// more threads than that.
+    /// `threads[token]`: light threads past the first few thousand (see
+    /// `sched::HELD`).
     pub threads: Table,
-    pub socks: Table,
     /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
     /// Weak-keyed, so results nobody can wait for any more are collected.
     pub done: Table,
@@ -172,7 +173,6 @@ impl Engine {
         done.set_metatable(Some(mt))?;
         Ok(Engine {
             threads: lua.create_table()?,
-            socks: lua.create_table()?,
             reactor: RefCell::new(None),
             resolver: RefCell::new(None),
             dns: RefCell::new(Config::default()),
@@ -182,6 +182,7 @@ impl Engine {
             op: Cell::new(None),
             pending_op: RefCell::new(None),
             epoch: Cell::new(0),
+            spare: RefCell::new(Vec::new()),
             graveyard: RefCell::new(Vec::new()),
             traceback: RefCell::new(None),
             closed_under: RefCell::new(Vec::new()),

@@ -12,12 +12,13 @@ mod resolve;
 mod sched;
 mod socket;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use mlua::{Lua, MultiValue, Result, Table, Value};
 
 use engine::{raise_marker, wait_marker, Engine, Ret};
-use socket::Socket;
+use socket::{Cosocket, SelfArg, Socket};
 
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
@@ -55,7 +56,12 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let e = eng.clone();
     c.raw_set("config", lua.create_function(move |lua, t: Value| resolve::config(lua, &e, t))?)?;
     let e = eng.clone();
-    c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Socket::new(e.clone())))?)?;
+    c.raw_set(
+        "tcp",
+        lua.create_function(move |lua, ()| {
+            lua.create_userdata(Cosocket(Rc::new(RefCell::new(Socket::new(e.clone())))))
+        })?,
+    )?;
 
     type Op = fn(&Lua, &mut Socket, Value, Value) -> Result<Ret>;
     let ops: [(&str, &str, Op); 6] = [
@@ -67,8 +73,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("setoption", "setoption", socket::setoption),
     ];
     for (key, name, op) in ops {
-        let f = lua.create_function(move |lua, (s, a, b): (Value, Value, Value)| {
-            socket::with(lua, name, &s, |s| op(lua, s, a, b))
+        let f = lua.create_function(move |lua, (s, a, b): (SelfArg, Value, Value)| {
+            socket::with(lua, name, s, |s| op(lua, s, a, b))
         })?;
         c.raw_set(key, f)?;
     }
@@ -85,7 +91,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
 #[cfg(feature = "module")]
 #[allow(unsafe_code)] // the entry point mlua generates
 mod module {
-    #[mlua::lua_module]
+    #[mlua::lua_module(skip_memory_check)]
     fn coevent(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
         super::open(lua)
     }

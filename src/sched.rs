@@ -12,23 +12,25 @@ use coevent_ffi::resolver;
 use coevent_ffi::sys::{self, Fd};
 use coevent_ffi::wheel::TimerId;
 use mlua::thread::ThreadStatus;
-use mlua::{AnyUserData, Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
+use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
 use crate::engine::{self, bad_arg, expected, fail, raise, Engine, OpKind, Pending, Ret, NOT_IN_LOOP};
-use crate::socket;
+use crate::socket::{self, SockRef};
 
 struct Task {
-    /// True while the thread runs (its coroutine is in `Engine::threads`).
+    /// True while the thread runs.
     running: bool,
+    /// Its coroutine, held here for the first `HELD` tokens (the rest are in
+    /// `Engine::threads`).
+    thread: Option<Thread>,
     /// Tasks waiting for this one to end.
     joiners: Vec<u32>,
     /// The task this one waits for.
     joining: Option<u32>,
     /// What it was last parked on (stale once woken: see `kill`).
     parked: Parked,
-    /// The socket operation to finish for it when it wakes (the socket is in
-    /// `Engine::socks`).
-    op: Option<OpKind>,
+    /// The socket operation to finish for it when it wakes.
+    op: Option<(SockRef, OpKind)>,
 }
 
 /// Where a parked thread is registered, so `kill` can take it out.
@@ -65,6 +67,19 @@ impl Sched {
     }
 }
 
+/// Tokens below this hold their coroutine in Rust: a lookup in a Lua table
+/// costs more than the rest of a wake-up. LuaJIT caps mlua's references near
+/// 8000, so beyond it they live in `Engine::threads`.
+const HELD: u32 = 4096;
+
+/// A live task's coroutine.
+fn thread(eng: &Engine, tok: u32) -> Result<Thread> {
+    match eng.sched.borrow().tasks.get(tok as usize) {
+        Some(Some(Task { thread: Some(th), .. })) => Ok(th.clone()),
+        _ => eng.threads.raw_get(tok),
+    }
+}
+
 /// The function every light thread runs: it calls `f` and packs the outcome
 /// into one table, `{true, results...}` or `{false, err}`. Where a yield can
 /// cross xpcall (Lua 5.2+, LuaJIT) the error value is kept as it is and the
@@ -98,7 +113,14 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
     let th = lua.create_thread(body.clone())?;
     let tok = {
         let mut s = eng.sched.borrow_mut();
-        let task = Task { running: false, joiners: Vec::new(), joining: None, parked: Parked::Nowhere, op: None };
+        let task = Task {
+            running: false,
+            thread: None,
+            joiners: Vec::new(),
+            joining: None,
+            parked: Parked::Nowhere,
+            op: None,
+        };
         let tok = match s.free.pop() {
             Some(t) => {
                 s.tasks[t as usize] = Some(task);
@@ -112,9 +134,14 @@ pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiV
         s.by_ptr.insert(th.to_pointer() as usize, tok);
         s.live += 1;
         s.main.get_or_insert(tok);
+        if tok < HELD {
+            s.task(tok).thread = Some(th.clone());
+        }
         tok
     };
-    eng.threads.raw_set(tok, &th)?;
+    if tok >= HELD {
+        eng.threads.raw_set(tok, &th)?;
+    }
     let mut args = args;
     args.push_front(Value::Function(f));
     step(lua, eng, tok, args)?;
@@ -137,27 +164,23 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
         task.parked = Parked::Nowhere;
         task.op.take()
     };
-    let th: Thread = eng.threads.raw_get(tok)?;
+    let th = thread(eng, tok)?;
     let outer = eng.current.replace(Some(tok));
     let r = match op {
-        Some(kind) => {
-            let ud = take_sock(eng, tok)?;
-            match socket::complete(lua, &ud, kind) {
-                // Still not ready: it parks again, unresumed, where `complete` said.
-                Ok(ret) if engine::is_wait(&ret.0) => {
-                    if let Some(kind) = eng.op.take() {
-                        *eng.pending_op.borrow_mut() = Some((ud, kind));
-                    }
-                    Ok(ret.0)
+        Some((sock, kind)) => match socket::complete(lua, &sock, kind) {
+            // Still not ready: it parks again, unresumed, where `complete` said.
+            Ok(ret) if engine::is_wait(&ret.0) => {
+                if let Some(kind) = eng.op.take() {
+                    *eng.pending_op.borrow_mut() = Some((sock, kind));
                 }
-                Ok(ret) => {
-                    // The thread must not find its socket held here (the GC may close it).
-                    drop(ud);
-                    th.resume::<Value>(ret)
-                }
-                Err(e) => Err(e),
+                Ok(ret.0)
             }
-        }
+            Ok(ret) => {
+                drop(sock);
+                th.resume::<Value>(ret)
+            }
+            Err(e) => Err(e),
+        },
         None => th.resume::<Value>(args),
     };
     eng.current.set(outer);
@@ -167,13 +190,7 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
     match r {
         Ok(v) if th.status() == ThreadStatus::Resumable => {
             let wait = engine::is_wait(&v);
-            let op = match op {
-                Some((ud, kind)) if wait => {
-                    eng.socks.raw_set(tok, ud)?;
-                    Some(kind)
-                }
-                _ => None,
-            };
+            let op = op.filter(|_| wait);
             let mut s = eng.sched.borrow_mut();
             let task = s.task(tok);
             task.running = false;
@@ -185,13 +202,6 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
         }
         r => finish(lua, eng, tok, th, r, false),
     }
-}
-
-/// Takes the socket of `tok`'s pending operation out of `Engine::socks`.
-fn take_sock(eng: &Engine, tok: u32) -> Result<AnyUserData> {
-    let ud = eng.socks.raw_get(tok)?;
-    eng.socks.raw_set(tok, Value::Nil)?;
-    Ok(ud)
 }
 
 fn park(eng: &Engine, tok: u32, p: Pending) {
@@ -273,7 +283,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     }
     drop(s);
     eng.take_closed_under(Some(tok));
-    let th: Thread = eng.threads.raw_get(tok)?;
+    let th = thread(eng, tok)?;
     finish(lua, eng, tok, th, Ok(Value::Table(failed(lua, "killed")?)), true)?;
     engine::ret(Value::Boolean(true))
 }
@@ -281,8 +291,9 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
 /// Ends a task: keeps its results (or error) for waiters, wakes them. An
 /// error nobody waits for is logged unless `quiet` (a kill).
 fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
-    eng.threads.raw_set(tok, Value::Nil)?;
-    eng.socks.raw_set(tok, Value::Nil)?;
+    if tok >= HELD {
+        eng.threads.raw_set(tok, Value::Nil)?;
+    }
     let (task, is_main) = {
         let mut s = eng.sched.borrow_mut();
         let task = s.tasks[tok as usize].take().expect("live task");
@@ -378,7 +389,7 @@ impl Drop for Running<'_> {
         eng.closed_under.borrow_mut().clear();
         eng.current.set(None);
         drop(std::mem::take(&mut *eng.sched.borrow_mut()));
-        let _ = (eng.threads.clear(), eng.socks.clear());
+        let _ = eng.threads.clear();
     }
 }
 

@@ -5,7 +5,7 @@
 //! when it must wait; the prelude yields, and when the wait ends the scheduler
 //! calls the operation again (`complete`) and resumes the thread with its result.
 
-use std::cell::RefMut;
+use std::cell::{RefCell, RefMut};
 use std::io::ErrorKind::WouldBlock;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -14,7 +14,7 @@ use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd, SockOpt};
-use mlua::{AnyUserData, Lua, Result, Table, UserData, UserDataFields, Value};
+use mlua::{Either, Lua, Result, Table, UserData, UserDataFields, UserDataRef, Value};
 
 use crate::engine::{
     bad_arg, expected, fail, fail_partial, marked_pattern, number, raise, ret, type_name, Engine, OpKind, Pending, Ret,
@@ -70,7 +70,14 @@ pub const DEFAULT_MAX_RECEIVE: usize = 64 * 1024 * 1024;
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
 
-impl UserData for Socket {
+/// The Lua object: a handle on its socket, which a thread waiting in one of
+/// the socket's operations holds too, so the scheduler finishes the operation
+/// without going through Lua.
+pub struct Cosocket(pub SockRef);
+
+pub type SockRef = Rc<RefCell<Socket>>;
+
+impl UserData for Cosocket {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_meta_field_with("__index", |lua| lua.named_registry_value::<Table>(METHODS));
     }
@@ -129,7 +136,7 @@ impl Socket {
     /// Closes the socket and reports `err`, with what was buffered as the partial result.
     fn fail_closing(&mut self, lua: &Lua, err: &str, p: Option<Pattern>) -> Result<Ret> {
         let partial = match p {
-            Some(p) => Value::String(lua.create_string(&*self.buf.take_partial(p))?),
+            Some(p) => Value::String(lua.create_string(self.buf.take_partial(p))?),
             None => Value::Nil,
         };
         self.close_now();
@@ -157,25 +164,29 @@ impl Drop for Socket {
     }
 }
 
-/// Runs `op` on the socket in `v`, or raises if `v` is not one or no loop runs.
-pub fn with(lua: &Lua, name: &str, v: &Value, op: impl FnOnce(&mut Socket) -> Result<Ret>) -> Result<Ret> {
-    let ud = v.as_userdata();
-    let Some(mut s) = ud.and_then(|u| u.borrow_mut::<Socket>().ok()) else {
-        return raise(lua, &format!("calling '{name}' on bad self ({})", expected("cosocket", v)));
+/// A method's `self`: the cosocket, or what was passed instead.
+pub type SelfArg = Either<UserDataRef<Cosocket>, Value>;
+
+/// Runs `op` on the socket `this`, or raises if it is not one or no loop runs.
+pub fn with(lua: &Lua, name: &str, this: SelfArg, op: impl FnOnce(&mut Socket) -> Result<Ret>) -> Result<Ret> {
+    let h = match this {
+        Either::Left(h) => h,
+        Either::Right(v) => return raise(lua, &format!("calling '{name}' on bad self ({})", expected("cosocket", &v))),
     };
+    let mut s = h.0.borrow_mut();
     if s.eng.current().is_none() && name != "settimeout" && name != "setoption" {
         return raise(lua, NOT_IN_LOOP);
     }
     let r = op(&mut s)?;
-    if let (Some(kind), Some(ud)) = (s.eng.op.take(), ud) {
-        *s.eng.pending_op.borrow_mut() = Some((ud.clone(), kind));
+    if let Some(kind) = s.eng.op.take() {
+        *s.eng.pending_op.borrow_mut() = Some((h.0.clone(), kind));
     }
     Ok(r)
 }
 
 /// Finishes a woken thread's socket operation (see `sched::step`).
-pub fn complete(lua: &Lua, ud: &AnyUserData, kind: OpKind) -> Result<Ret> {
-    let mut s = ud.borrow_mut::<Socket>()?;
+pub fn complete(lua: &Lua, sock: &SockRef, kind: OpKind) -> Result<Ret> {
+    let mut s = sock.borrow_mut();
     match kind {
         OpKind::Receive(p) => receive_with(lua, &mut s, p),
         OpKind::Flush => flush(lua, &mut s),
@@ -345,7 +356,15 @@ fn fail_nothing(lua: &Lua, err: &str) -> Result<Ret> {
     fail_partial(lua, err, Value::String(lua.create_string("")?))
 }
 
+/// Receives into a buffer lent by the engine, and gives the buffer back when
+/// it empties, so that idle sockets hold none.
 fn receive_with(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
+    let r = receive_now(lua, s, p);
+    s.buf.release(&mut s.eng.spare.borrow_mut());
+    r
+}
+
+fn receive_now(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
     if matches!(p, Pattern::Bytes(n) if n > s.max_receive) {
         // Refused before reading anything: the stream is intact, the socket stays open.
         return fail_nothing(lua, "too large");
@@ -362,14 +381,14 @@ fn receive_with(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
     }
     if r.take_timeout(fd, Dir::Read) {
         // A read timeout leaves the socket open.
-        let partial = lua.create_string(&*s.buf.take_partial(p))?;
+        let partial = lua.create_string(s.buf.take_partial(p))?;
         return fail_partial(lua, "timeout", Value::String(partial));
     }
     loop {
         // Past a limit the stream cannot be followed any more: drop it.
         let over = match s.buf.take(p, s.eof) {
             Some(d) if p == Pattern::Line && d.len() > s.max_line => "line too long",
-            Some(d) => return ret(Value::String(lua.create_string(&*d)?)),
+            Some(d) => return ret(Value::String(lua.create_string(d)?)),
             None => match p {
                 Pattern::Line if s.buf.len() > s.max_line => "line too long",
                 Pattern::All if s.buf.len() > s.max_receive => "too large",
@@ -393,6 +412,7 @@ fn receive_with(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
             Pattern::Bytes(n) => Some(n - have),
             _ => None,
         };
+        s.buf.lend(&mut s.eng.spare.borrow_mut());
         let (v, room) = s.buf.spare(want);
         // Never gather more than one byte past the limit.
         let room = match p {

@@ -1,7 +1,5 @@
 //! Receive patterns and the per-socket receive buffer that satisfies them.
 
-use std::borrow::Cow;
-
 /// What `receive` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pattern {
@@ -40,17 +38,21 @@ pub fn lua_number(s: &[u8]) -> Option<f64> {
 /// Buffered bytes read from a socket and not yet returned to Lua.
 ///
 /// Bytes live in `data[head..]`; `scanned` counts how many of them are known to
-/// hold no LF, so a line search resumes where the last one stopped.
+/// hold no LF, so a line search resumes where the last one stopped. An empty
+/// buffer can give its storage up (`release`) and take another's (`lend`), so
+/// idle sockets hold none.
 #[derive(Default, Debug)]
 pub struct RecvBuf {
     data: Vec<u8>,
     head: usize,
     scanned: usize,
-    line: Vec<u8>,
 }
 
 /// The first chunk size read into an empty buffer.
 pub const CHUNK: usize = 16 * 1024;
+
+/// The largest storage `release` keeps for reuse.
+const POOLED: usize = 4 * CHUNK;
 
 impl RecvBuf {
     pub fn new() -> RecvBuf {
@@ -64,6 +66,27 @@ impl RecvBuf {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Gives the storage up if nothing is buffered: to `pool` if that has none
+    /// and it is not oversized, else back to the allocator.
+    pub fn release(&mut self, pool: &mut Vec<u8>) {
+        if !self.is_empty() || self.data.capacity() == 0 {
+            return;
+        }
+        (self.head, self.scanned) = (0, 0);
+        let v = std::mem::take(&mut self.data);
+        if pool.capacity() == 0 && v.capacity() <= POOLED {
+            *pool = v;
+            pool.clear();
+        }
+    }
+
+    /// Takes `pool`'s storage if this buffer has none.
+    pub fn lend(&mut self, pool: &mut Vec<u8>) {
+        if self.data.capacity() == 0 {
+            self.data = std::mem::take(pool);
+        }
     }
 
     /// Readies the buffer for an append and returns it with the room to fill:
@@ -84,7 +107,7 @@ impl RecvBuf {
 
     /// Takes what `p` asks for if it is buffered. `eof`: the peer has closed, so
     /// `All` is complete.
-    pub fn take(&mut self, p: Pattern, eof: bool) -> Option<Cow<'_, [u8]>> {
+    pub fn take(&mut self, p: Pattern, eof: bool) -> Option<&[u8]> {
         match p {
             Pattern::Line => {
                 let start = self.head + self.scanned;
@@ -108,30 +131,34 @@ impl RecvBuf {
 
     /// Takes every buffered byte: the partial result of a failed receive.
     /// A partial line comes without its CRs, like a whole one.
-    pub fn take_partial(&mut self, p: Pattern) -> Cow<'_, [u8]> {
+    pub fn take_partial(&mut self, p: Pattern) -> &[u8] {
         match p {
             Pattern::Line => self.take_line(self.data.len(), self.data.len()),
             _ => self.take_raw(self.len()),
         }
     }
 
-    fn take_raw(&mut self, n: usize) -> Cow<'_, [u8]> {
+    fn take_raw(&mut self, n: usize) -> &[u8] {
         let start = self.head;
         self.consume(n);
-        Cow::Borrowed(&self.data[start..start + n])
+        &self.data[start..start + n]
     }
 
-    /// Takes `data[head..end]` without CRs, consuming through `next`.
-    fn take_line(&mut self, end: usize, next: usize) -> Cow<'_, [u8]> {
+    /// Takes `data[head..end]` without CRs, consuming through `next`. The CRs
+    /// are squeezed out in place: those bytes are consumed anyway.
+    fn take_line(&mut self, end: usize, next: usize) -> &[u8] {
         let start = self.head;
         self.consume(next - start);
-        let line = &self.data[start..end];
-        if !line.contains(&b'\r') {
-            return Cow::Borrowed(line);
+        let line = &mut self.data[start..end];
+        let first_cr = line.iter().position(|&b| b == b'\r').unwrap_or(line.len());
+        let mut n = first_cr;
+        for i in first_cr..line.len() {
+            if line[i] != b'\r' {
+                line[n] = line[i];
+                n += 1;
+            }
         }
-        self.line.clear();
-        self.line.extend(line.iter().filter(|&&b| b != b'\r'));
-        Cow::Borrowed(&self.line)
+        &self.data[start..start + n]
     }
 
     fn consume(&mut self, n: usize) {
@@ -176,10 +203,10 @@ mod tests {
         assert_eq!(b.take(Pattern::Line, false), None);
         assert_eq!(b.scanned, 3);
         feed(&mut b, b"c\r\nnext\nrest");
-        assert_eq!(b.take(Pattern::Line, false).unwrap().as_ref(), b"abc");
-        assert_eq!(b.take(Pattern::Line, false).unwrap().as_ref(), b"next");
+        assert_eq!(b.take(Pattern::Line, false).unwrap(), b"abc");
+        assert_eq!(b.take(Pattern::Line, false).unwrap(), b"next");
         assert_eq!(b.take(Pattern::Line, false), None);
-        assert_eq!(b.take_partial(Pattern::Line).as_ref(), b"rest");
+        assert_eq!(b.take_partial(Pattern::Line), b"rest");
         assert!(b.is_empty());
     }
 
@@ -188,11 +215,37 @@ mod tests {
         let mut b = RecvBuf::new();
         feed(&mut b, b"hello world");
         assert_eq!(b.take(Pattern::Bytes(12), false), None);
-        assert_eq!(b.take(Pattern::Bytes(5), false).unwrap().as_ref(), b"hello");
-        assert_eq!(b.take(Pattern::Bytes(0), false).unwrap().as_ref(), b"");
+        assert_eq!(b.take(Pattern::Bytes(5), false).unwrap(), b"hello");
+        assert_eq!(b.take(Pattern::Bytes(0), false).unwrap(), b"");
         assert_eq!(b.take(Pattern::All, false), None);
-        assert_eq!(b.take(Pattern::All, true).unwrap().as_ref(), b" world");
-        assert_eq!(b.take(Pattern::All, true).unwrap().as_ref(), b"");
+        assert_eq!(b.take(Pattern::All, true).unwrap(), b" world");
+        assert_eq!(b.take(Pattern::All, true).unwrap(), b"");
+    }
+
+    #[test]
+    fn an_empty_buffer_gives_its_storage_up() {
+        let (mut b, mut pool) = (RecvBuf::new(), Vec::new());
+        feed(&mut b, b"+PONG\r\nrest");
+        assert_eq!(b.take(Pattern::Line, false), Some(&b"+PONG"[..]));
+        b.release(&mut pool);
+        assert_eq!((b.len(), pool.capacity()), (4, 0));
+        assert_eq!(b.take(Pattern::Bytes(4), false), Some(&b"rest"[..]));
+        b.release(&mut pool);
+        assert_eq!(b.data.capacity(), 0);
+        assert!(pool.is_empty() && pool.capacity() > 0);
+        let p = pool.as_ptr();
+        b.lend(&mut pool);
+        assert_eq!((b.data.as_ptr(), pool.capacity()), (p, 0));
+        feed(&mut b, b"x\r\ry\rz\n");
+        assert_eq!(b.data.as_ptr(), p);
+        assert_eq!(b.take(Pattern::Line, false), Some(&b"xyz"[..]));
+        // The pool holds one buffer: another empty one goes back to the allocator.
+        let mut other = RecvBuf::new();
+        feed(&mut other, b"z");
+        pool = vec![0; 8];
+        other.take(Pattern::Bytes(1), false);
+        other.release(&mut pool);
+        assert_eq!((other.data.capacity(), pool.len()), (0, 8));
     }
 
     #[test]
@@ -202,6 +255,6 @@ mod tests {
         b.take(Pattern::Bytes(60), false);
         let (v, room) = b.spare(Some(10));
         assert_eq!((v.len(), room), (40, 10));
-        assert_eq!(b.take(Pattern::Bytes(40), false).unwrap().as_ref(), &[7; 40][..]);
+        assert_eq!(b.take(Pattern::Bytes(40), false).unwrap(), &[7; 40][..]);
     }
 }

@@ -1,7 +1,9 @@
 //! `RecvBuf` against a deliberately naive model (a `VecDeque<u8>`): the same
 //! sequence of appends and takes must give the same results and leave the same
 //! number of bytes, and the buffer's memory must stay bounded however many
-//! bytes stream through it.
+//! bytes stream through it. Like `receive`, every feed first lends the buffer
+//! a shared spare storage, and every take gives the storage back once the
+//! buffer is empty.
 //!
 //! Input: a sequence of ops, each an op byte followed by its operands (a
 //! missing operand reads as 0). `op % 8`:
@@ -132,6 +134,9 @@ struct Run {
     peak_len: usize,
     /// Largest room `spare(Some(_))` gave.
     peak_want_room: usize,
+    /// The engine's one spare storage: every feed borrows it, every take
+    /// gives the storage back once the buffer is empty (as `receive` does).
+    pool: Vec<u8>,
 }
 
 impl Run {
@@ -153,6 +158,7 @@ impl Run {
         } else {
             (usize::from(inp.byte()), &[][..])
         };
+        self.buf.lend(&mut self.pool);
         let (v, room) = self.buf.spare(want);
         match want {
             Some(n) => assert_eq!(room, n.clamp(1, MAX_WANT), "op {step}: spare(Some({n})) room"),
@@ -206,13 +212,15 @@ impl Run {
         }
         let want = self.model.take(p, eof);
         let got = self.buf.take(p, eof);
-        same(step, &format_args!("take({p:?}, {eof})"), got.as_deref(), want.as_deref());
+        same(step, &format_args!("take({p:?}, {eof})"), got, want.as_deref());
+        self.buf.release(&mut self.pool);
     }
 
     fn take_partial(&mut self, step: usize, p: Pattern) {
         let want = self.model.take_partial(p);
         let got = self.buf.take_partial(p);
-        same(step, &format_args!("take_partial({p:?})"), Some(&got), Some(&want));
+        same(step, &format_args!("take_partial({p:?})"), Some(got), Some(&want));
+        self.buf.release(&mut self.pool);
     }
 }
 
@@ -224,6 +232,7 @@ pub fn check(data: &[u8]) {
         synth: 0,
         peak_len: 0,
         peak_want_room: 0,
+        pool: Vec::new(),
     };
     let mut inp = Input(data);
     let mut step = 0;
