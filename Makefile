@@ -93,7 +93,12 @@ bench: bench-deps modules
 # Footprint: stripped sizes, and the RSS of an idle loop in the runner.
 size: runner modules
 	@for f in build/*/coevent.so target/release/coevent; do printf '%8d bytes  %s\n' $$(stat -c %s $$f) $$f; done
-	@target/release/coevent -e "require('coevent')(function() for l in io.lines('/proc/self/status') do if l:match('^VmRSS') then print('idle loop (runner): ' .. l:gsub('%s+', ' ')) end end end)"
+	@dir=$$(mktemp -d); pid=; \
+	if command -v redis-server >/dev/null; then \
+	  redis-server --port 0 --unixsocket $$dir/redis.sock --save '' --appendonly no >/dev/null & pid=$$!; sock=$$dir/redis.sock; \
+	fi; \
+	target/release/coevent bench/size.lua $$sock; rc=$$?; \
+	[ -z "$$pid" ] || kill $$pid; rm -rf $$dir; exit $$rc
 
 check:
 	$(CARGO) fmt --check

@@ -264,7 +264,9 @@ fn ten_thousand(interp: &str, module: Option<(&str, &str)>) {
     let out = r.run();
     let per: f64 = figure(&out, "TENK per_connection_bytes").parse().unwrap();
     println!("{interp}: memory per idle connection: {per:.0} bytes of RSS ({:.1} KiB)", per / 1024.0);
-    assert!(per < 64.0 * 1024.0, "{per} bytes per idle connection");
+    // About 1 KiB in all (Lua heap, socket, reactor slot); a socket that kept
+    // its receive buffer would add a page.
+    assert!(per < 3.0 * 1024.0, "{per} bytes per idle connection");
     drop(redis);
 }
 
