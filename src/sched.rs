@@ -308,7 +308,7 @@ fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet
     };
     let result = match r {
         Ok(Value::Table(t)) => t,
-        Ok(v) => return Err(Error::runtime(format!("coevent: light thread ended with {v:?}"))),
+        Ok(v) => return Err(Error::runtime(format!("coevent: light thread ended with a {}", v.type_name()))),
         // PUC 5.1, or an error mlua raised itself: the message comes with its traceback.
         Err(e) => {
             let full = error_text(&e);
