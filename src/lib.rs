@@ -12,7 +12,6 @@ mod resolve;
 mod sched;
 mod socket;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use mlua::{Lua, MultiValue, Result, Table, Value};
@@ -56,12 +55,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let e = eng.clone();
     c.raw_set("config", lua.create_function(move |lua, t: Value| resolve::config(lua, &e, t))?)?;
     let e = eng.clone();
-    c.raw_set(
-        "tcp",
-        lua.create_function(move |lua, ()| {
-            lua.create_userdata(Cosocket(Rc::new(RefCell::new(Socket::new(e.clone())))))
-        })?,
-    )?;
+    c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Cosocket::new(e.clone())))?)?;
 
     type Op = fn(&Lua, &mut Socket, Value, Value) -> Result<Ret>;
     let ops: [(&str, &str, Op); 6] = [

@@ -73,9 +73,15 @@ const MAX_DEPTH: usize = 64;
 /// The Lua object: a handle on its socket, which a thread waiting in one of
 /// the socket's operations holds too, so the scheduler finishes the operation
 /// without going through Lua.
-pub struct Cosocket(pub SockRef);
+pub struct Cosocket(SockRef);
 
 pub type SockRef = Rc<RefCell<Socket>>;
+
+impl Cosocket {
+    pub fn new(eng: Rc<Engine>) -> Cosocket {
+        Cosocket(Rc::new(RefCell::new(Socket::new(eng))))
+    }
+}
 
 impl UserData for Cosocket {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
@@ -87,7 +93,7 @@ impl UserData for Cosocket {
 pub const METHODS: &str = "coevent.socket";
 
 impl Socket {
-    pub fn new(eng: Rc<Engine>) -> Socket {
+    fn new(eng: Rc<Engine>) -> Socket {
         Socket {
             eng,
             fd: -1,
