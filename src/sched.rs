@@ -72,12 +72,11 @@ impl Sched {
 /// 8000, so beyond it they live in `Engine::threads`.
 const HELD: u32 = 4096;
 
-/// A live task's coroutine.
-fn thread(eng: &Engine, tok: u32) -> Result<Thread> {
-    match eng.sched.borrow().tasks.get(tok as usize) {
-        Some(Some(Task { thread: Some(th), .. })) => Ok(th.clone()),
-        _ => eng.threads.raw_get(tok),
-    }
+/// A live task's coroutine, taken out of the task if held there (moved, not
+/// cloned: mlua allocates a counter on a reference's first clone).
+fn take_thread(eng: &Engine, tok: u32) -> Result<Thread> {
+    let held = eng.sched.borrow_mut().task(tok).thread.take();
+    held.map_or_else(|| eng.threads.raw_get(tok), Ok)
 }
 
 /// The function every light thread runs: it calls `f` and packs the outcome
@@ -164,7 +163,7 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
         task.parked = Parked::Nowhere;
         task.op.take()
     };
-    let th = thread(eng, tok)?;
+    let th = take_thread(eng, tok)?;
     let outer = eng.current.replace(Some(tok));
     let r = match op {
         Some((sock, kind)) => match socket::complete(lua, &sock, kind) {
@@ -195,6 +194,9 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
             let task = s.task(tok);
             task.running = false;
             task.op = op;
+            if tok < HELD {
+                task.thread = Some(th);
+            }
             drop(s);
             // A yield not of the marker (a stray coroutine.yield) counts as a swop.
             park(eng, tok, if wait { pending } else { Pending::Swop });
@@ -283,7 +285,7 @@ pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     }
     drop(s);
     eng.take_closed_under(Some(tok));
-    let th = thread(eng, tok)?;
+    let th = take_thread(eng, tok)?;
     finish(lua, eng, tok, th, Ok(Value::Table(failed(lua, "killed")?)), true)?;
     engine::ret(Value::Boolean(true))
 }

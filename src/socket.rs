@@ -462,11 +462,11 @@ fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result
 /// `send(data)`: sends what the kernel takes now, keeps the rest (copied) for `flush`.
 pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
     let queued = s.out.len();
-    let direct = match &data {
+    let direct = match data {
         // A lone string goes straight from Lua's memory when nothing is queued.
-        Value::String(st) if queued == 0 => Some(st.clone()),
+        Value::String(st) if queued == 0 => Some(st),
         v => {
-            if let Err(e) = flatten(lua, v, &mut s.out, 0) {
+            if let Err(e) = flatten(lua, &v, &mut s.out, 0) {
                 s.out.truncate(queued);
                 return bad_arg(lua, 1, "send", &e);
             }
