@@ -90,7 +90,8 @@ bench-deps:
 bench: bench-deps modules
 	bash bench/run.sh
 
-# Footprint: stripped sizes, and the RSS of an idle loop in the runner.
+# Footprint: stripped sizes; the runner's idle RSS and memory per parked thread;
+# with redis-server (on a unix socket, started here) memory per idle connection.
 size: runner modules
 	@for f in build/*/coevent.so target/release/coevent; do printf '%8d bytes  %s\n' $$(stat -c %s $$f) $$f; done
 	@dir=$$(mktemp -d); pid=; \
