@@ -176,7 +176,11 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
             }
             Ok(ret) => {
                 drop(sock);
-                th.resume::<Value>(ret)
+                match ret {
+                    // A plain result crosses alone: the prelude reads the missing values as nil.
+                    (v, Value::Nil, Value::Nil) => th.resume::<Value>(v),
+                    ret => th.resume::<Value>(ret),
+                }
             }
             Err(e) => Err(e),
         },
