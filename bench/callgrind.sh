@@ -29,7 +29,7 @@ for _ in $(seq 100); do [ -S "$tmp/redis.sock" ] && break; sleep 0.05; done
 
 # Self cost per round trip, by where the code lives.
 split() {
-  callgrind_annotate --inclusive=no --threshold=100 "$1" 2>/dev/null | awk '
+  callgrind_annotate --inclusive=no --auto=no --threshold=100 "$1" 2>/dev/null | awk '
     /PROGRAM TOTALS/ { next }
     /^ *[0-9,]+ \(/ {
       n = $1; gsub(",", "", n)
