@@ -48,6 +48,9 @@ pub struct Socket {
     resolving: Option<(u32, u32)>,
     eof: bool,
     buf: RecvBuf,
+    /// What a close took from under a waiting reader: that reader's partial
+    /// result, so no byte read from the peer is lost.
+    orphan: RecvBuf,
     /// Bytes a send could not hand to the kernel yet, and how many of them went.
     out: Vec<u8>,
     sent: usize,
@@ -105,6 +108,7 @@ impl Socket {
             resolving: None,
             eof: false,
             buf: RecvBuf::new(),
+            orphan: RecvBuf::new(),
             out: Vec::new(),
             sent: 0,
             owed: 0,
@@ -122,6 +126,9 @@ impl Socket {
 
     fn close_now(&mut self) {
         if let Some(fd) = self.live_fd() {
+            if self.eng.reactor.borrow().as_ref().and_then(|r| r.waiter(fd, Dir::Read)).is_some() {
+                self.orphan = std::mem::take(&mut self.buf);
+            }
             self.eng.close_fd(fd);
         }
         if let Some((tok, q)) = self.resolving.take() {
@@ -377,7 +384,12 @@ fn receive_now(lua: &Lua, s: &mut Socket, p: Pattern) -> Result<Ret> {
     }
     let cur = s.eng.current();
     // Woken by a close (the token is taken whatever the socket is now).
-    if s.eng.take_closed_under(cur) || s.live_fd().is_none() {
+    if s.eng.take_closed_under(cur) {
+        let partial = lua.create_string(s.orphan.take_partial(p))?;
+        s.orphan = RecvBuf::new();
+        return fail_partial(lua, "closed", Value::String(partial));
+    }
+    if s.live_fd().is_none() {
         return fail_nothing(lua, "closed");
     }
     let fd = s.fd;

@@ -135,6 +135,23 @@ T.case('closing a socket wakes the thread waiting to read on it', function()
   eq(r[2], 'closed', 'error')
 end)
 
+T.case('a reader woken by a close gets what was buffered as its partial', function()
+  local s = T.connect('echo')
+  local got
+  local reader = newthread(function()
+    got = s:receive(2)
+    return s:receive('*l')
+  end)
+  eq(s:send('ab\rcd'), 5, 'send')
+  for _ = 1, 10000 do
+    if got then break end
+    T.L.swop()
+  end
+  eq(got, 'ab', 'the first receive')
+  eq(s:close(), 1, 'close while the reader waits for the rest of its line')
+  same(pack(coroutine_wait(reader)), pack(nil, 'closed', 'cd'), 'the reader')
+end)
+
 T.case('closing a socket wakes readers on several sockets, each once', function()
   local socks, readers = {}, {}
   for i = 1, 10 do
