@@ -174,14 +174,9 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
                 }
                 Ok(ret.0)
             }
-            Ok(ret) => {
-                drop(sock);
-                match ret {
-                    // A plain result crosses alone: the prelude reads the missing values as nil.
-                    (v, Value::Nil, Value::Nil) => th.resume::<Value>(v),
-                    ret => th.resume::<Value>(ret),
-                }
-            }
+            // A plain result crosses alone: the prelude reads the missing values as nil.
+            Ok((v, Value::Nil, Value::Nil)) => th.resume::<Value>(v),
+            Ok(ret) => th.resume::<Value>(ret),
             Err(e) => Err(e),
         },
         None => th.resume::<Value>(args),
