@@ -386,6 +386,7 @@ impl ResolvConf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
 
     /// Header of a response with one question and `an` answers.
     fn header(id: u16, flags: u16, an: u16) -> Vec<u8> {
@@ -748,22 +749,6 @@ mod tests {
         assert_eq!(parse_response(&long), Err(DnsError::TooLong));
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        /// xorshift64: deterministic and dependency-free.
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// What any successful parse must satisfy.
     fn check(a: &Answer) {
         assert!(a.answers.len() <= 64);
@@ -805,7 +790,7 @@ mod tests {
         for _ in 0..10_000 {
             let mut m = base.clone();
             for _ in 0..1 + rng.below(4) {
-                let i = rng.below(m.len());
+                let i = rng.below(m.len() as u64) as usize;
                 match rng.below(4) {
                     0 => m[i] ^= 1 << rng.below(8),
                     1 => m[i] = rng.next() as u8,

@@ -7,5 +7,7 @@ pub mod buf;
 pub mod dns;
 pub mod reactor;
 pub mod resolver;
+#[cfg(test)]
+mod rng;
 pub mod sys;
 pub mod wheel;

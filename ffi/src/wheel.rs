@@ -202,29 +202,8 @@ fn level_for(elapsed: u64, deadline: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
     use std::collections::HashMap;
-
-    /// xorshift64: deterministic and dependency-free.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        /// Log-uniform below 2^bits, so every level gets timers.
-        fn spread(&mut self, bits: u64) -> u64 {
-            let b = self.below(bits + 1);
-            self.next() & ((1u64 << b) - 1)
-        }
-    }
 
     /// Polls at each `next_deadline` until empty; returns `(poll time,
     /// payload)` per fired timer. Each poll must fire or cascade something.
