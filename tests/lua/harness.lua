@@ -123,22 +123,27 @@ function T.mib(n)
   return string.rep(string.rep('x', 1024 * 1024), n)
 end
 
--- Open fds of this process. The peer runs in another process (tests/lua.rs), so
--- every socket here is the script's own.
+-- This process's pid (a string).
 local pid
-function T.fds()
+function T.pid()
   if not pid then
     local f = assert(io.open('/proc/self/stat'))
     pid = f:read('*l'):match('^(%d+)')
     f:close()
   end
+  return pid
+end
+
+-- Open fds of this process (only those below `below`, if given). The peer runs
+-- in another process (tests/lua.rs), so every socket here is the script's own.
+function T.fds(below)
   -- ls may list this pipe before popen has closed its write end here: a pipe
   -- counts once, however many of its ends are open.
-  local p = assert(io.popen('ls -l /proc/' .. pid .. '/fd 2>/dev/null'))
+  local p = assert(io.popen('ls -l /proc/' .. T.pid() .. '/fd 2>/dev/null'))
   local n, seen = 0, {}
   for line in p:lines() do
-    local target = line:match('%d+ %-> (.*)$')
-    if target and not seen[target] then
+    local fd, target = line:match('(%d+) %-> (.*)$')
+    if fd and (not below or tonumber(fd) < below) and not seen[target] then
       n = n + 1
       if target:match('^pipe:') then seen[target] = true end
     end

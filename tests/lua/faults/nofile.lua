@@ -10,17 +10,7 @@ print('# RLIMIT_NOFILE ' .. LIMIT)
 -- Fds open in slots below the limit (an inherited fd above it takes no slot),
 -- without the pipe `ls` writes this list into.
 local function used()
-  local p = assert(io.popen('ls -l /proc/' .. F.pid() .. '/fd 2>/dev/null'))
-  local n, seen = 0, {}
-  for line in p:lines() do
-    local fd, target = line:match('(%d+) %-> (.*)$')
-    if fd and tonumber(fd) < LIMIT and not seen[target] then
-      n = n + 1
-      if target:match('^pipe:') then seen[target] = true end
-    end
-  end
-  p:close()
-  return n - 1
+  return T.fds(LIMIT) - 1
 end
 
 -- Connects sockets to the peer's echo until one fails; returns them and the
