@@ -97,6 +97,7 @@ size: runner modules
 	@dir=$$(mktemp -d); pid=; \
 	if command -v redis-server >/dev/null; then \
 	  redis-server --port 0 --unixsocket $$dir/redis.sock --save '' --appendonly no >/dev/null & pid=$$!; sock=$$dir/redis.sock; \
+	  for i in $$(seq 100); do [ -S $$sock ] && break; sleep 0.05; done; \
 	fi; \
 	target/release/coevent bench/size.lua $$sock; rc=$$?; \
 	[ -z "$$pid" ] || kill $$pid; rm -rf $$dir; exit $$rc
