@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per PING round trip, by callgrind, and what they are spent in.
-#   bash bench/callgrind.sh [5.4|jit|5.1]     (needs valgrind, redis-server, the interpreter)
-# Runs bench/callgrind.lua (100 threads) with 200 and with 400 round trips per
-# thread and divides the difference by the 20,000 extra round trips, so start-up,
-# connects and closes cancel out.
+#   bash bench/callgrind.sh [5.4|jit|5.1]
+# Needs valgrind, redis-server, the interpreter and LuaSocket (bench/deps.sh).
+# Runs the bench's coevent client (bench/clients/coevent.lua, 100 threads) with
+# 200 and with 400 round trips per thread and divides the difference by the
+# 20,000 extra round trips, so start-up, connects and closes cancel out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LUA=${1:-5.4}
@@ -16,6 +17,8 @@ esac
 for b in valgrind callgrind_annotate redis-server "$interp"; do
   command -v "$b" >/dev/null || { echo "bench/callgrind.sh: $b is missing" >&2; exit 1; }
 done
+"$interp" -e "require('socket.core')" 2>/dev/null ||
+  { echo "bench/callgrind.sh: LuaSocket is missing for $interp (bash bench/deps.sh)" >&2; exit 1; }
 # The release module with symbols (DWARF 4, which valgrind 3.19 reads).
 dir=target/callgrind-$feature
 RUSTFLAGS="-Cdwarf-version=4" CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
@@ -45,7 +48,8 @@ split() {
     END { for (k in t) print k "\t" t[k] }'
 }
 for m in 200 400; do
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$m" "$interp" bench/callgrind.lua "$tmp" "$tmp/redis.sock" 100 $m 2>"$tmp/log.$m"
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$m" "$interp" bench/clients/coevent.lua \
+    "$tmp" ping "unix:$tmp/redis.sock" 0 100 $m >/dev/null 2>"$tmp/log.$m"
   grep -o 'Collected : [0-9]*' "$tmp/log.$m" | awk '{print $3}' >"$tmp/total.$m"
   split "$tmp/cg.$m" >"$tmp/split.$m"
 done
