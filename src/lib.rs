@@ -14,10 +14,10 @@ mod socket;
 
 use std::rc::Rc;
 
-use mlua::{Lua, MultiValue, Result, Table, Value};
+use mlua::{BString, Lua, MultiValue, Result, Table, Value};
 
 use engine::{raise_marker, wait_marker, Engine, Ret};
-use socket::{Cosocket, SelfArg, Socket};
+use socket::{Cosocket, Data, SelfArg, Socket};
 
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
@@ -61,7 +61,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let ops: [(&str, &str, Op); 6] = [
         ("connect", "connect", socket::connect),
         ("receive", "receive", |l, s, a, _| socket::receive(l, s, a)),
-        ("send", "send", |l, s, a, _| socket::send(l, s, a)),
+        ("send", "send", |l, s, a, _| socket::send(l, s, Data::Value(a))),
         ("close", "close", |l, s, _, _| socket::close(l, s)),
         ("settimeout", "settimeout", |l, s, a, _| socket::settimeout(l, s, a)),
         ("setoption", "setoption", socket::setoption),
@@ -71,6 +71,15 @@ pub fn open(lua: &Lua) -> Result<Table> {
             socket::with(lua, name, s, |s| op(lua, s, a, b))
         })?;
         c.raw_set(key, f)?;
+    }
+
+    if cfg!(feature = "luajit") {
+        // See `socket::Data`; PUC Lua's type() test in the prelude costs more than it saves.
+        let send_bytes = |lua: &Lua, (s, b): (SelfArg, BString)| {
+            socket::with(lua, "send", s, |s| socket::send(lua, s, Data::Bytes(b)))
+        };
+        c.raw_set("send_bytes", lua.create_function(send_bytes)?)?;
+        c.raw_set("SHORT", socket::SHORT)?;
     }
 
     let (line, all) = engine::pattern_markers();

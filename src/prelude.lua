@@ -14,6 +14,15 @@ local connect, receive, send = C.connect, C.receive, C.send
 local PATTERN = { ['*l'] = C.LINE, l = C.LINE, ['*a'] = C.ALL, a = C.ALL }
 local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
+-- LuaJIT only (see socket::Data): a short string crosses into Rust as a copy.
+if C.send_bytes then
+  local send_value, send_bytes, SHORT, type = send, C.send_bytes, C.SHORT, type
+  send = function(self, data)
+    if type(data) == 'string' and #data <= SHORT then return send_bytes(self, data) end
+    return send_value(self, data)
+  end
+end
+
 local S = {} -- cosocket methods
 
 function S:connect(host, port)

@@ -14,7 +14,7 @@ use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd, SockOpt};
-use mlua::{Either, Lua, Result, Table, UserData, UserDataFields, UserDataRef, Value};
+use mlua::{BString, Either, Lua, Result, Table, UserData, UserDataFields, UserDataRef, Value};
 
 use crate::engine::{
     bad_arg, expected, fail, fail_partial, marked_pattern, number, raise, ret, type_name, Engine, OpKind, Pending, Ret,
@@ -69,6 +69,10 @@ pub const DEFAULT_TIMEOUT: u64 = 60_000;
 /// Default limits of `receive` (`setoption('max-line'|'max-receive', n)`).
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 pub const DEFAULT_MAX_RECEIVE: usize = 64 * 1024 * 1024;
+
+/// Strings up to this long cross into `send` as a copy (see `Data`); longer
+/// copies would cost more than the reference they save.
+pub const SHORT: usize = 4096;
 
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
@@ -471,14 +475,31 @@ fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result
     Ok(())
 }
 
+/// What `send` was given. On LuaJIT a short string comes copied (`Bytes`):
+/// there the reference mlua makes to a Lua string argument costs more than a
+/// copy (about 330 instructions per send; bench/callgrind.sh).
+pub enum Data {
+    Bytes(BString),
+    Value(Value),
+}
+
 /// `send(data)`: sends what the kernel takes now, keeps the rest (copied) for `flush`.
-pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
+pub fn send(lua: &Lua, s: &mut Socket, data: Data) -> Result<Ret> {
     let queued = s.out.len();
-    let direct = match data {
-        // A lone string goes straight from Lua's memory when nothing is queued.
-        Value::String(st) if queued == 0 => Some(st),
-        v => {
-            if let Err(e) = flatten(lua, &v, &mut s.out, 0) {
+    let lua_bytes;
+    let direct: Option<&[u8]> = match &data {
+        // A lone string goes straight out when nothing is queued.
+        Data::Bytes(b) if queued == 0 => Some(b),
+        Data::Value(Value::String(st)) if queued == 0 => {
+            lua_bytes = st.as_bytes();
+            Some(&lua_bytes)
+        }
+        Data::Bytes(b) => {
+            s.out.extend_from_slice(b);
+            None
+        }
+        Data::Value(v) => {
+            if let Err(e) = flatten(lua, v, &mut s.out, 0) {
                 s.out.truncate(queued);
                 return bad_arg(lua, 1, "send", &e);
             }
@@ -496,12 +517,11 @@ pub fn send(lua: &Lua, s: &mut Socket, data: Value) -> Result<Ret> {
         s.out.truncate(queued);
         return fail(lua, "socket busy writing");
     }
-    if let Some(st) = direct {
-        let b = st.as_bytes();
+    if let Some(b) = direct {
         s.owed = b.len();
         let mut n = 0;
         if r.is_ready(fd, Dir::Write) {
-            match sys::send(fd, &b) {
+            match sys::send(fd, b) {
                 Ok(k) => n = k,
                 Err(e) if e.kind() == WouldBlock => {}
                 Err(e) => {

@@ -44,6 +44,19 @@ T.case('8 MiB in a table of pieces', function()
   eq(s:receive('*l'), 'ok ' .. MiB8, 'the peer checked every byte')
 end)
 
+T.case('8 MiB in strings of 4095-4097 bytes, many of which must wait', function()
+  -- Either side of the length up to which LuaJIT's send copies a string
+  -- (socket::SHORT): every piece, copied or not, must go out whole and in order.
+  local data, at, n = T.pattern(MiB8), 1, 0
+  local s = T.connect('drain ' .. MiB8)
+  while at <= #data do
+    local piece = data:sub(at, at + 4094 + n % 3)
+    eq(s:send(piece), #piece, 'bytes sent of piece ' .. n)
+    at, n = at + #piece, n + 1
+  end
+  eq(s:receive('*l'), 'ok ' .. MiB8, 'the peer checked every byte')
+end)
+
 T.case('8 MiB over a unix socket', function()
   local s = T.connect('drain ' .. MiB8, 'unix:' .. T.unix)
   eq(s:send(T.pattern(MiB8)), MiB8, 'bytes sent')
