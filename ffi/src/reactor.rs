@@ -2,8 +2,15 @@
 //! readiness and waiters, and a timer wheel.
 //!
 //! Waiters are opaque `u32` tokens (the Lua layer's thread ids). A wait ends in
-//! exactly one way: readiness cancels its timer, or the timer clears the wait
-//! and leaves `TimedOut` behind for the next operation on that fd to see.
+//! exactly one way: readiness clears it, or its deadline passes and clears it,
+//! leaving `TimedOut` behind for the next operation on that fd to see.
+//!
+//! The waits on one fd and direction share one wheel timer, which readiness
+//! leaves in place: the next wait, whose deadline is later, keeps it, and when
+//! it fires before the current wait's deadline it is set again for that
+//! deadline. So a wait that readiness ends (the common case) costs no timer
+//! insert or cancel, and a connection busy for a minute re-arms its timer about
+//! once.
 
 use std::io;
 
@@ -22,7 +29,7 @@ enum Wait {
     Idle,
     On {
         token: u32,
-        timer: Option<TimerId>,
+        deadline: Option<u64>,
     },
     TimedOut,
 }
@@ -35,6 +42,8 @@ struct Slot {
     /// follow, so the direction stays ready whatever a short read or write said.
     hup: [bool; 2],
     wait: [Wait; 2],
+    /// Each direction's wheel timer and when it fires (see the module comment).
+    timer: [Option<(TimerId, u64)>; 2],
 }
 
 /// Timer payloads: a sleeping token, or (with this bit) a wait on an fd.
@@ -52,8 +61,9 @@ pub struct Reactor {
     now: u64,
     events: Vec<libc::epoll_event>,
     fired: Vec<u64>,
-    /// Fd waits without a timer (those with one are counted by the wheel).
-    untimed: usize,
+    /// Fd waits in progress, and sleeps: what can still wake a token.
+    waits: usize,
+    sleeps: usize,
 }
 
 impl Reactor {
@@ -66,7 +76,8 @@ impl Reactor {
             now: 0,
             events: vec![sys::EMPTY_EVENT; 256],
             fired: Vec::new(),
-            untimed: 0,
+            waits: 0,
+            sleeps: 0,
         })
     }
 
@@ -100,6 +111,9 @@ impl Reactor {
             if let Some(token) = self.end_wait(fd, dir) {
                 woken.push(token);
             }
+            if let Some((id, _)) = self.slots[fd as usize].timer[dir as usize] {
+                self.wheel.cancel(id);
+            }
         }
         self.slots[fd as usize] = Slot::default();
     }
@@ -129,19 +143,24 @@ impl Reactor {
 
     /// Parks `token` until `fd` is ready in `dir` or `timeout` ms pass.
     pub fn wait(&mut self, fd: Fd, dir: Dir, token: u32, timeout: Option<u64>) {
-        let timer = match timeout {
-            Some(ms) => {
-                let deadline = self.now().saturating_add(ms);
-                Some(self.wheel.insert(deadline, fd_payload(fd, dir)))
+        let deadline = timeout.map(|ms| self.now().saturating_add(ms));
+        if let Some(d) = deadline {
+            match self.slot(fd).timer[dir as usize] {
+                // It fires in time, and is set again then if the wait goes on.
+                Some((_, at)) if at <= d => {}
+                old => {
+                    if let Some((id, _)) = old {
+                        self.wheel.cancel(id);
+                    }
+                    let id = self.wheel.insert(d, fd_payload(fd, dir));
+                    self.slot(fd).timer[dir as usize] = Some((id, d));
+                }
             }
-            None => {
-                self.untimed += 1;
-                None
-            }
-        };
+        }
+        self.waits += 1;
         let w = &mut self.slot(fd).wait[dir as usize];
         debug_assert!(matches!(w, Wait::Idle | Wait::TimedOut), "second waiter on fd {fd}");
-        *w = Wait::On { token, timer };
+        *w = Wait::On { token, deadline };
     }
 
     /// True once if the last wait on `fd` in `dir` ended by its timer.
@@ -162,19 +181,15 @@ impl Reactor {
     /// Cancels a sleep that has not fired.
     pub fn cancel(&mut self, id: TimerId) {
         self.wheel.cancel(id);
+        self.sleeps -= 1;
     }
 
-    /// Ends a wait by readiness or removal: cancels its timer, returns its token.
+    /// Ends a wait by readiness or removal and returns its token; its timer
+    /// stays for the next wait.
     fn end_wait(&mut self, fd: Fd, dir: Dir) -> Option<u32> {
-        let w = std::mem::take(&mut self.slots[fd as usize].wait[dir as usize]);
-        match w {
-            Wait::On { token, timer } => {
-                match timer {
-                    Some(t) => {
-                        self.wheel.cancel(t);
-                    }
-                    None => self.untimed -= 1,
-                }
+        match std::mem::take(&mut self.slots[fd as usize].wait[dir as usize]) {
+            Wait::On { token, .. } => {
+                self.waits -= 1;
                 Some(token)
             }
             _ => None,
@@ -185,12 +200,13 @@ impl Reactor {
     pub fn sleep(&mut self, token: u32, ms: u64) -> TimerId {
         debug_assert!(token as u64 & FD_WAIT == 0);
         let deadline = self.now().saturating_add(ms);
+        self.sleeps += 1;
         self.wheel.insert(deadline, token as u64)
     }
 
     /// Waits still pending: anything that can wake a token later.
     pub fn pending(&self) -> usize {
-        self.wheel.len() + self.untimed
+        self.waits + self.sleeps
     }
 
     /// One loop turn's poll: waits for events (no longer than `timeout` ms if
@@ -227,14 +243,22 @@ impl Reactor {
         self.wheel.poll(now, &mut self.fired);
         for &p in &self.fired {
             if p & FD_WAIT == 0 {
+                self.sleeps -= 1;
                 woken.push(p as u32);
                 continue;
             }
             let (fd, dir) = (p as u32 as Fd, if p >> 32 & 1 == 0 { Dir::Read } else { Dir::Write });
-            let w = &mut self.slots[fd as usize].wait[dir as usize];
-            if let Wait::On { token, .. } = *w {
-                *w = Wait::TimedOut;
-                woken.push(token);
+            let s = &mut self.slots[fd as usize];
+            s.timer[dir as usize] = None;
+            match s.wait[dir as usize] {
+                Wait::On { token, deadline: Some(d) } if d <= now => {
+                    s.wait[dir as usize] = Wait::TimedOut;
+                    self.waits -= 1;
+                    woken.push(token);
+                }
+                // Set for an earlier wait: set it again for this one's deadline.
+                Wait::On { deadline: Some(d), .. } => s.timer[dir as usize] = Some((self.wheel.insert(d, p), d)),
+                _ => {}
             }
         }
         Ok(())
@@ -275,8 +299,20 @@ mod tests {
         sys::pipe().unwrap()
     }
 
+    /// Polls until `n` tokens have woken (giving up after about 20 s).
+    fn poll_until(r: &mut Reactor, n: usize) -> Vec<u32> {
+        let mut woken = Vec::new();
+        for _ in 0..20 {
+            if woken.len() >= n {
+                break;
+            }
+            r.poll(Some(1000), &mut woken).unwrap();
+        }
+        woken
+    }
+
     #[test]
-    fn readiness_wakes_the_waiter_once_and_cancels_its_timer() {
+    fn readiness_wakes_the_waiter_once_and_leaves_its_timer() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
         r.add(rd).unwrap();
@@ -292,8 +328,73 @@ mod tests {
         assert!(r.is_ready(rd, Dir::Read));
         assert_eq!((r.pending(), r.waiter(rd, Dir::Read)), (0, None));
         assert!(!r.take_timeout(rd, Dir::Read));
+        // The timer stays for the next wait, which keeps it: no insert, no cancel.
+        let timer = r.slots[rd as usize].timer[0];
+        assert_eq!(r.wheel.len(), 1);
+        r.set_ready(rd, Dir::Read, false);
+        r.wait(rd, Dir::Read, 8, Some(10_000));
+        assert_eq!((r.slots[rd as usize].timer[0], r.wheel.len(), r.pending()), (timer, 1, 1));
+        // Removing the fd takes its timer out too.
+        woken.clear();
         r.remove(rd, &mut woken);
+        assert_eq!((woken, r.wheel.len(), r.pending()), (vec![8], 0, 0));
         sys::close(rd);
+        sys::close(wr);
+    }
+
+    #[test]
+    fn a_kept_timer_that_fires_early_is_set_again_for_the_wait() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        r.add(rd).unwrap();
+        r.wait(rd, Dir::Read, 1, Some(30));
+        sys::write(wr, b"x").unwrap();
+        assert_eq!(poll_until(&mut r, 1), [1]);
+        // 20 ms later a second 30 ms wait keeps the timer, due 10 ms too soon.
+        r.sleep(9, 20);
+        assert_eq!(poll_until(&mut r, 1), [9]);
+        r.set_ready(rd, Dir::Read, false);
+        let start = r.now();
+        r.wait(rd, Dir::Read, 2, Some(30));
+        assert_eq!(r.wheel.len(), 1);
+        assert_eq!(poll_until(&mut r, 1), [2]);
+        assert!(r.now() >= start + 30, "timed out at {} ms, deadline {}", r.now(), start + 30);
+        assert!(r.take_timeout(rd, Dir::Read));
+        assert_eq!((r.wheel.len(), r.pending()), (0, 0));
+        sys::close(wr);
+    }
+
+    #[test]
+    fn a_shorter_timeout_gets_an_earlier_timer() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        r.add(rd).unwrap();
+        r.wait(rd, Dir::Read, 1, Some(100_000));
+        sys::write(wr, b"x").unwrap();
+        assert_eq!(poll_until(&mut r, 1), [1]);
+        r.set_ready(rd, Dir::Read, false);
+        let start = r.now();
+        r.wait(rd, Dir::Read, 2, Some(5));
+        assert_eq!(r.wheel.len(), 1, "the later timer was replaced");
+        assert_eq!(poll_until(&mut r, 1), [2]);
+        assert!(r.take_timeout(rd, Dir::Read));
+        assert!(r.now() < start + 5_000);
+        sys::close(wr);
+    }
+
+    #[test]
+    fn a_timer_left_behind_wakes_nobody() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        r.add(rd).unwrap();
+        r.wait(rd, Dir::Read, 1, Some(5));
+        sys::write(wr, b"x").unwrap();
+        assert_eq!(poll_until(&mut r, 1), [1]);
+        // The 5 ms timer fires meanwhile; only the sleeper wakes.
+        r.sleep(9, 20);
+        assert_eq!(poll_until(&mut r, 1), [9]);
+        assert!(!r.take_timeout(rd, Dir::Read));
+        assert_eq!((r.wheel.len(), r.pending()), (0, 0));
         sys::close(wr);
     }
 
