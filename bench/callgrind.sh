@@ -1,42 +1,100 @@
 #!/usr/bin/env bash
-# Instructions per PING round trip, by callgrind, and what they are spent in.
-#   bash bench/callgrind.sh [5.4|jit|5.1]
-# Needs valgrind, redis-server, the interpreter and LuaSocket (bench/deps.sh).
-# Runs the bench's coevent client (bench/clients/coevent.lua, 100 threads) with
-# 200 and with 400 round trips per thread and divides the difference by the
-# 20,000 extra round trips, so start-up, connects and closes cancel out.
+# Instructions per PING round trip, counted by callgrind: the user-space work of
+# every client, which bench/run.sh's CPU times (a tick-sampled user/system split
+# on a shared machine) cannot resolve, and where coevent's instructions go.
+#
+#   bash bench/callgrind.sh     prints the tables and writes bench/CALLGRIND.md
+#
+# Each client makes 100 connections x 200, then x 400 PING round trips against
+# one redis-server on 127.0.0.1; the difference of the two counts over the
+# 20,000 extra round trips is the cost of one (start-up, connects and closes
+# cancel out; for OpenResty, whose nginx runs as one process under valgrind,
+# so does its HTTP request). Instructions are not time (the kernel's share is
+# not in them, and instructions per cycle differ), but they are exact and
+# repeat to within about 1% (cqueues' do not: see REPS below).
+# Needs valgrind, the peers (bash bench/deps.sh, as root) and cargo.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-LUA=${1:-5.4}
-case $LUA in
-  5.4) feature=lua54 interp=lua5.4 ;;
-  5.1) feature=lua51 interp=lua5.1 ;;
-  jit) feature=luajit interp=luajit ;;
-  *) echo "usage: bench/callgrind.sh [5.4|jit|5.1]" >&2; exit 2 ;;
-esac
-for b in valgrind callgrind_annotate redis-server "$interp"; do
-  command -v "$b" >/dev/null || { echo "bench/callgrind.sh: $b is missing" >&2; exit 1; }
-done
-"$interp" -e "require('socket.core')" 2>/dev/null ||
-  { echo "bench/callgrind.sh: LuaSocket is missing for $interp (bash bench/deps.sh)" >&2; exit 1; }
-# The release module with symbols (DWARF 4, which valgrind 3.19 reads).
-dir=target/callgrind-$feature
-RUSTFLAGS="-Cdwarf-version=4" CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
-  cargo rustc --quiet --release --lib --crate-type cdylib --no-default-features --features "$feature,module" --target-dir "$dir"
-tmp=$(mktemp -d)
-cp "$dir/release/libcoevent.so" "$tmp/coevent.so"
-redis-server --port 0 --unixsocket "$tmp/redis.sock" --save '' --appendonly no >/dev/null &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do [ -S "$tmp/redis.sock" ] && break; sleep 0.05; done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+HOST=127.0.0.1
+OUTMD=${CALLGRIND_OUT:-bench/CALLGRIND.md}
+CLIENTS=${CALLGRIND_CLIENTS:-"floor coevent-luajit coevent-lua5.4 openresty cqueues luv copas"}
 
-# Self cost per round trip, by where the code lives.
+for b in valgrind callgrind_annotate redis-server nginx curl luajit lua5.4 lua5.1; do
+  command -v "$b" >/dev/null || { echo "bench/callgrind.sh: $b is missing (bash bench/deps.sh)" >&2; exit 1; }
+done
+OR=$ROOT/bench/.deps/openresty
+[ -f "$OR/usr/lib/nginx/modules/ngx_http_lua_module.so" ] ||
+  { echo "bench/callgrind.sh: OpenResty's lua module is missing (bash bench/deps.sh)" >&2; exit 1; }
+cargo build --release -q --manifest-path bench/floor/Cargo.toml
+BT=bench/floor/target/release/benchtool
+NOFILE=$(ulimit -n)
+. bench/nginx.sh
+
+tmp=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+
+# The release modules with symbols (DWARF 4, which valgrind 3.19 reads).
+for f in luajit:luajit lua54:lua5.4; do
+  feature=${f%%:*} dir=$tmp/mods/${f#*:}
+  RUSTFLAGS="-Cdwarf-version=4" CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
+    cargo rustc --quiet --release --lib --crate-type cdylib --no-default-features --features "$feature,module" \
+    --target-dir "target/callgrind-$feature"
+  mkdir -p "$dir"
+  cp "target/callgrind-$feature/release/libcoevent.so" "$dir/coevent.so"
+done
+
+wait_port() { # PORT SECONDS
+  for _ in $(seq $((${2:-10} * 10))); do
+    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench/callgrind.sh: nothing listens on $HOST:$1" >&2
+  return 1
+}
+RPORT=$($BT freeport)
+redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --dir "$tmp" >/dev/null &
+PIDS+=($!)
+wait_port "$RPORT"
+
+# count CLIENT M -> $tmp/CLIENT.M.out (callgrind's file) and prints the total
+count() {
+  local c=$1 m=$2 out=$tmp/$1.$2.out log=$tmp/$1.$2.log
+  local vg=(valgrind --tool=callgrind --callgrind-out-file="$out")
+  case $c in
+    floor) "${vg[@]}" bench/floor/target/release/floor ping $HOST "$RPORT" 100 "$m" ;;
+    coevent-luajit) "${vg[@]}" luajit bench/clients/coevent.lua "$tmp/mods/luajit" ping $HOST "$RPORT" 100 "$m" ;;
+    coevent-lua5.4) "${vg[@]}" lua5.4 bench/clients/coevent.lua "$tmp/mods/lua5.4" ping $HOST "$RPORT" 100 "$m" ;;
+    cqueues) "${vg[@]}" lua5.4 bench/clients/cqueues.lua ping $HOST "$RPORT" 100 "$m" ;;
+    luv) "${vg[@]}" lua5.4 bench/clients/luv.lua ping $HOST "$RPORT" 100 "$m" ;;
+    copas) "${vg[@]}" lua5.1 bench/clients/copas.lua ping $HOST "$RPORT" 100 "$m" ;;
+    openresty)
+      local d=$tmp/nginx.$m port pid
+      port=$($BT freeport)
+      nginx_conf "$d" "$port" off
+      LD_LIBRARY_PATH=$OR/usr/lib/x86_64-linux-gnu "${vg[@]}" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2>"$log" &
+      pid=$!
+      PIDS+=("$pid")
+      wait_port "$port" 60
+      curl -sS "http://$HOST:$port/bench?mode=ping&host=$HOST&port=$RPORT&x=100&y=$m"
+      kill -QUIT "$pid"
+      wait "$pid" || true
+      ;;
+  esac >"$tmp/$c.$m.result" 2>>"$log"
+  grep -q '^RESULT.* ok=[1-9]' "$tmp/$c.$m.result" ||
+    { echo "bench/callgrind.sh: $c failed: $(cat "$tmp/$c.$m.result" "$log" | tail -3)" >&2; exit 1; }
+  grep -o 'Collected : [0-9]*' "$log" | tail -1 | awk '{print $3}'
+}
+
+# Self cost by where the code lives.
 split() {
   callgrind_annotate --inclusive=no --auto=no --threshold=100 "$1" 2>/dev/null | awk '
     /PROGRAM TOTALS/ { next }
     /^ *[0-9,]+ \(/ {
       n = $1; gsub(",", "", n)
-      if ($0 ~ /\/usr\/bin\/lua|libluajit|\[\/usr\/bin\/luajit\]/) k = "interpreter (VM, lua_* API)"
+      if ($0 ~ /:luaL?_[a-z]+ \[/) k = "Lua C API (the lua_* calls mlua makes, lua_resume)"
+      else if ($0 ~ /\/usr\/bin\/lua|libluajit|\[\/usr\/bin\/luajit\]/) k = "interpreter (VM: the Lua code, resume and yield)"
       else if ($0 ~ /libc\.so|ld-linux/) k = "libc"
       else if ($0 ~ /mlua/) k = "mlua"
       else if ($0 ~ /coevent_ffi|\/ffi\/src/) k = "coevent engine (ffi/)"
@@ -45,14 +103,56 @@ split() {
       else k = "other (LuaJIT traces, ...)"
       t[k] += n
     }
-    END { for (k in t) print k "\t" t[k] }'
+    END { for (k in t) print k "\t" t[k] }' | sort
 }
-for m in 200 400; do
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$m" "$interp" bench/clients/coevent.lua \
-    "$tmp" ping "unix:$tmp/redis.sock" 0 100 $m >/dev/null 2>"$tmp/log.$m"
-  grep -o 'Collected : [0-9]*' "$tmp/log.$m" | awk '{print $3}' >"$tmp/total.$m"
-  split "$tmp/cg.$m" >"$tmp/split.$m"
+
+# Each client REPS times (clients interleaved); the median is kept. Most
+# clients repeat to within 1%; cqueues' count moves by up to 30% with how many
+# sockets one wake-up finds ready.
+REPS=${CALLGRIND_REPS:-3}
+declare -A RUNS PER
+for _ in $(seq "$REPS"); do
+  for c in $CLIENTS; do
+    a=$(count "$c" 200)
+    b=$(count "$c" 400)
+    RUNS[$c]="${RUNS[$c]:-} $(((b - a) / 20000))"
+    printf '  %-15s %6d instructions per round trip\n' "$c" $(((b - a) / 20000))
+  done
 done
-echo "coevent on $interp: $(( ($(cat "$tmp/total.400") - $(cat "$tmp/total.200")) / 20000 )) instructions per round trip"
-join -t $'\t' -a 2 -e 0 -o 0,1.2,2.2 <(sort "$tmp/split.200") <(sort "$tmp/split.400") |
-  awk -F'\t' '{ d = ($3 - $2) / 20000; if (d >= 5 || d <= -5) printf "%8.0f  %s\n", d, $1 }' | sort -rn
+for c in $CLIENTS; do
+  PER[$c]=$(tr ' ' '\n' <<<"${RUNS[$c]}" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+{
+  echo "# Instructions per round trip (callgrind)"
+  echo
+  echo "Written by \`bench/callgrind.sh\`: user-space instructions of each client per PING"
+  echo "round trip (100 connections, the count at 400 round trips each minus the count at"
+  echo "200, over the 20,000 extra), against redis-server on 127.0.0.1. Exact, and for all"
+  echo "but cqueues repeatable to about 1%, unlike the CPU times of \`bench/run.sh\`; not"
+  echo "time: the kernel's share is not in them, and instructions per cycle differ."
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); coevent: git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (modified)')"
+  echo "- $(valgrind --version); luajit $(luajit -v | awk '{print $2}'), $(lua5.4 -v | awk '{print $1, $2}')"
+  echo
+  echo "| client | instructions per round trip (median of $REPS) | ÷ OpenResty | ÷ cqueues | runs |"
+  echo "|---|---:|---:|---:|---|"
+  for c in $CLIENTS; do
+    echo "| $c | ${PER[$c]} | $(ratio "${PER[$c]}" "${PER[openresty]:-0}") | $(ratio "${PER[$c]}" "${PER[cqueues]:-0}") |${RUNS[$c]} |"
+  done
+  for interp in luajit lua5.4; do
+    c=coevent-$interp
+    [ -n "${PER[$c]:-}" ] || continue
+    echo
+    echo "Where coevent's instructions go on $interp (self cost per round trip, last run):"
+    echo
+    echo "| part | instructions |"
+    echo "|---|---:|"
+    join -t $'\t' -a 2 -e 0 -o 0,1.2,2.2 <(split "$tmp/$c.200.out") <(split "$tmp/$c.400.out") |
+      awk -F'\t' '{ d = ($3 - $2) / 20000; if (d >= 5) printf "%d\t%s\n", d, $1 }' | sort -rn |
+      awk -F'\t' '{ printf "| %s | %d |\n", $2, $1 }'
+  done
+} >"$OUTMD"
+echo
+cat "$OUTMD"
