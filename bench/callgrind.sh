@@ -133,7 +133,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   echo "but cqueues repeatable to about 1%, unlike the CPU times of \`bench/run.sh\`; not"
   echo "time: the kernel's share is not in them, and instructions per cycle differ."
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); coevent: git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (modified)')"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); coevent: git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src ffi Cargo.toml Cargo.lock bench/clients 2>/dev/null || echo ' (modified)')"
   echo "- $(valgrind --version); luajit $(luajit -v | awk '{print $2}'), $(lua5.4 -v | awk '{print $1, $2}')"
   echo
   echo "| client | instructions per round trip (median of $REPS) | ÷ OpenResty | ÷ cqueues | runs |"
