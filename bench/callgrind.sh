@@ -29,7 +29,7 @@ OR=$ROOT/bench/.deps/openresty
 cargo build --release -q --manifest-path bench/floor/Cargo.toml
 BT=bench/floor/target/release/benchtool
 NOFILE=$(ulimit -n)
-. bench/nginx.sh
+. bench/common.sh
 
 tmp=$(mktemp -d)
 PIDS=()
@@ -45,14 +45,6 @@ for f in luajit:luajit lua54:lua5.4; do
   cp "target/callgrind-$feature/release/libcoevent.so" "$dir/coevent.so"
 done
 
-wait_port() { # PORT SECONDS
-  for _ in $(seq $((${2:-10} * 10))); do
-    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench/callgrind.sh: nothing listens on $HOST:$1" >&2
-  return 1
-}
 RPORT=$($BT freeport)
 redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --dir "$tmp" >/dev/null &
 PIDS+=($!)

@@ -89,16 +89,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_port() { # PORT: until something listens (bounded, 10 s)
-  local i
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench: nothing listens on $HOST:$1" >&2
-  return 1
-}
+. bench/common.sh
 
 RPORT=$($BT freeport)
 redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --daemonize no \
@@ -115,7 +106,6 @@ PPORT=$(cat "$W/payload.port")
 
 # nginx with the lua module, one worker, started per measurement (so the worker's
 # peak RSS belongs to that measurement) and stopped by the master's pid.
-. bench/nginx.sh
 NGX_PID=""
 NGX_WORKER=""
 NGX_PORT=""

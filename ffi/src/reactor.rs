@@ -342,18 +342,24 @@ mod tests {
         sys::close(wr);
     }
 
-    #[test]
-    fn a_kept_timer_that_fires_early_is_set_again_for_the_wait() {
+    /// A reactor and a pipe whose first read wait, of `timeout` ms, readiness ended.
+    fn after_a_ready_wait(timeout: u64) -> (Reactor, Fd, Fd) {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
         r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 1, Some(30));
+        r.wait(rd, Dir::Read, 1, Some(timeout));
         sys::write(wr, b"x").unwrap();
         assert_eq!(poll_until(&mut r, 1), [1]);
+        r.set_ready(rd, Dir::Read, false);
+        (r, rd, wr)
+    }
+
+    #[test]
+    fn a_kept_timer_that_fires_early_is_set_again_for_the_wait() {
+        let (mut r, rd, wr) = after_a_ready_wait(30);
         // 20 ms later a second 30 ms wait keeps the timer, due 10 ms too soon.
         r.sleep(9, 20);
         assert_eq!(poll_until(&mut r, 1), [9]);
-        r.set_ready(rd, Dir::Read, false);
         let start = r.now();
         r.wait(rd, Dir::Read, 2, Some(30));
         assert_eq!(r.wheel.len(), 1);
@@ -366,13 +372,7 @@ mod tests {
 
     #[test]
     fn a_shorter_timeout_gets_an_earlier_timer() {
-        let mut r = Reactor::new().unwrap();
-        let (rd, wr) = pipe();
-        r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 1, Some(100_000));
-        sys::write(wr, b"x").unwrap();
-        assert_eq!(poll_until(&mut r, 1), [1]);
-        r.set_ready(rd, Dir::Read, false);
+        let (mut r, rd, wr) = after_a_ready_wait(100_000);
         let start = r.now();
         r.wait(rd, Dir::Read, 2, Some(5));
         assert_eq!(r.wheel.len(), 1, "the later timer was replaced");
@@ -384,12 +384,7 @@ mod tests {
 
     #[test]
     fn a_timer_left_behind_wakes_nobody() {
-        let mut r = Reactor::new().unwrap();
-        let (rd, wr) = pipe();
-        r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 1, Some(5));
-        sys::write(wr, b"x").unwrap();
-        assert_eq!(poll_until(&mut r, 1), [1]);
+        let (mut r, rd, wr) = after_a_ready_wait(5);
         // The 5 ms timer fires meanwhile; only the sleeper wakes.
         r.sleep(9, 20);
         assert_eq!(poll_until(&mut r, 1), [9]);
