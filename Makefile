@@ -86,9 +86,12 @@ fuzz:
 bench-deps:
 	bash bench/deps.sh
 
-# About 15 minutes on 2 cores; writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run.
+# About 20 minutes on 2 cores: bench/RESULTS.md (CPU times, syscalls, memory),
+# then bench/CALLGRIND.md (instructions per round trip). BENCH_QUICK=1: a smoke
+# run of the first alone.
 bench: bench-deps modules
 	bash bench/run.sh
+	@if [ "$${BENCH_QUICK:-0}" != 1 ]; then bash bench/callgrind.sh; fi
 
 # Footprint: stripped sizes; the runner's idle RSS and memory per parked thread;
 # with redis-server (on a unix socket, started here) memory per idle connection.

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBS="lua5.1 lua5.4 luajit lua-cqueues lua-luv lua-copas lua-socket lua-coxpcall
-      nginx libnginx-mod-http-ndk libpcre3 redis-server strace curl"
+      nginx libnginx-mod-http-ndk libpcre3 redis-server strace curl valgrind"
 PRIVATE="libnginx-mod-http-lua lua-resty-core lua-resty-lrucache libluajit2-5.1-2 libluajit2-5.1-common"
 OR=.deps/openresty
 
