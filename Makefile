@@ -1,5 +1,6 @@
 # coevent: build, install, test, demo.  `make help` lists the targets.
 LUA ?= 5.4
+PROFILE ?= release
 CARGO ?= cargo
 SHELL := /bin/bash
 
@@ -40,10 +41,11 @@ runner:
 
 # One .so per Lua ABI, each in its own target dir so builds do not evict each other.
 # `cargo rustc --crate-type cdylib`: with the rlib beside it cargo drops LTO.
+# PROFILE=small: the size-tuned profile of Cargo.toml (smaller, a little slower).
 module:
-	$(CARGO) rustc --release --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
+	$(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
 	mkdir -p build/$(DIR)
-	cp target/$(DIR)/release/libcoevent.so build/$(DIR)/coevent.so
+	cp target/$(DIR)/$(PROFILE)/libcoevent.so build/$(DIR)/coevent.so
 
 modules:
 	$(MAKE) module LUA=5.4
