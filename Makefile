@@ -14,6 +14,8 @@ else
   LUABIN := lua$(LUA)
   DIR := lua$(LUA)
 endif
+# Where `make module` puts coevent.so: build/lua5.4, or build/lua5.4-small.
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))
 
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
@@ -44,19 +46,20 @@ runner:
 # PROFILE=small: the size-tuned profile of Cargo.toml (smaller, a little slower).
 module:
 	$(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
-	mkdir -p build/$(DIR)
-	cp target/$(DIR)/$(PROFILE)/libcoevent.so build/$(DIR)/coevent.so
+	mkdir -p $(OUT)
+	cp target/$(DIR)/$(PROFILE)/libcoevent.so $(OUT)/coevent.so
 
 modules:
 	$(MAKE) module LUA=5.4
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
+	$(MAKE) module LUA=5.4 PROFILE=small
 
 # The first directory of the interpreter's package.cpath that is a real path.
 install: module
 	@dest=$$($(LUABIN) -e 'for p in package.cpath:gmatch("[^;]+") do if p:match("^/") and p:match("/%?%.so$$") then print((p:gsub("/%?%.so$$", ""))) return end end'); \
 	test -n "$$dest" || { echo "no install directory in $(LUABIN)'s package.cpath"; exit 1; }; \
-	mkdir -p "$$dest" && install -m 0644 build/$(DIR)/coevent.so "$$dest/coevent.so" && echo "installed $$dest/coevent.so"
+	mkdir -p "$$dest" && install -m 0644 $(OUT)/coevent.so "$$dest/coevent.so" && echo "installed $$dest/coevent.so"
 
 demo: runner
 	sh examples/demo.sh target/release/coevent

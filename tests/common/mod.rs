@@ -69,6 +69,8 @@ pub const RUNNER: &str = env!("CARGO_BIN_EXE_coevent");
 pub const LUA54: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4", "5.4")));
 pub const LUA51: (&str, Option<(&str, &str)>) = ("lua5.1", Some(("lua5.1", "5.1")));
 pub const LUAJIT: (&str, Option<(&str, &str)>) = ("luajit", Some(("luajit", "jit")));
+/// lua5.4 with the module of `make module LUA=5.4 PROFILE=small`.
+pub const LUA54_SMALL: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4-small", "5.4 PROFILE=small")));
 
 fn suite() -> &'static Suite {
     &crate::SUITE
@@ -461,7 +463,7 @@ pub fn through(interp: &str, module: Option<(&str, &str)>, script: &str) {
 
 /// The tests of the scripts `$name` of the suite: `in_process::$name`,
 /// `runner::$name`, and (ignored) `lua54::$name`, `lua51::$name`,
-/// `luajit::$name`; and `every_script_is_listed`.
+/// `luajit::$name`, `lua54_small::$name`; and `every_script_is_listed`.
 macro_rules! scripts {
     ($($name:ident),* $(,)?) => {
         const SCRIPTS: &[&str] = &[$(stringify!($name)),*];
@@ -486,6 +488,11 @@ macro_rules! scripts {
             use crate::common::{through, LUAJIT};
             $(#[test] #[ignore = "needs system Lua and make module"]
               fn $name() { through(LUAJIT.0, LUAJIT.1, stringify!($name)) })*
+        }
+        mod lua54_small {
+            use crate::common::{through, LUA54_SMALL};
+            $(#[test] #[ignore = "needs system Lua and make module"]
+              fn $name() { through(LUA54_SMALL.0, LUA54_SMALL.1, stringify!($name)) })*
         }
 
         #[test]
