@@ -369,6 +369,7 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
 }
 
 /// A receive that failed before taking anything: `nil, err, ""`.
+#[cold]
 fn fail_nothing(lua: &Lua, err: &str) -> Result<Ret> {
     fail_partial(lua, err, Value::String(lua.create_string("")?))
 }
