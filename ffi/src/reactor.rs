@@ -393,6 +393,76 @@ mod tests {
         sys::close(wr);
     }
 
+    /// Reads what the pipe holds, as a receive would, and notes it drained.
+    fn drain(r: &mut Reactor, rd: Fd) {
+        while sys::read(rd, &mut [0; 64]).is_ok_and(|n| n > 0) {}
+        r.set_ready(rd, Dir::Read, false);
+    }
+
+    /// Random waits (1-20 ms timeouts), writes and polls on eight pipes: every
+    /// wait ends exactly once, by its deadline only once that has passed, by
+    /// readiness only when there is something to read; no timer outlives its use.
+    #[test]
+    fn random_waits_end_once_each_at_their_deadline_or_by_readiness() {
+        const PIPES: usize = 8;
+        let mut rng = crate::rng::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut r = Reactor::new().unwrap();
+        let pipes: Vec<(Fd, Fd)> = (0..PIPES).map(|_| pipe()).collect();
+        for &(rd, _) in &pipes {
+            r.add(rd).unwrap();
+        }
+        // Per pipe: the earliest its wait may time out, and whether it holds
+        // bytes not read yet.
+        let mut waiting: [Option<u64>; PIPES] = [None; PIPES];
+        let mut unread = [false; PIPES];
+        let (mut timeouts, mut readies) = (0, 0);
+        let mut woken = Vec::new();
+        for _ in 0..600 {
+            let i = rng.below(PIPES as u64) as usize;
+            let (rd, wr) = pipes[i];
+            match rng.below(3) {
+                0 if waiting[i].is_none() => {
+                    // A receive waits only when the socket is drained.
+                    if r.is_ready(rd, Dir::Read) {
+                        drain(&mut r, rd);
+                        unread[i] = false;
+                    }
+                    let ms = 1 + rng.below(20);
+                    let start = r.now();
+                    r.wait(rd, Dir::Read, i as u32, Some(ms));
+                    waiting[i] = Some(start + ms);
+                }
+                1 => {
+                    sys::write(wr, b"x").unwrap();
+                    unread[i] = true;
+                }
+                _ => r.poll(Some(rng.below(3)), &mut woken).unwrap(),
+            }
+            for t in woken.drain(..) {
+                let i = t as usize;
+                let earliest = waiting[i].take().expect("woken once, while waiting");
+                if r.take_timeout(pipes[i].0, Dir::Read) {
+                    assert!(r.now() >= earliest, "timed out at {} ms, before {earliest}", r.now());
+                    timeouts += 1;
+                } else {
+                    assert!(unread[i], "woken by readiness with nothing to read");
+                    drain(&mut r, pipes[i].0);
+                    unread[i] = false;
+                    readies += 1;
+                }
+            }
+            assert_eq!(r.pending(), waiting.iter().flatten().count());
+            assert!(r.wheel.len() <= PIPES, "{} timers for {PIPES} fds", r.wheel.len());
+        }
+        assert!(timeouts > 20 && readies > 20, "{timeouts} timeouts, {readies} wake-ups by readiness");
+        for (rd, wr) in pipes {
+            r.remove(rd, &mut woken);
+            sys::close(rd);
+            sys::close(wr);
+        }
+        assert_eq!((r.pending(), r.wheel.len()), (0, 0));
+    }
+
     #[test]
     fn a_timer_ends_the_wait_and_leaves_timed_out() {
         let mut r = Reactor::new().unwrap();

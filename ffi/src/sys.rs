@@ -308,3 +308,10 @@ pub fn write(fd: Fd, b: &[u8]) -> io::Result<usize> {
     // SAFETY: `b` is valid for reads of its length.
     cvt_size(unsafe { libc::write(fd, b.as_ptr() as *const _, b.len()) })
 }
+
+/// Reads from an fd, for tests.
+#[cfg(test)]
+pub fn read(fd: Fd, b: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `b` is valid for writes of its length.
+    cvt_size(unsafe { libc::read(fd, b.as_mut_ptr() as *mut _, b.len()) })
+}
