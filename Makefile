@@ -30,11 +30,12 @@ help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
 	@echo "make test            install what is missing ($(DEBS)), build, run every test"
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
+	@echo "  ... PROFILE=small  the size-tuned build, into build/lua5.4-small (install takes it too)"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
 	@echo "make size            module and runner sizes, RSS of an idle loop"
-	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md)"
+	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md, bench/CALLGRIND.md)"
 
 all: runner modules
 
