@@ -20,16 +20,9 @@ HOST=127.0.0.1
 OUTMD=${CALLGRIND_OUT:-bench/CALLGRIND.md}
 CLIENTS=${CALLGRIND_CLIENTS:-"floor coevent-luajit coevent-lua5.4 openresty cqueues luv copas"}
 
-for b in valgrind callgrind_annotate redis-server nginx curl luajit lua5.4 lua5.1; do
-  command -v "$b" >/dev/null || { echo "bench/callgrind.sh: $b is missing (bash bench/deps.sh)" >&2; exit 1; }
-done
-OR=$ROOT/bench/.deps/openresty
-[ -f "$OR/usr/lib/nginx/modules/ngx_http_lua_module.so" ] ||
-  { echo "bench/callgrind.sh: OpenResty's lua module is missing (bash bench/deps.sh)" >&2; exit 1; }
-cargo build --release -q --manifest-path bench/floor/Cargo.toml
-BT=bench/floor/target/release/benchtool
-NOFILE=$(ulimit -n)
 . bench/common.sh
+bench_tools valgrind callgrind_annotate redis-server nginx curl luajit lua5.4 lua5.1
+NOFILE=$(ulimit -n)
 
 tmp=$(mktemp -d)
 PIDS=()
@@ -55,7 +48,7 @@ count() {
   local c=$1 m=$2 out=$tmp/$1.$2.out log=$tmp/$1.$2.log
   local vg=(valgrind --tool=callgrind --callgrind-out-file="$out")
   case $c in
-    floor) "${vg[@]}" bench/floor/target/release/floor ping $HOST "$RPORT" 100 "$m" ;;
+    floor) "${vg[@]}" "$FLOOR" ping $HOST "$RPORT" 100 "$m" ;;
     coevent-luajit) "${vg[@]}" luajit bench/clients/coevent.lua "$tmp/mods/luajit" ping $HOST "$RPORT" 100 "$m" ;;
     coevent-lua5.4) "${vg[@]}" lua5.4 bench/clients/coevent.lua "$tmp/mods/lua5.4" ping $HOST "$RPORT" 100 "$m" ;;
     cqueues) "${vg[@]}" lua5.4 bench/clients/cqueues.lua ping $HOST "$RPORT" 100 "$m" ;;

@@ -1,11 +1,25 @@
-# Sourced by bench/run.sh and bench/callgrind.sh. Needs HOST (and for
-# nginx_conf ROOT, OR and NOFILE) set.
+# Sourced by bench/run.sh and bench/callgrind.sh, which set ROOT and HOST.
+#   bench_tools CMD...           exits unless every CMD and OpenResty's lua module
+#                                (bench/deps.sh) are there; builds bench/floor;
+#                                sets OR, FLOOR and BT
 #   wait_port PORT [SECONDS]     until something listens on HOST:PORT (10 s)
 #   nginx_conf DIR PORT MASTER   writes DIR/nginx.conf, which runs
 #                                bench/clients/openresty.lua with OpenResty's lua
 #                                module (unpacked by bench/deps.sh into $OR), one
 #                                worker; MASTER: on, or off for a single process
-#                                (the worker itself, for valgrind)
+#                                (the worker itself, for valgrind); needs NOFILE
+
+bench_tools() {
+  for b in "$@"; do
+    command -v "$b" >/dev/null || { echo "bench: $b missing: run 'bash bench/deps.sh' (as root)" >&2; exit 1; }
+  done
+  OR=$ROOT/bench/.deps/openresty
+  [ -f "$OR/usr/lib/nginx/modules/ngx_http_lua_module.so" ] ||
+    { echo "bench: OpenResty's nginx lua module missing: run 'bash bench/deps.sh' (as root)" >&2; exit 1; }
+  cargo build --release -q --manifest-path "$ROOT/bench/floor/Cargo.toml"
+  FLOOR=$ROOT/bench/floor/target/release/floor
+  BT=$ROOT/bench/floor/target/release/benchtool
+}
 
 wait_port() {
   for _ in $(seq $((${2:-10} * 10))); do

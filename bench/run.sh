@@ -58,15 +58,8 @@ HOST=127.0.0.1
 for so in build/luajit/coevent.so build/lua5.4/coevent.so; do
   [ -f "$so" ] || { echo "bench: $so missing: run 'make modules' first" >&2; exit 1; }
 done
-for b in redis-server strace curl nginx luajit lua5.4 lua5.1; do
-  command -v "$b" >/dev/null || { echo "bench: $b missing: run 'bash bench/deps.sh' (as root)" >&2; exit 1; }
-done
-OR=$ROOT/bench/.deps/openresty
-[ -f "$OR/usr/lib/nginx/modules/ngx_http_lua_module.so" ] ||
-  { echo "bench: OpenResty's nginx lua module missing: run 'bash bench/deps.sh' (as root)" >&2; exit 1; }
-cargo build --release -q --manifest-path bench/floor/Cargo.toml
-FLOOR=$ROOT/bench/floor/target/release/floor
-BT=$ROOT/bench/floor/target/release/benchtool
+. bench/common.sh
+bench_tools redis-server strace curl nginx luajit lua5.4 lua5.1
 
 # Enough fds for N=10000 connections here and in redis (as many as the hard limit allows).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -89,7 +82,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-. bench/common.sh
 
 RPORT=$($BT freeport)
 redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --daemonize no \
