@@ -158,12 +158,13 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// A number argument, or a string Lua would convert to one (as luaL_checknumber).
-pub fn number(v: &Value) -> Option<f64> {
+/// A number argument, or a string Lua converts to one (as luaL_checknumber:
+/// by Lua itself, so hex and spaces are read exactly as Lua reads them).
+pub fn number(lua: &Lua, v: &Value) -> Option<f64> {
     match v {
         Value::Integer(i) => Some(*i as f64),
         Value::Number(n) => Some(*n),
-        Value::String(s) => coevent_ffi::buf::lua_number(&s.as_bytes()),
+        Value::String(_) => lua.coerce_number(v.clone()).ok().flatten(),
         _ => None,
     }
 }

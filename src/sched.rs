@@ -467,7 +467,7 @@ pub fn sleep(lua: &Lua, eng: &Engine, sec: Value) -> Result<Ret> {
     let Some(_) = eng.current() else {
         return raise(lua, NOT_IN_LOOP);
     };
-    let Some(s) = engine::number(&sec) else {
+    let Some(s) = engine::number(lua, &sec) else {
         return bad_arg(lua, 1, "sleep", &expected("number", &sec));
     };
     if s.is_nan() || s < 0.0 {

@@ -220,7 +220,7 @@ pub fn connect(lua: &Lua, s: &mut Socket, host: Value, port: Value) -> Result<Re
     let port = if host.starts_with(b"unix:") {
         0
     } else {
-        match number(&port) {
+        match number(lua, &port) {
             Some(p) if (0.0..=65535.0).contains(&p) && p.fract() == 0.0 => p as u16,
             Some(_) => return bad_arg(lua, 2, "connect", "port out of range"),
             None => return bad_arg(lua, 2, "connect", &expected("number", &port)),
@@ -359,8 +359,8 @@ pub fn receive(lua: &Lua, s: &mut Socket, pat: Value) -> Result<Ret> {
     let p = match &pat {
         Value::Nil => Some(Pattern::All),
         Value::LightUserData(_) => marked_pattern(&pat),
-        Value::String(st) => Pattern::parse(&st.as_bytes()),
-        v => number(v).and_then(Pattern::count),
+        Value::String(st) => Pattern::parse(&st.as_bytes()).or_else(|| number(lua, &pat).and_then(Pattern::count)),
+        v => number(lua, v).and_then(Pattern::count),
     };
     let Some(p) = p else {
         return bad_arg(lua, 1, "receive", "bad pattern argument");
@@ -591,7 +591,7 @@ pub fn close(lua: &Lua, s: &mut Socket) -> Result<Ret> {
 
 /// `settimeout(ms)`.
 pub fn settimeout(lua: &Lua, s: &mut Socket, ms: Value) -> Result<Ret> {
-    match number(&ms) {
+    match number(lua, &ms) {
         Some(ms) if ms >= 0.0 => {
             s.timeout = Some(ms.min(u64::MAX as f64) as u64);
             ret(Value::Nil)
@@ -609,7 +609,7 @@ pub fn setoption(lua: &Lua, s: &mut Socket, name: Value, value: Value) -> Result
     };
     let opt = match name.as_str() {
         "max-line" | "max-receive" => {
-            let n = match number(&value) {
+            let n = match number(lua, &value) {
                 Some(n) if n >= 1.0 && n.fract() == 0.0 => n.min(usize::MAX as f64) as usize,
                 _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
             };
@@ -628,8 +628,8 @@ pub fn setoption(lua: &Lua, s: &mut Socket, name: Value, value: Value) -> Result
     };
     let v = match (&value, opt) {
         (Value::Boolean(b), SockOpt::NoDelay | SockOpt::KeepAlive) => *b as i32,
-        (v, SockOpt::SndBuf | SockOpt::RcvBuf) if number(v).is_some_and(|n| n >= 0.0 && n <= i32::MAX as f64) => {
-            number(v).unwrap_or_default() as i32
+        (v, SockOpt::SndBuf | SockOpt::RcvBuf) if number(lua, v).is_some_and(|n| n >= 0.0 && n <= i32::MAX as f64) => {
+            number(lua, v).unwrap_or_default() as i32
         }
         (v, SockOpt::NoDelay | SockOpt::KeepAlive) => return bad_arg(lua, 2, "setoption", &expected("boolean", v)),
         (v, _) => return bad_arg(lua, 2, "setoption", &expected("number", v)),
