@@ -16,6 +16,18 @@ else
 endif
 # Where `make module` puts coevent.so: build/lua5.4, or build/lua5.4-small.
 OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))
+# PROFILE=min: the small profile with std rebuilt from source (rustup component
+# rust-src) without its backtrace symbolizer and panic locations. -Zbuild-std is
+# unstable: RUSTC_BOOTSTRAP=1 lets the stable toolchain take it.
+ifeq ($(PROFILE),min)
+  HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+  MIN_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Zlocation-detail=none
+  MIN_STD := -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind,backtrace-trace-only,optimize_for_size --target $(HOST)
+  SO := target/$(DIR)/$(HOST)/min/libcoevent.so
+else
+  SO := target/$(DIR)/$(PROFILE)/libcoevent.so
+endif
+RUST_SRC := $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
@@ -31,6 +43,7 @@ help:
 	@echo "make test            install what is missing ($(DEBS)), build, run every test"
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "  ... PROFILE=small  the size-tuned build, into build/lua5.4-small (install takes it too)"
+	@echo "  ... PROFILE=min    smaller still: small with std rebuilt (needs rust-src), build/lua5.4-min"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
@@ -46,15 +59,17 @@ runner:
 # `cargo rustc --crate-type cdylib`: with the rlib beside it cargo drops LTO.
 # PROFILE=small: the size-tuned profile of Cargo.toml (smaller, a little slower).
 module:
-	$(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR)
+	$(MIN_ENV) $(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR) $(MIN_STD)
 	mkdir -p $(OUT)
-	cp target/$(DIR)/$(PROFILE)/libcoevent.so $(OUT)/coevent.so
+	cp $(SO) $(OUT)/coevent.so
 
 modules:
 	$(MAKE) module LUA=5.4
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
 	$(MAKE) module LUA=5.4 PROFILE=small
+	@if [ -d $(RUST_SRC) ]; then $(MAKE) module LUA=5.4 PROFILE=min; \
+	else echo "no rust-src (rustup component add rust-src): build/lua5.4-min not built"; fi
 
 # The first directory of the interpreter's package.cpath that is a real path.
 install: module
