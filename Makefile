@@ -14,7 +14,7 @@ else
   LUABIN := lua$(LUA)
   DIR := lua$(LUA)
 endif
-# Where `make module` puts coevent.so: build/lua5.4, or build/lua5.4-small.
+# Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-min.
 OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))
 # PROFILE=min: the small profile with std rebuilt from source (rustup component
 # rust-src) without its backtrace symbolizer and panic locations. -Zbuild-std is

@@ -628,11 +628,12 @@ pub fn setoption(lua: &Lua, s: &mut Socket, name: Value, value: Value) -> Result
     };
     let v = match (&value, opt) {
         (Value::Boolean(b), SockOpt::NoDelay | SockOpt::KeepAlive) => *b as i32,
-        (v, SockOpt::SndBuf | SockOpt::RcvBuf) if number(lua, v).is_some_and(|n| n >= 0.0 && n <= i32::MAX as f64) => {
-            number(lua, v).unwrap_or_default() as i32
-        }
         (v, SockOpt::NoDelay | SockOpt::KeepAlive) => return bad_arg(lua, 2, "setoption", &expected("boolean", v)),
-        (v, _) => return bad_arg(lua, 2, "setoption", &expected("number", v)),
+        (v, _) => match number(lua, v) {
+            Some(n) if n >= 0.0 && n <= i32::MAX as f64 => n as i32,
+            Some(_) => return bad_arg(lua, 2, "setoption", &format!("{name} out of range")),
+            None => return bad_arg(lua, 2, "setoption", &expected("number", v)),
+        },
     };
     let Some(fd) = s.live_fd() else {
         return fail(lua, "closed");
