@@ -114,7 +114,7 @@ p('CPU is client CPU per round trip in µs.')
 p('')
 p('| client | N × M | req/s | user µs | sys µs | total µs | peak RSS MB | note |')
 p('|---|---:|---:|---:|---:|---:|---:|---|')
-local ping_by = {}
+local ping_by, paired = {}, {}
 -- Several runs of one case: keep the median by CPU per round trip (failed runs last).
 local function cpu_rt(r) return (r.status == '0' and r.ok > 0) and (r.ut + r.st) / r.ok or math.huge end
 for nm in cases:gmatch('%S+') do
@@ -127,6 +127,9 @@ for nm in cases:gmatch('%S+') do
       table.insert(groups[k], r)
     end
   end
+  -- Runs in the order they ran: the i-th of each client share round i.
+  local ran = {}
+  for _, k in ipairs(order) do ran[k] = { table.unpack(groups[k]) } end
   for _, k in ipairs(order) do
     local g = groups[k]
     table.sort(g, function(a, b) return cpu_rt(a) < cpu_rt(b) end)
@@ -147,8 +150,41 @@ for nm in cases:gmatch('%S+') do
       okrun and fmt((r.ut + r.st) / rt * 1e6) or '–', ' | ',
       mb(r.rss), ' | ', note, ' |')
   end
+  paired[#paired + 1] = { n = n, order = order, ran = ran }
 end
 p('')
+
+-- The machine's load drifts from round to round more than the clients differ:
+-- each run divided by the floor's run of the same round cancels most of it.
+local shown = false
+for _, c in ipairs(paired) do
+  local floor = c.ran[c.order[1]]
+  if c.order[1]:match('^floor:') and #floor > 1 then
+    if not shown then
+      p('Paired with the floor: each run\'s total CPU per round trip divided by the floor\'s')
+      p('in the same round of runs; the median ratio and the quartiles.')
+      p('')
+      p('| client | N × M | ÷ floor, paired | quartiles |')
+      p('|---|---:|---:|---|')
+      shown = true
+    end
+    for i = 2, #c.order do
+      local k, rs = c.order[i], c.ran[c.order[i]]
+      local q = {}
+      for j = 1, math.min(#rs, #floor) do
+        local a, b = cpu_rt(rs[j]), cpu_rt(floor[j])
+        if a < math.huge and b < math.huge then q[#q + 1] = a / b end
+      end
+      table.sort(q)
+      if #q > 1 then
+        local at = function(f) return q[math.floor(f * (#q - 1)) + 1] end
+        p('| ', name(rs[1].client), ' | ', c.n, ' × ', k:match(':(%d+)$'), ' | ', fmt(at(0.5)), ' | ',
+          fmt(at(0.25)), '–', fmt(at(0.75)), ' |')
+      end
+    end
+  end
+end
+if shown then p('') end
 
 -- syscalls
 local WAITS = { epoll_wait = true, epoll_pwait = true, epoll_pwait2 = true, select = true,
