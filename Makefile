@@ -14,19 +14,21 @@ else
   LUABIN := lua$(LUA)
   DIR := lua$(LUA)
 endif
-# Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-min.
-OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))
-# PROFILE=min: the small profile with std rebuilt from source (rustup component
-# rust-src) without its backtrace symbolizer and panic locations. -Zbuild-std is
-# unstable: RUSTC_BOOTSTRAP=1 lets the stable toolchain take it.
-ifeq ($(PROFILE),min)
+# BUILD_STD=1: std compiled for the module from its sources (rustup's rust-src),
+# without its backtrace symbolizer and panic locations and with its size-optimized
+# algorithms: a third smaller at the same speed. -Zbuild-std is unstable:
+# RUSTC_BOOTSTRAP=1 lets the stable toolchain take it.
+BUILD_STD ?= 0
+ifeq ($(BUILD_STD),1)
   HOST := $(shell rustc -vV | sed -n 's/^host: //p')
-  MIN_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Zlocation-detail=none
-  MIN_STD := -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind,backtrace-trace-only,optimize_for_size --target $(HOST)
-  SO := target/$(DIR)/$(HOST)/min/libcoevent.so
+  STD_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Zlocation-detail=none
+  STD_FLAGS := -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind,backtrace-trace-only,optimize_for_size --target $(HOST)
+  SO := target/$(DIR)/$(HOST)/$(PROFILE)/libcoevent.so
 else
   SO := target/$(DIR)/$(PROFILE)/libcoevent.so
 endif
+# Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std.
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)
 RUST_SRC := $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
 # What the tests need from Debian: the interpreters the modules are tested on,
@@ -43,7 +45,7 @@ help:
 	@echo "make test            install what is missing ($(DEBS)), build, run every test"
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "  ... PROFILE=small  the size-tuned build, into build/lua5.4-small (install takes it too)"
-	@echo "  ... PROFILE=min    smaller still: small with std rebuilt (needs rust-src), build/lua5.4-min"
+	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
@@ -59,7 +61,7 @@ runner:
 # `cargo rustc --crate-type cdylib`: with the rlib beside it cargo drops LTO.
 # PROFILE=small: the size-tuned profile of Cargo.toml (smaller, a little slower).
 module:
-	$(MIN_ENV) $(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR) $(MIN_STD)
+	$(STD_ENV) $(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR) $(STD_FLAGS)
 	mkdir -p $(OUT)
 	cp $(SO) $(OUT)/coevent.so
 
@@ -68,8 +70,8 @@ modules:
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
 	$(MAKE) module LUA=5.4 PROFILE=small
-	@if [ -d $(RUST_SRC) ]; then $(MAKE) module LUA=5.4 PROFILE=min; \
-	else echo "no rust-src (rustup component add rust-src): build/lua5.4-min not built"; fi
+	@if [ -d $(RUST_SRC) ]; then $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1; \
+	else echo "no rust-src (rustup component add rust-src): build/lua5.4-small-std not built"; fi
 
 # The first directory of the interpreter's package.cpath that is a real path.
 install: module

@@ -71,19 +71,20 @@ pub const LUA51: (&str, Option<(&str, &str)>) = ("lua5.1", Some(("lua5.1", "5.1"
 pub const LUAJIT: (&str, Option<(&str, &str)>) = ("luajit", Some(("luajit", "jit")));
 /// lua5.4 with the module of `make module LUA=5.4 PROFILE=small`.
 pub const LUA54_SMALL: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4-small", "5.4 PROFILE=small")));
-/// lua5.4 with the module of `make module LUA=5.4 PROFILE=min`.
-pub const LUA54_MIN: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4-min", "5.4 PROFILE=min")));
+/// lua5.4 with the module of `make module LUA=5.4 PROFILE=small BUILD_STD=1`.
+pub const LUA54_SMALL_STD: (&str, Option<(&str, &str)>) =
+    ("lua5.4", Some(("lua5.4-small-std", "5.4 PROFILE=small BUILD_STD=1")));
 
-/// Through lua5.4 and the PROFILE=min module, which needs std's sources
+/// Through lua5.4 and the BUILD_STD=1 module, which needs std's sources
 /// (rustup's rust-src): without them `make modules` skips it, and so does this.
-pub fn through_min(script: &str) {
+pub fn through_std(script: &str) {
     let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().expect("rustc");
     let src = Path::new(String::from_utf8_lossy(&sysroot.stdout).trim()).join("lib/rustlib/src/rust/library");
     if !src.is_dir() {
-        println!("skipped: no rust-src (rustup component add rust-src) for make module PROFILE=min");
+        println!("skipped: no rust-src (rustup component add rust-src) for make module BUILD_STD=1");
         return;
     }
-    through(LUA54_MIN.0, LUA54_MIN.1, script);
+    through(LUA54_SMALL_STD.0, LUA54_SMALL_STD.1, script);
 }
 
 fn suite() -> &'static Suite {
@@ -477,7 +478,7 @@ pub fn through(interp: &str, module: Option<(&str, &str)>, script: &str) {
 
 /// The tests of the scripts `$name` of the suite: `in_process::$name`,
 /// `runner::$name`, and (ignored) `lua54::$name`, `lua51::$name`,
-/// `luajit::$name`, `lua54_small::$name`, `lua54_min::$name`; and
+/// `luajit::$name`, `lua54_small::$name`, `lua54_small_std::$name`; and
 /// `every_script_is_listed`.
 macro_rules! scripts {
     ($($name:ident),* $(,)?) => {
@@ -509,9 +510,9 @@ macro_rules! scripts {
             $(#[test] #[ignore = "needs system Lua and make module"]
               fn $name() { through(LUA54_SMALL.0, LUA54_SMALL.1, stringify!($name)) })*
         }
-        mod lua54_min {
+        mod lua54_small_std {
             $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { crate::common::through_min(stringify!($name)) })*
+              fn $name() { crate::common::through_std(stringify!($name)) })*
         }
 
         #[test]
