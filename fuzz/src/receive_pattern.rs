@@ -5,7 +5,8 @@
 //! 0 raw IEEE bits (NaN, infinities, subnormals, -0), 1 a signed integer, 2 a
 //! neighbour (within 127 ulps) of ±2^k, 3 an integer plus a fraction. Modes 1-3
 //! make whole numbers and the 2^64 edge common, which raw bits almost never hit.
-//! (The names `*l`, `l`, `*a`, `a` are a plain match, unit-tested in ffi.)
+//! (The low bit once chose a string pattern; it is skipped so the seeds keep
+//! their numbers. The names `*l`, `l`, `*a`, `a` are a plain match, unit-tested in ffi.)
 
 use coevent_ffi::buf::Pattern;
 
