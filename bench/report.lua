@@ -162,7 +162,8 @@ for _, c in ipairs(paired) do
   if c.order[1]:match('^floor:') and #floor > 1 then
     if not shown then
       p('Paired with the floor: each run\'s total CPU per round trip divided by the floor\'s')
-      p('in the same round of runs; the median ratio and the quartiles.')
+      p('in the same round of runs; the median ratio and the quartiles (with fewer than')
+      p('five runs, every ratio).')
       p('')
       p('| client | N × M | ÷ floor, paired | quartiles |')
       p('|---|---:|---:|---|')
@@ -178,8 +179,13 @@ for _, c in ipairs(paired) do
       table.sort(q)
       if #q > 1 then
         local at = function(f) return q[math.floor(f * (#q - 1)) + 1] end
-        p('| ', name(rs[1].client), ' | ', c.n, ' × ', k:match(':(%d+)$'), ' | ', fmt(at(0.5)), ' | ',
-          fmt(at(0.25)), '–', fmt(at(0.75)), ' |')
+        local spread = fmt(at(0.25)) .. '–' .. fmt(at(0.75))
+        if #q < 5 then
+          local all = {}
+          for j, v in ipairs(q) do all[j] = fmt(v) end
+          spread = table.concat(all, ', ')
+        end
+        p('| ', name(rs[1].client), ' | ', c.n, ' × ', k:match(':(%d+)$'), ' | ', fmt(at(0.5)), ' | ', spread, ' |')
       end
     end
   end
