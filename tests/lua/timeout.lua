@@ -13,10 +13,11 @@ T.case('a read timeout returns nil, timeout, partial and leaves the socket open'
   eq(s:close(), 1, 'close: the socket was still open')
 end)
 
--- Sends text behind a marker byte and reads the marker with the default timeout.
--- The echo peer answers one write with one write, and a read takes all that
--- arrived, so once the marker is here the text is buffered: a short timeout
--- after this finds it whatever the machine's load.
+-- Sends text behind a marker byte and reads the marker with the default timeout,
+-- then leaves the socket's timeout at 30 ms. The echo peer answers one write
+-- with one write, and a read takes all that arrived, so once the marker is here
+-- the text is buffered: the short timeout after this finds it whatever the
+-- machine's load.
 local function buffered(s, text)
   eq(s:send('.' .. text), #text + 1, 'send')
   s:settimeout(60000)
