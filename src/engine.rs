@@ -10,7 +10,7 @@ use coevent_ffi::sys::{self, Fd};
 use mlua::{LightUserData, Lua, Result, Table, Value};
 
 use crate::sched::Sched;
-use crate::socket::SockRef;
+use crate::socket::{SockRef, Sockets};
 
 /// What a thread that yields the wait marker is waiting for; set by the Rust
 /// function that answered "wait", taken by the scheduler when the yield reaches
@@ -41,6 +41,7 @@ pub struct Engine {
     /// Some while a loop runs.
     pub reactor: RefCell<Option<Reactor>>,
     pub sched: RefCell<Sched>,
+    pub socks: RefCell<Sockets>,
     /// The running light thread's token.
     pub current: Cell<Option<u32>>,
     pub pending: Cell<Pending>,
@@ -183,6 +184,7 @@ impl Engine {
             resolver: RefCell::new(None),
             dns: RefCell::new(Config::default()),
             sched: RefCell::new(Sched::default()),
+            socks: RefCell::new(Sockets::default()),
             current: Cell::new(None),
             pending: Cell::new(Pending::None),
             op: Cell::new(None),

@@ -14,10 +14,10 @@ mod socket;
 
 use std::rc::Rc;
 
-use mlua::{BString, Lua, MultiValue, Result, Table, Value};
+use mlua::{BString, LightUserData, Lua, MultiValue, Result, Table, Value};
 
 use engine::{raise_marker, wait_marker, Engine, Ret};
-use socket::{Cosocket, Data, SelfArg, Socket};
+use socket::{Cosocket, Data, Socket};
 
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
@@ -55,28 +55,34 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let e = eng.clone();
     c.raw_set("config", lua.create_function(move |lua, t: Value| resolve::config(lua, &e, t))?)?;
     let e = eng.clone();
-    c.raw_set("tcp", lua.create_function(move |lua, ()| lua.create_userdata(Cosocket::new(e.clone())))?)?;
+    let tcp = move |lua: &Lua, ()| {
+        let (s, id) = Cosocket::new(&e);
+        Ok((lua.create_userdata(s)?, id))
+    };
+    c.raw_set("tcp", lua.create_function(tcp)?)?;
 
     type Op = fn(&Lua, &mut Socket, Value, Value) -> Result<Ret>;
-    let ops: [(&str, &str, Op); 6] = [
-        ("connect", "connect", socket::connect),
-        ("receive", "receive", |l, s, a, _| socket::receive(l, s, a)),
-        ("send", "send", |l, s, a, _| socket::send(l, s, Data::Value(a))),
-        ("close", "close", |l, s, _, _| socket::close(l, s)),
-        ("settimeout", "settimeout", |l, s, a, _| socket::settimeout(l, s, a)),
-        ("setoption", "setoption", socket::setoption),
+    let ops: [(&str, Op); 6] = [
+        ("connect", socket::connect),
+        ("receive", |l, s, a, _| socket::receive(l, s, a)),
+        ("send", |l, s, a, _| socket::send(l, s, Data::Value(a))),
+        ("close", |l, s, _, _| socket::close(l, s)),
+        ("settimeout", |l, s, a, _| socket::settimeout(l, s, a)),
+        ("setoption", socket::setoption),
     ];
-    for (key, name, op) in ops {
-        let f = lua.create_function(move |lua, (s, a, b): (SelfArg, Value, Value)| {
-            socket::with(lua, name, s, |s| op(lua, s, a, b))
+    for (name, op) in ops {
+        let e = eng.clone();
+        let f = lua.create_function(move |lua, (id, a, b): (LightUserData, Value, Value)| {
+            socket::with(lua, &e, name, id, |s| op(lua, s, a, b))
         })?;
-        c.raw_set(key, f)?;
+        c.raw_set(name, f)?;
     }
 
     if cfg!(feature = "luajit") {
         // See `socket::Data`; PUC Lua's type() test in the prelude costs more than it saves.
-        let send_bytes = |lua: &Lua, (s, b): (SelfArg, BString)| {
-            socket::with(lua, "send", s, |s| socket::send(lua, s, Data::Bytes(b)))
+        let e = eng.clone();
+        let send_bytes = move |lua: &Lua, (id, b): (LightUserData, BString)| {
+            socket::with(lua, &e, "send", id, |s| socket::send(lua, s, Data::Bytes(b)))
         };
         c.raw_set("send_bytes", lua.create_function(send_bytes)?)?;
         c.raw_set("SHORT", socket::SHORT)?;
@@ -85,6 +91,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let (line, all) = engine::pattern_markers();
     c.raw_set("LINE", line)?;
     c.raw_set("ALL", all)?;
+    // PUC 5.1 cannot yield across pcall: there receive calls first (see prelude).
+    c.raw_set("YIELD_RECEIVE", !cfg!(feature = "lua51"))?;
     let (l, methods): (Table, Table) =
         lua.load(include_str!("prelude.lua")).set_name("=coevent").call((c, wait_marker(), raise_marker()))?;
     lua.set_named_registry_value(socket::METHODS, methods)?;

@@ -2,8 +2,10 @@
 -- finishes or answers WAIT (after noting what it waits for); the caller then
 -- yields WAIT to the scheduler. A socket operation is finished by the
 -- scheduler, which resumes the caller with the result (or WAIT again);
--- other waits are resumed with nothing, and the caller calls again. RAISE in
--- first place means: raise the message that follows, at the caller's level.
+-- other waits are resumed with nothing, and the caller calls again. Inside a
+-- loop, receive skips the first call: it yields its request to the scheduler.
+-- RAISE in first place means: raise the message that follows, at the
+-- caller's level.
 local C, WAIT, RAISE = ...
 local yield, error, setmetatable = coroutine.yield, error, setmetatable
 local unpack = table.unpack or unpack
@@ -14,19 +16,26 @@ local connect, receive, send = C.connect, C.receive, C.send
 local PATTERN = { ['*l'] = C.LINE, l = C.LINE, ['*a'] = C.ALL, a = C.ALL }
 local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
+-- ID[cosocket]: the id its operations take (see socket::Cosocket).
+local ID = setmetatable({}, { __mode = 'k' })
+
+local function bad(self, name)
+  error(("calling '%s' on bad self (cosocket expected, got %s)"):format(name, type(self)), 3)
+end
+
 -- LuaJIT only (see socket::Data): a short string crosses into Rust as a copy.
 if C.send_bytes then
   local send_value, send_bytes, SHORT, type = send, C.send_bytes, C.SHORT, type
-  send = function(self, data)
-    if type(data) == 'string' and #data <= SHORT then return send_bytes(self, data) end
-    return send_value(self, data)
+  send = function(id, data)
+    if type(data) == 'string' and #data <= SHORT then return send_bytes(id, data) end
+    return send_value(id, data)
   end
 end
 
 local S = {} -- cosocket methods
 
 function S:connect(host, port)
-  local r, e = connect(self, host, port)
+  local r, e = connect(ID[self] or bad(self, 'connect'), host, port)
   while r == WAIT do
     r, e = yield(WAIT)
   end
@@ -36,7 +45,7 @@ function S:connect(host, port)
 end
 
 function S:send(data)
-  local n, e = send(self, data)
+  local n, e = send(ID[self] or bad(self, 'send'), data)
   while n == WAIT do
     n, e = yield(WAIT)
   end
@@ -46,7 +55,7 @@ function S:send(data)
 end
 
 function S:receive(pattern)
-  local d, e, partial = receive(self, PATTERN[pattern] or pattern)
+  local d, e, partial = receive(ID[self] or bad(self, 'receive'), PATTERN[pattern] or pattern)
   while d == WAIT do
     d, e, partial = yield(WAIT)
   end
@@ -55,26 +64,49 @@ function S:receive(pattern)
   return d, e, partial
 end
 
+-- Inside a loop (not on PUC 5.1, which cannot yield across pcall) receive
+-- yields its request to the scheduler, which reads (or waits) and resumes
+-- the thread with the result: a receive that must wait crosses into Rust
+-- once instead of twice. L installs it for the loop's duration.
+local receive_yielding = S.receive
+if C.YIELD_RECEIVE then
+  function receive_yielding(self, pattern)
+    local d, e, partial = yield(WAIT, ID[self] or bad(self, 'receive'), PATTERN[pattern] or pattern)
+    while d == WAIT do
+      d, e, partial = yield(WAIT)
+    end
+    if e == nil then return d end
+    if d == RAISE then error(e, 2) end
+    return d, e, partial
+  end
+end
+
 function S:close()
-  local r, e = close(self)
+  local r, e = close(ID[self] or bad(self, 'close'))
   if e == nil then return r end
   if r == RAISE then error(e, 2) end
   return r, e
 end
 
 function S:setoption(name, value)
-  local r, e = setoption(self, name, value)
+  local r, e = setoption(ID[self] or bad(self, 'setoption'), name, value)
   if e == nil then return r end
   if r == RAISE then error(e, 2) end
   return r, e
 end
 
 function S:settimeout(ms)
-  local r, e = settimeout(self, ms)
+  local r, e = settimeout(ID[self] or bad(self, 'settimeout'), ms)
   if r == RAISE then error(e, 2) end
 end
 
-local L = { tcp = C.tcp }
+local L = {}
+
+function L.tcp()
+  local s, id = C.tcp()
+  ID[s] = id
+  return s
+end
 
 -- A finished thread's results as coroutine_wait returns them.
 local function results(r)
@@ -181,7 +213,11 @@ end
 
 setmetatable(L, {
   __call = function(_, f, ...)
-    local co, err = C.run(f, ...)
+    local outer = S.receive
+    S.receive = receive_yielding
+    local ok, co, err = pcall(C.run, f, ...)
+    S.receive = outer
+    if not ok then error(co, 0) end
     if co == RAISE then error(err, 2) end
     if err then error(err, 0) end
     local r = done[co]

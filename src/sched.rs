@@ -175,11 +175,11 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
                 Ok(ret.0)
             }
             // A plain result crosses alone: the prelude reads the missing values as nil.
-            Ok((v, Value::Nil, Value::Nil)) => th.resume::<Value>(v),
-            Ok(ret) => th.resume::<Value>(ret),
+            Ok((v, Value::Nil, Value::Nil)) => th.resume(v).and_then(|y| serve(lua, eng, &th, y)),
+            Ok(ret) => th.resume(ret).and_then(|y| serve(lua, eng, &th, y)),
             Err(e) => Err(e),
         },
-        None => th.resume::<Value>(args),
+        None => th.resume(args).and_then(|y| serve(lua, eng, &th, y)),
     };
     eng.current.set(outer);
     let pending = eng.pending.take();
@@ -202,6 +202,31 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
             Ok(())
         }
         r => finish(lua, eng, tok, th, r, false),
+    }
+}
+
+/// What a thread yields: the wait marker alone, a receive request (the
+/// marker, a socket id, a pattern), anything a stray `coroutine.yield` gives,
+/// or (when it ends) its outcome.
+type Yield = (Value, Value, Value);
+
+/// Serves the thread's receive requests: each is done here and the thread
+/// resumed with its result at once, until it waits or ends (whose first value
+/// is returned).
+fn serve(lua: &Lua, eng: &Engine, th: &Thread, mut y: Yield) -> Result<Value> {
+    loop {
+        let (v, Value::LightUserData(id), pattern) = y else { return Ok(y.0) };
+        if !engine::is_wait(&v) {
+            return Ok(v);
+        }
+        let r = socket::with(lua, eng, "receive", id, |s| socket::receive(lua, s, pattern))?;
+        if engine::is_wait(&r.0) {
+            return Ok(r.0);
+        }
+        y = match r {
+            (v, Value::Nil, Value::Nil) => th.resume(v)?,
+            r => th.resume(r)?,
+        };
     }
 }
 

@@ -6,6 +6,7 @@
 //! calls the operation again (`complete`) and resumes the thread with its result.
 
 use std::cell::{RefCell, RefMut};
+use std::ffi::c_void;
 use std::io::ErrorKind::WouldBlock;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd, SockOpt};
-use mlua::{BString, Either, Lua, Result, Table, UserData, UserDataFields, UserDataRef, Value};
+use mlua::{BString, LightUserData, Lua, Result, Table, UserData, UserDataFields, Value};
 
 use crate::engine::{
     bad_arg, expected, fail, fail_partial, marked_pattern, number, raise, ret, type_name, Engine, OpKind, Pending, Ret,
@@ -77,22 +78,88 @@ pub const SHORT: usize = 4096;
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
 
-/// The Lua object: a handle on its socket, which a thread waiting in one of
-/// the socket's operations holds too, so the scheduler finishes the operation
-/// without going through Lua.
-pub struct Cosocket(SockRef);
+/// The Lua object: it owns its socket's slot in the engine's `Sockets`. The
+/// prelude maps it to the slot's id, which every operation takes instead of
+/// the object (a light userdata crosses into Rust for a fraction of what a
+/// userdata costs, and can be yielded to the scheduler as cheaply).
+pub struct Cosocket {
+    eng: Rc<Engine>,
+    id: Id,
+}
 
 pub type SockRef = Rc<RefCell<Socket>>;
 
 impl Cosocket {
-    pub fn new(eng: Rc<Engine>) -> Cosocket {
-        Cosocket(Rc::new(RefCell::new(Socket::new(eng))))
+    /// A new socket, and the id the prelude files it under.
+    pub fn new(eng: &Rc<Engine>) -> (Cosocket, LightUserData) {
+        let s = Rc::new(RefCell::new(Socket::new(eng.clone())));
+        let id = eng.socks.borrow_mut().insert(s);
+        (Cosocket { eng: eng.clone(), id }, id.light())
+    }
+}
+
+impl Drop for Cosocket {
+    fn drop(&mut self) {
+        // The socket itself goes (closing its fd) once no waiting thread holds it.
+        let s = self.eng.socks.borrow_mut().remove(self.id);
+        drop(s);
     }
 }
 
 impl UserData for Cosocket {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_meta_field_with("__index", |lua| lua.named_registry_value::<Table>(METHODS));
+    }
+}
+
+/// A slot's index and generation, packed to fit a light userdata on every
+/// LuaJIT (47 bits): an id outlives its slot only in a resurrected object.
+#[derive(Clone, Copy)]
+pub struct Id(u64);
+
+impl Id {
+    fn light(self) -> LightUserData {
+        LightUserData(self.0 as usize as *mut c_void)
+    }
+}
+
+/// The live sockets of one Lua state, by id.
+#[derive(Default)]
+pub struct Sockets {
+    slots: Vec<(u16, Option<SockRef>)>,
+    free: Vec<u32>,
+}
+
+const GENERATIONS: u16 = 1 << 14;
+
+impl Sockets {
+    fn insert(&mut self, s: SockRef) -> Id {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[i as usize];
+        slot.1 = Some(s);
+        Id(u64::from(slot.0) << 32 | u64::from(i))
+    }
+
+    fn get(&self, id: LightUserData) -> Option<SockRef> {
+        let id = id.0 as usize as u64;
+        match self.slots.get((id & 0xffff_ffff) as usize) {
+            Some((g, Some(s))) if u64::from(*g) == id >> 32 => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, id: Id) -> Option<SockRef> {
+        let i = (id.0 & 0xffff_ffff) as u32;
+        let slot = &mut self.slots[i as usize];
+        slot.0 = (slot.0 + 1) % GENERATIONS;
+        self.free.push(i);
+        slot.1.take()
     }
 }
 
@@ -181,22 +248,24 @@ impl Drop for Socket {
     }
 }
 
-/// A method's `self`: the cosocket, or what was passed instead.
-pub type SelfArg = Either<UserDataRef<Cosocket>, Value>;
-
-/// Runs `op` on the socket `this`, or raises if it is not one or no loop runs.
-pub fn with(lua: &Lua, name: &str, this: SelfArg, op: impl FnOnce(&mut Socket) -> Result<Ret>) -> Result<Ret> {
-    let h = match this {
-        Either::Left(h) => h,
-        Either::Right(v) => return raise(lua, &format!("calling '{name}' on bad self ({})", expected("cosocket", &v))),
+/// Runs `op` on the socket `id`, or raises if it is gone or no loop runs.
+pub fn with(
+    lua: &Lua,
+    eng: &Engine,
+    name: &str,
+    id: LightUserData,
+    op: impl FnOnce(&mut Socket) -> Result<Ret>,
+) -> Result<Ret> {
+    let Some(h) = eng.socks.borrow().get(id) else {
+        return raise(lua, &format!("calling '{name}' on a collected cosocket"));
     };
-    let mut s = h.0.borrow_mut();
-    if s.eng.current().is_none() && name != "settimeout" && name != "setoption" {
+    let mut s = h.borrow_mut();
+    if eng.current().is_none() && name != "settimeout" && name != "setoption" {
         return raise(lua, NOT_IN_LOOP);
     }
     let r = op(&mut s)?;
-    if let Some(kind) = s.eng.op.take() {
-        *s.eng.pending_op.borrow_mut() = Some((h.0.clone(), kind));
+    if let Some(kind) = eng.op.take() {
+        *eng.pending_op.borrow_mut() = Some((h.clone(), kind));
     }
     Ok(r)
 }
@@ -641,5 +710,29 @@ pub fn setoption(lua: &Lua, s: &mut Socket, name: Value, value: Value) -> Result
     match sys::set_option(fd, opt, v) {
         Ok(()) => ret(Value::Integer(1)),
         Err(e) => fail(lua, &sys::error_string(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_outlives_its_socket_harmlessly() {
+        let lua = Lua::new();
+        let eng = Rc::new(Engine::new(&lua).unwrap());
+        let slot = |id: LightUserData| id.0 as usize & 0xffff_ffff;
+        let (a, old) = Cosocket::new(&eng);
+        drop(a);
+        let (_b, new) = Cosocket::new(&eng);
+        assert_eq!(slot(new), slot(old), "the slot is reused");
+        assert!(eng.socks.borrow().get(old).is_none(), "the old id finds nothing");
+        assert!(eng.socks.borrow().get(new).is_some());
+        // Generations wrap inside the 47 bits a LuaJIT light userdata holds.
+        for _ in 0..=GENERATIONS {
+            let (c, id) = Cosocket::new(&eng);
+            assert!((id.0 as usize) < 1 << 47);
+            drop(c);
+        }
     }
 }

@@ -1,6 +1,6 @@
 -- receive(pattern): every pattern against the peer, exact values.
 local T = require('harness')
-local eq, same, pack = T.eq, T.same, T.pack
+local L, eq, same, pack = T.L, T.eq, T.same, T.pack
 
 local LINES = 'one\r\ntw\ro\r\n\r\nthree\nlast-no-lf'
 
@@ -14,6 +14,33 @@ T.case("'*l': CR dropped anywhere, empty line, last line without LF then closed"
   same(pack(s:receive('*l')), pack(nil, 'closed', ''), 'after the close')
   same(pack(s:close()), pack(nil, 'closed'), 'close after the error')
 end)
+
+T.case('buffered lines read inside L.wrap and L.pcall (a receive passes through them)', function()
+  local s = T.connect('lines')
+  eq(s:receive('*l'), 'one', 'line 1 (the rest is buffered now)')
+  local lines = L.wrap(function()
+    while true do coroutine.yield(s:receive('*l')) end
+  end)
+  same(pack(lines(), lines()), pack('two', ''), 'through L.wrap')
+  same(pack(L.pcall(s.receive, s, '*l')), pack(true, 'three'), 'through L.pcall')
+  same(pack(L.pcall(s.receive, s, '*l')), pack(true, nil, 'closed', 'last-no-lf'), 'the end, through L.pcall')
+end)
+
+T.case('receive taken before the loop (its calling form) reads and waits inside it', function()
+  local s = L.tcp()
+  local receive = s.receive
+  L(function()
+    eq(s:connect(T.host, T.port), 1, 'connect')
+    eq(s:send('echo\n'), 5, 'command')
+    local reader = newthread(function() return receive(s, '*l') end)
+    swop()
+    eq(s:send('later\n'), 6, 'send')
+    same(pack(coroutine_wait(reader)), pack('later'), 'the waiting receive')
+    eq(s:send('a\nb\n'), 4, 'send two lines')
+    same(pack(receive(s, '*l'), receive(s, '*l')), pack('a', 'b'), 'lines')
+    eq(s:close(), 1, 'close')
+  end)
+end, { loop = false })
 
 T.case("'l' without the star", function()
   local s = T.connect('lines')
