@@ -245,6 +245,26 @@ T.case('socket calls outside a loop raise; settimeout works', function()
   T.raises(function() kept:receive('*l') end, msg)
 end, { loop = false })
 
+T.case('a cosocket a finalizer resurrects raises, also once its slot is reused', function()
+  if _VERSION == 'Lua 5.1' then T.skip('no __gc on tables in Lua 5.1 and LuaJIT') end
+  local first = L.tcp()
+  local settimeout = first.settimeout -- mlua blocks methods looked up on the dead object
+  collectgarbage() -- earlier cases' sockets: then only the one below frees a slot
+  local kept
+  do
+    local s = L.tcp()
+    setmetatable({}, { __gc = function() kept = s end })
+  end
+  collectgarbage()
+  collectgarbage()
+  T.ok(kept ~= nil, 'resurrected')
+  local msg = "calling 'settimeout' on a collected cosocket"
+  T.raises(function() settimeout(kept, 5) end, msg)
+  local fresh = L.tcp() -- takes the freed slot (see socket::Sockets)
+  T.raises(function() settimeout(kept, 5) end, msg)
+  eq(fresh:settimeout(5), nil, 'the new socket is untouched')
+end, { loop = false })
+
 T.case('a socket made outside a loop works inside one', function()
   local s = L.tcp()
   s:settimeout(5000)
