@@ -118,8 +118,28 @@ impl UserData for Cosocket {
 pub struct Id(u64);
 
 impl Id {
+    fn new(index: u32, generation: u16) -> Id {
+        Id(u64::from(generation) << 32 | u64::from(index))
+    }
+
+    fn index(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+
+    /// All the bits above the index, so that a light userdata with bits set
+    /// beyond a generation's matches no slot.
+    fn generation(self) -> u64 {
+        self.0 >> 32
+    }
+
     fn light(self) -> LightUserData {
         LightUserData(self.0 as usize as *mut c_void)
+    }
+}
+
+impl From<LightUserData> for Id {
+    fn from(l: LightUserData) -> Id {
+        Id(l.0 as usize as u64)
     }
 }
 
@@ -143,22 +163,20 @@ impl Sockets {
         };
         let slot = &mut self.slots[i as usize];
         slot.1 = Some(s);
-        Id(u64::from(slot.0) << 32 | u64::from(i))
+        Id::new(i, slot.0)
     }
 
-    fn get(&self, id: LightUserData) -> Option<SockRef> {
-        let id = id.0 as usize as u64;
-        match self.slots.get((id & 0xffff_ffff) as usize) {
-            Some((g, Some(s))) if u64::from(*g) == id >> 32 => Some(s.clone()),
+    fn get(&self, id: Id) -> Option<SockRef> {
+        match self.slots.get(id.index()) {
+            Some((g, Some(s))) if u64::from(*g) == id.generation() => Some(s.clone()),
             _ => None,
         }
     }
 
     fn remove(&mut self, id: Id) -> Option<SockRef> {
-        let i = (id.0 & 0xffff_ffff) as u32;
-        let slot = &mut self.slots[i as usize];
+        let slot = &mut self.slots[id.index()];
         slot.0 = (slot.0 + 1) % GENERATIONS;
-        self.free.push(i);
+        self.free.push(id.index() as u32);
         slot.1.take()
     }
 }
@@ -256,7 +274,7 @@ pub fn with(
     id: LightUserData,
     op: impl FnOnce(&mut Socket) -> Result<Ret>,
 ) -> Result<Ret> {
-    let Some(h) = eng.socks.borrow().get(id) else {
+    let Some(h) = eng.socks.borrow().get(id.into()) else {
         return raise(lua, &format!("calling '{name}' on a collected cosocket"));
     };
     let mut s = h.borrow_mut();
@@ -721,11 +739,11 @@ mod tests {
     fn an_id_outlives_its_socket_harmlessly() {
         let lua = Lua::new();
         let eng = Rc::new(Engine::new(&lua).unwrap());
-        let slot = |id: LightUserData| id.0 as usize & 0xffff_ffff;
         let (a, old) = Cosocket::new(&eng);
         drop(a);
         let (_b, new) = Cosocket::new(&eng);
-        assert_eq!(slot(new), slot(old), "the slot is reused");
+        let (old, new) = (Id::from(old), Id::from(new));
+        assert_eq!(new.index(), old.index(), "the slot is reused");
         assert!(eng.socks.borrow().get(old).is_none(), "the old id finds nothing");
         assert!(eng.socks.borrow().get(new).is_some());
         // Generations wrap inside the 47 bits a LuaJIT light userdata holds.
