@@ -29,7 +29,8 @@ else
 endif
 # Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std.
 OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)
-RUST_SRC := $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
+# Expanded only where used (`modules`), not on every make run.
+RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
