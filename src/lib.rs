@@ -14,7 +14,7 @@ mod socket;
 
 use std::rc::Rc;
 
-use mlua::{BString, LightUserData, Lua, MultiValue, Result, Table, Value};
+use mlua::{BString, Lua, MultiValue, Result, Table, Value};
 
 use engine::{raise_marker, wait_marker, Engine, Ret};
 use socket::{Cosocket, Data, Socket};
@@ -72,7 +72,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     ];
     for (name, op) in ops {
         let e = eng.clone();
-        let f = lua.create_function(move |lua, (id, a, b): (LightUserData, Value, Value)| {
+        let f = lua.create_function(move |lua, (id, a, b): (i64, Value, Value)| {
             socket::with(lua, &e, name, id, |s| op(lua, s, a, b))
         })?;
         c.raw_set(name, f)?;
@@ -81,7 +81,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     if cfg!(feature = "luajit") {
         // See `socket::Data`; PUC Lua's type() test in the prelude costs more than it saves.
         let e = eng.clone();
-        let send_bytes = move |lua: &Lua, (id, b): (LightUserData, BString)| {
+        let send_bytes = move |lua: &Lua, (id, b): (i64, BString)| {
             socket::with(lua, &e, "send", id, |s| socket::send(lua, s, Data::Bytes(b)))
         };
         c.raw_set("send_bytes", lua.create_function(send_bytes)?)?;

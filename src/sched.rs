@@ -215,7 +215,7 @@ type Yield = (Value, Value, Value);
 /// is returned).
 fn serve(lua: &Lua, eng: &Engine, th: &Thread, mut y: Yield) -> Result<Value> {
     loop {
-        let (v, Value::LightUserData(id), pattern) = y else { return Ok(y.0) };
+        let (v, Value::Integer(id), pattern) = y else { return Ok(y.0) };
         if !engine::is_wait(&v) {
             return Ok(v);
         }

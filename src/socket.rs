@@ -6,7 +6,6 @@
 //! calls the operation again (`complete`) and resumes the thread with its result.
 
 use std::cell::{RefCell, RefMut};
-use std::ffi::c_void;
 use std::io::ErrorKind::WouldBlock;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -15,7 +14,7 @@ use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::{Pattern, RecvBuf};
 use coevent_ffi::reactor::{Dir, Reactor};
 use coevent_ffi::sys::{self, Addr, Fd, SockOpt};
-use mlua::{BString, LightUserData, Lua, Result, Table, UserData, UserDataFields, Value};
+use mlua::{BString, Lua, Result, Table, UserData, UserDataFields, Value};
 
 use crate::engine::{
     bad_arg, expected, fail, fail_partial, marked_pattern, number, raise, ret, type_name, Engine, OpKind, Pending, Ret,
@@ -80,8 +79,8 @@ const MAX_DEPTH: usize = 64;
 
 /// The Lua object: it owns its socket's slot in the engine's `Sockets`. The
 /// prelude maps it to the slot's id, which every operation takes instead of
-/// the object (a light userdata crosses into Rust for a fraction of what a
-/// userdata costs, and can be yielded to the scheduler as cheaply).
+/// the object (a number crosses into Rust for a fraction of what a userdata
+/// costs, and can be yielded to the scheduler as cheaply).
 pub struct Cosocket {
     eng: Rc<Engine>,
     id: Id,
@@ -91,10 +90,10 @@ pub type SockRef = Rc<RefCell<Socket>>;
 
 impl Cosocket {
     /// A new socket, and the id the prelude files it under.
-    pub fn new(eng: &Rc<Engine>) -> (Cosocket, LightUserData) {
+    pub fn new(eng: &Rc<Engine>) -> (Cosocket, i64) {
         let s = Rc::new(RefCell::new(Socket::new(eng.clone())));
         let id = eng.socks.borrow_mut().insert(s);
-        (Cosocket { eng: eng.clone(), id }, id.light())
+        (Cosocket { eng: eng.clone(), id }, id.number())
     }
 }
 
@@ -112,8 +111,8 @@ impl UserData for Cosocket {
     }
 }
 
-/// A slot's index and generation, packed to fit a light userdata on every
-/// LuaJIT (47 bits): an id outlives its slot only in a resurrected object.
+/// A slot's index and generation, packed into an integer that LuaJIT's
+/// numbers hold exactly: an id outlives its slot only in a resurrected object.
 #[derive(Clone, Copy)]
 pub struct Id(u64);
 
@@ -126,20 +125,20 @@ impl Id {
         (self.0 & 0xffff_ffff) as usize
     }
 
-    /// All the bits above the index, so that a light userdata with bits set
-    /// beyond a generation's matches no slot.
+    /// All the bits above the index, so that a number with bits set beyond
+    /// a generation's matches no slot.
     fn generation(self) -> u64 {
         self.0 >> 32
     }
 
-    fn light(self) -> LightUserData {
-        LightUserData(self.0 as usize as *mut c_void)
+    fn number(self) -> i64 {
+        self.0 as i64
     }
 }
 
-impl From<LightUserData> for Id {
-    fn from(l: LightUserData) -> Id {
-        Id(l.0 as usize as u64)
+impl From<i64> for Id {
+    fn from(n: i64) -> Id {
+        Id(n as u64)
     }
 }
 
@@ -267,13 +266,7 @@ impl Drop for Socket {
 }
 
 /// Runs `op` on the socket `id`, or raises if it is gone or no loop runs.
-pub fn with(
-    lua: &Lua,
-    eng: &Engine,
-    name: &str,
-    id: LightUserData,
-    op: impl FnOnce(&mut Socket) -> Result<Ret>,
-) -> Result<Ret> {
+pub fn with(lua: &Lua, eng: &Engine, name: &str, id: i64, op: impl FnOnce(&mut Socket) -> Result<Ret>) -> Result<Ret> {
     let Some(h) = eng.socks.borrow().get(id.into()) else {
         return raise(lua, &format!("calling '{name}' on a collected cosocket"));
     };
@@ -746,10 +739,10 @@ mod tests {
         assert_eq!(new.index(), old.index(), "the slot is reused");
         assert!(eng.socks.borrow().get(old).is_none(), "the old id finds nothing");
         assert!(eng.socks.borrow().get(new).is_some());
-        // Generations wrap inside the 47 bits a LuaJIT light userdata holds.
+        // Generations wrap inside the 53 bits a LuaJIT number holds exactly.
         for _ in 0..=GENERATIONS {
             let (c, id) = Cosocket::new(&eng);
-            assert!((id.0 as usize) < 1 << 47);
+            assert!((0..1 << 53).contains(&id));
             drop(c);
         }
     }
