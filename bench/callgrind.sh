@@ -38,6 +38,15 @@ for f in luajit:luajit lua54:lua5.4; do
   cp "target/callgrind-$feature/release/libcoevent.so" "$dir/coevent.so"
 done
 
+# bench/crossing: the Lua/Rust crossings of one round trip alone, per binding.
+for f in luajit:luajit lua54:lua5.4; do
+  feature=${f%%:*} dir=$tmp/crossing/${f#*:}
+  cargo build --quiet --release --features "$feature" --manifest-path bench/crossing/Cargo.toml \
+    --target-dir "bench/crossing/target/$feature"
+  mkdir -p "$dir"
+  cp "bench/crossing/target/$feature/release/libcrossing.so" "$dir/crossing.so"
+done
+
 RPORT=$($BT freeport)
 redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --dir "$tmp" >/dev/null &
 PIDS+=($!)
@@ -108,6 +117,25 @@ for c in $CLIENTS; do
   PER[$c]=$(tr ' ' '\n' <<<"${RUNS[$c]}" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 done
 
+# crossing INTERP BINDING: instructions per round trip's crossings (the count
+# at 100,000 minus the count at 50,000, over 50,000).
+crossing() {
+  local n c=()
+  for n in 50000 100000; do
+    c+=("$(LUA_CPATH="$tmp/crossing/$1/?.so" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      "$1" bench/crossing/run.lua "$2" "$n" 2>&1 | grep -o 'Collected : [0-9]*' | awk '{print $3}')")
+  done
+  echo $(((c[1] - c[0]) / 50000))
+}
+BINDINGS="lua raw mlua-copied mlua-referenced"
+declare -A CROSS
+for b in $BINDINGS; do
+  for interp in luajit lua5.4; do
+    CROSS[$b.$interp]=$(crossing "$interp" "$b")
+  done
+  printf '  crossing %-15s %6d (luajit) %6d (lua5.4)\n' "$b" "${CROSS[$b.luajit]}" "${CROSS[$b.lua5.4]}"
+done
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 {
   echo "# Instructions per round trip (callgrind)"
@@ -138,6 +166,29 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
       awk -F'\t' '{ d = ($3 - $2) / 20000; if (d >= 5) printf "%d\t%s\n", d, $1 }' | sort -rn |
       awk -F'\t' '{ printf "| %s | %d |\n", $2, $1 }'
   done
+  echo
+  echo "The crossings of one round trip alone (\`bench/crossing\`, no I/O, no engine): a"
+  echo "call into Rust with a socket id and the 6-byte request, and a resume with the"
+  echo "reply into a thread that yields a receive request back (marker, id, pattern), as"
+  echo "coevent's scheduler does; mlua at its cheapest (typed arguments and yields, no"
+  echo "memory guards). Instructions per round trip (100,000 minus 50,000, over 50,000):"
+  echo
+  echo "| binding | luajit | lua5.4 |"
+  echo "|---|---:|---:|"
+  declare -A WHAT=(
+    [lua]="no Rust: a Lua function for send, coroutine.resume from Lua"
+    [raw]="the raw Lua C API (lua_CFunction, lua_resume)"
+    [mlua-copied]="mlua, the request copied (BString)"
+    [mlua-referenced]="mlua, the request referenced (LuaString)"
+  )
+  for b in $BINDINGS; do
+    echo "| ${WHAT[$b]} | ${CROSS[$b.luajit]} | ${CROSS[$b.lua5.4]} |"
+  done
+  if [ -n "${PER[openresty]:-}" ] && [ -n "${PER[cqueues]:-}" ]; then
+    echo
+    echo "Issue 6's user-CPU aims as instructions in this run: at most 0.5 × OpenResty's"
+    echo "on LuaJIT, $((PER[openresty] / 2)); at most 0.3 × cqueues' on Lua 5.4, $((PER[cqueues] * 3 / 10))."
+  fi
 } >"$OUTMD"
 echo
 cat "$OUTMD"
