@@ -71,8 +71,9 @@ modules:
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
 	$(MAKE) module LUA=5.4 PROFILE=small
-	@if [ -d $(RUST_SRC) ]; then $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1; \
-	else echo "no rust-src (rustup component add rust-src): build/lua5.4-small-std not built"; fi
+	@if [ -d $(RUST_SRC) ]; then \
+	  $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1 && $(MAKE) module LUA=jit PROFILE=small BUILD_STD=1; \
+	else echo "no rust-src (rustup component add rust-src): the BUILD_STD=1 modules not built"; fi
 
 # The first directory of the interpreter's package.cpath that is a real path.
 install: module

@@ -140,3 +140,19 @@ fn peer_behaves() {
     assert_eq!(all("ping"), b"");
     assert!(peer().iter().any(|(k, _)| k == "PEER_FULL_PORT"), "could not fill a listener's accept queue");
 }
+
+/// The footprint aim of issue 6: the smallest build of the module
+/// (`PROFILE=small BUILD_STD=1`) stays under 400 KiB, for Lua 5.4 and for
+/// LuaJIT, whose module is the largest.
+#[test]
+#[ignore = "needs make modules"]
+fn smallest_modules_are_under_400_kib() {
+    if !common::has_rust_src() {
+        return;
+    }
+    for dir in ["lua5.4-small-std", "luajit-small-std"] {
+        let so = root().join("build").join(dir).join("coevent.so");
+        let size = std::fs::metadata(&so).unwrap_or_else(|e| panic!("{}: {e} (make modules)", so.display())).len();
+        assert!(size < 400 * 1024, "{}: {size} bytes, over 400 KiB", so.display());
+    }
+}
