@@ -1,201 +1,130 @@
-//! State shared by every function of one Lua state's coevent module.
+//! State shared by every function of one Lua state's coevent module: the
+//! engine's state behind one borrow, what the running thread waits for, and
+//! the work finalizers leave for the loop.
+//!
+//! A GC finalizer can run at any Lua allocation, so no borrow of `Core` is held
+//! across a Lua call, and the one allocation made under it (a received
+//! string) finds it busy: a finalizer then closes a socket by deferring the
+//! close (`Deferred`), which the loop carries out, never by reaching into the
+//! engine mid-operation.
 
-use std::cell::{Cell, RefCell};
-use std::ffi::c_void;
+use std::cell::{Cell, RefCell, RefMut};
 
-use coevent_ffi::buf::Pattern;
-use coevent_ffi::reactor::{Dir, Reactor};
-use coevent_ffi::resolver::{Config, Resolver};
-use coevent_ffi::sys::{self, Fd};
-use mlua::{LightUserData, Lua, Result, Table, Value};
+use coevent_ffi::buf::RecvBuf;
+use coevent_ffi::reactor::{Reactor, Reason, Token};
+use coevent_ffi::resolver::{Answer, Config, Resolver};
+use coevent_ffi::stream::Cx;
+use coevent_ffi::table::{Id, Sock, Table};
+use mlua::Result;
 
-use crate::sched::Sched;
-use crate::socket::{SockRef, Sockets};
+use crate::op::Pending;
+use crate::ret::{ret, wait_marker, Ret};
 
-/// What a thread that yields the wait marker is waiting for; set by the Rust
-/// function that answered "wait", taken by the scheduler when the yield reaches
-/// it. Registering only then means a yield Lua refuses (PUC 5.1 inside pcall)
-/// leaves nothing registered.
-#[derive(Clone, Copy, Debug, Default)]
-pub enum Pending {
+/// Why a thread was woken: stored on its task, handed to its operation.
+#[derive(Debug, Default)]
+pub enum Wake {
     #[default]
-    None,
-    Io(Fd, Dir, Option<u64>),
-    Sleep(u64),
-    Swop,
-    Join(u32),
-    /// A resolver query.
-    Resolve(u32),
+    Ready,
+    Timeout,
+    /// Its socket was closed under it; a reader gets what was buffered.
+    Closed(RecvBuf),
+    /// The answer of the query it waited for.
+    Answer(Answer),
 }
 
-/// A socket operation the scheduler finishes for a woken thread, so the
-/// thread is resumed with the result instead of calling again.
-#[derive(Clone, Copy, Debug)]
-pub enum OpKind {
-    Receive(Pattern),
-    Flush,
-    Connect,
+impl From<Reason> for Wake {
+    fn from(r: Reason) -> Wake {
+        match r {
+            Reason::Ready => Wake::Ready,
+            Reason::Timeout => Wake::Timeout,
+            Reason::Closed => Wake::Closed(RecvBuf::new()),
+        }
+    }
 }
 
-pub struct Engine {
+/// The engine: the loop's reactor and resolver, the sockets, and the wakes
+/// that operations cause for the scheduler to deliver.
+#[derive(Default)]
+pub struct Core {
     /// Some while a loop runs.
-    pub reactor: RefCell<Option<Reactor>>,
-    pub sched: RefCell<Sched>,
-    pub socks: RefCell<Sockets>,
-    /// The running light thread's token.
-    pub current: Cell<Option<u32>>,
-    pub pending: Cell<Pending>,
-    /// Which socket operation the pending wait belongs to, if any, and (once
-    /// `socket::with` has seen it) the socket.
-    pub op: Cell<Option<OpKind>>,
-    pub pending_op: RefCell<Option<(SockRef, OpKind)>>,
+    pub r: Option<Reactor>,
+    pub table: Table,
     /// The running loop's resolver, made at its first lookup, and its settings.
-    pub resolver: RefCell<Option<Resolver>>,
-    pub dns: RefCell<Config>,
-    /// Counts loops: a socket from an ended loop is closed.
-    pub epoch: Cell<u64>,
+    pub res: Option<Resolver>,
+    pub dns: Config,
     /// A receive buffer's storage, lent to the next socket that reads into an
     /// empty buffer (see `RecvBuf::release`).
-    pub spare: RefCell<Vec<u8>>,
-    /// Fds of sockets collected while the reactor was borrowed; closed next turn.
-    pub graveyard: RefCell<Vec<Fd>>,
-    /// Threads woken by a close (see `take_closed_under`).
-    pub closed_under: RefCell<Vec<u32>>,
-    /// The traceback of the error a light thread is ending with.
-    pub traceback: RefCell<Option<String>>,
-    /// `threads[token]`: light threads past the first few thousand (see
-    /// `sched::HELD`).
-    pub threads: Table,
-    /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
-    /// Weak-keyed, so results nobody can wait for any more are collected.
-    pub done: Table,
+    pub spare: Vec<u8>,
+    /// Waits that ended (by a close, or the reactor's poll), with why.
+    pub woken: Vec<(Token, Reason)>,
+    /// Readers a close woke, with what was buffered for them.
+    pub orphans: Vec<(u32, RecvBuf)>,
+    /// Threads a query's end answered.
+    pub answers: Vec<(u32, Answer)>,
 }
 
-// The markers are these statics' addresses (distinct values, so no linker can
-// fold them into one).
-static WAIT_TAG: u8 = 0;
-static RAISE_TAG: u8 = 1;
-static LINE_TAG: u8 = 2;
-static ALL_TAG: u8 = 3;
+impl Core {
+    /// Socket `id`, and what an operation on it is lent, if a loop runs.
+    pub fn sock(&mut self, id: Id) -> Option<(&mut Sock, Cx<'_>)> {
+        let sock = self.table.get(id)?;
+        let cx = Cx { r: self.r.as_mut()?, spare: &mut self.spare, woken: &mut self.woken };
+        Some((sock, cx))
+    }
 
-/// Markers the prelude passes for `'*l'` and `'*a'`, so the common patterns
-/// cross into Rust without a string.
-pub fn pattern_markers() -> (Value, Value) {
-    (marker(&LINE_TAG), marker(&ALL_TAG))
-}
+    /// The close path of socket `id`: its fd closed, its waits ended, its
+    /// waiting reader handed what was buffered. Without a loop nothing is open.
+    pub fn close(&mut self, id: Id) {
+        let (Some(sock), Some(r)) = (self.table.get(id), self.r.as_mut()) else { return };
+        let mut cx = Cx { r, spare: &mut self.spare, woken: &mut self.woken };
+        if let Some((Token::Thread(t), buf)) = sock.close(&mut cx, self.res.as_mut()) {
+            self.orphans.push((t, buf));
+        }
+    }
 
-fn marker(tag: &'static u8) -> Value {
-    Value::LightUserData(LightUserData(tag as *const u8 as *mut c_void))
-}
-
-/// The pattern a marker stands for.
-pub fn marked_pattern(v: &Value) -> Option<Pattern> {
-    match v {
-        Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &LINE_TAG) => Some(Pattern::Line),
-        Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &ALL_TAG) => Some(Pattern::All),
-        _ => None,
+    /// Ends the loop's part: every socket closed, every query ended.
+    pub fn end_loop(&mut self) {
+        if let Some(r) = self.r.as_mut() {
+            let mut cx = Cx { r, spare: &mut self.spare, woken: &mut self.woken };
+            self.table.close_all(&mut cx, self.res.as_mut());
+            if let Some(mut res) = self.res.take() {
+                res.abort(r, &mut Vec::new());
+            }
+        }
+        self.r = None;
+        self.res = None;
+        self.woken.clear();
+        self.orphans.clear();
+        self.answers.clear();
     }
 }
 
-/// The private marker a light thread yields to wait, returned by Rust functions
-/// that would block.
-pub fn wait_marker() -> Value {
-    marker(&WAIT_TAG)
+/// Work a finalizer leaves for the loop.
+pub enum Deferred {
+    /// A cosocket was collected.
+    Drop(Id),
+    /// `close` was called while the engine was busy.
+    Close(Id),
 }
 
-/// Returned first by a Rust function whose caller in the prelude must raise the
-/// message that follows (a bad argument): an error raised from Rust would reach
-/// Lua as an opaque userdata, not a string with the caller's position.
-pub fn raise_marker() -> Value {
-    marker(&RAISE_TAG)
+#[derive(Default)]
+pub struct Engine {
+    core: RefCell<Core>,
+    /// The running light thread's token.
+    pub current: Cell<Option<u32>>,
+    /// What the running thread waits for once it yields the marker.
+    pub pending: Cell<Pending>,
+    /// The answer the running thread was woken with, for `L.resolve` to take.
+    pub answer: RefCell<Option<Answer>>,
+    deferred: RefCell<Vec<Deferred>>,
 }
 
-pub fn is_wait(v: &Value) -> bool {
-    matches!(v, Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &WAIT_TAG))
-}
-
-/// The three values every prelude-facing Rust function returns.
-pub type Ret = (Value, Value, Value);
-
-pub fn ret(v: Value) -> Result<Ret> {
-    Ok((v, Value::Nil, Value::Nil))
-}
-
-/// `nil, err`.
-pub fn fail(lua: &Lua, err: &str) -> Result<Ret> {
-    fail_partial(lua, err, Value::Nil)
-}
-
-/// `nil, err, partial` (receive's failures).
-pub fn fail_partial(lua: &Lua, err: &str, partial: Value) -> Result<Ret> {
-    Ok((Value::Nil, Value::String(lua.create_string(err)?), partial))
-}
-
-// The error helpers are cold: kept out of line, they leave the operations that
-// call them smaller (9 KB less module, 90 instructions less per round trip on 5.4).
-#[cold]
-pub fn raise(lua: &Lua, msg: &str) -> Result<Ret> {
-    Ok((raise_marker(), Value::String(lua.create_string(msg)?), Value::Nil))
-}
-
-/// `bad argument #n to 'f' (what)`, as luaL_argerror words it.
-#[cold]
-pub fn bad_arg(lua: &Lua, n: u32, f: &str, what: &str) -> Result<Ret> {
-    raise(lua, &format!("bad argument #{n} to '{f}' ({what})"))
-}
-
-/// `(x expected, got y)`.
-#[cold]
-pub fn expected(what: &str, got: &Value) -> String {
-    format!("{what} expected, got {}", type_name(got))
-}
-
-/// The type's name as Lua's `type()` says it.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Integer(_) | Value::Number(_) => "number",
-        Value::LightUserData(_) => "userdata",
-        v => v.type_name(),
-    }
-}
-
-/// A number argument, or a string Lua converts to one (as luaL_checknumber:
-/// by Lua itself, so hex and spaces are read exactly as Lua reads them).
-pub fn number(lua: &Lua, v: &Value) -> Option<f64> {
-    match v {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Number(n) => Some(*n),
-        Value::String(_) => lua.coerce_number(v.clone()).ok().flatten(),
-        _ => None,
-    }
-}
-
-pub const NOT_IN_LOOP: &str = "not inside a coevent loop (run it in a function given to L(...))";
+pub const BUSY: &str = "coevent is busy: called from a finalizer in the middle of an operation";
 
 impl Engine {
-    pub fn new(lua: &Lua) -> Result<Engine> {
-        let done = lua.create_table()?;
-        let mt = lua.create_table()?;
-        mt.raw_set("__mode", "k")?;
-        done.set_metatable(Some(mt))?;
-        Ok(Engine {
-            threads: lua.create_table()?,
-            reactor: RefCell::new(None),
-            resolver: RefCell::new(None),
-            dns: RefCell::new(Config::default()),
-            sched: RefCell::new(Sched::default()),
-            socks: RefCell::new(Sockets::default()),
-            current: Cell::new(None),
-            pending: Cell::new(Pending::None),
-            op: Cell::new(None),
-            pending_op: RefCell::new(None),
-            epoch: Cell::new(0),
-            spare: RefCell::new(Vec::new()),
-            graveyard: RefCell::new(Vec::new()),
-            traceback: RefCell::new(None),
-            closed_under: RefCell::new(Vec::new()),
-            done,
-        })
+    /// The engine's state, or None if it is borrowed: then the caller is a
+    /// finalizer run by an allocation inside an engine call.
+    pub fn core(&self) -> Option<RefMut<'_, Core>> {
+        self.core.try_borrow_mut().ok()
     }
 
     /// The running thread's token, or None outside a loop.
@@ -205,51 +134,29 @@ impl Engine {
 
     /// Parks the running thread on `p` when it next yields the marker.
     pub fn park(&self, p: Pending) -> Result<Ret> {
-        // Forget an operation noted by a wait whose yield failed (5.1's pcall).
-        self.op.set(None);
-        self.pending_op.borrow_mut().take();
         self.pending.set(p);
         ret(wait_marker())
     }
 
-    /// Parks it on `p` for socket operation `op`, which the scheduler finishes
-    /// when the wait ends (see `sched::step`).
-    pub fn park_op(&self, p: Pending, op: OpKind) -> Result<Ret> {
-        let r = self.park(p);
-        self.op.set(Some(op));
-        r
+    pub fn defer(&self, d: Deferred) {
+        self.deferred.borrow_mut().push(d);
     }
 
-    /// Closes a socket's fd: wakes its waiters (they find it closed) and forgets it.
-    pub fn close_fd(&self, fd: Fd) {
-        let mut woken = Vec::new();
-        if let Some(r) = self.reactor.borrow_mut().as_mut() {
-            r.remove(fd, &mut woken);
+    /// Carries out what finalizers left.
+    pub fn drain(&self) {
+        if self.deferred.borrow().is_empty() {
+            return;
         }
-        sys::close(fd);
-        self.sched.borrow_mut().ready(&woken);
-        self.closed_under.borrow_mut().extend(woken);
-    }
-
-    /// True once for a thread woken by the close of the socket it waited on:
-    /// its operation ends with "closed", whatever the socket holds by now
-    /// (another thread may have connected it again).
-    pub fn take_closed_under(&self, tok: Option<u32>) -> bool {
-        let mut c = self.closed_under.borrow_mut();
-        match c.iter().position(|&t| Some(t) == tok) {
-            Some(i) => {
-                c.swap_remove(i);
-                true
+        let Some(mut core) = self.core() else { return };
+        let work = std::mem::take(&mut *self.deferred.borrow_mut());
+        for d in work {
+            match d {
+                Deferred::Close(id) => core.close(id),
+                Deferred::Drop(id) => {
+                    core.close(id);
+                    core.table.remove(id);
+                }
             }
-            None => false,
-        }
-    }
-
-    /// Closes what the GC left for later (see `Socket`'s Drop).
-    pub fn bury(&self) {
-        let fds = std::mem::take(&mut *self.graveyard.borrow_mut());
-        for fd in fds {
-            self.close_fd(fd);
         }
     }
 }

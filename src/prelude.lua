@@ -16,10 +16,16 @@ local connect, receive, send = C.connect, C.receive, C.send
 local PATTERN = { ['*l'] = C.LINE, l = C.LINE, ['*a'] = C.ALL, a = C.ALL }
 local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
--- ID[cosocket]: the id its operations take (see socket::Cosocket).
+local S = {} -- cosocket methods
+-- A cosocket is { id, guard } with this metatable (see src/socket); ID[cosocket]
+-- is its id, the argument its operations take.
+local MT = { __index = S }
 local ID = setmetatable({}, { __mode = 'k' })
 
+-- Not in ID: a cosocket a finalizer resurrected (its id finds no socket, and
+-- Rust says so), or no cosocket at all.
 local function bad(self, name)
+  if type(self) == 'table' and getmetatable(self) == MT then return rawget(self, 1) end
   error(("calling '%s' on bad self (cosocket expected, got %s)"):format(name, type(self)), 3)
 end
 
@@ -31,8 +37,6 @@ if C.send_bytes then
     return send_value(id, data)
   end
 end
-
-local S = {} -- cosocket methods
 
 function S:connect(host, port)
   local r, e = connect(ID[self] or bad(self, 'connect'), host, port)
@@ -104,7 +108,9 @@ end
 local L = {}
 
 function L.tcp()
-  local s, id = C.tcp()
+  local guard, id = C.tcp()
+  if not guard then error(id, 2) end
+  local s = setmetatable({ id, guard }, MT)
   ID[s] = id
   return s
 end
@@ -182,15 +188,37 @@ end
 
 -- pcall and xpcall that let the function inside wait (PUC Lua 5.1's own cannot
 -- yield across them): the function runs in a coroutine whose yields go out.
+-- It is called from a Lua function, so callable tables and (on 5.1) C
+-- functions work; what cannot be called fails as the built-ins fail.
+local pcall, xpcall = pcall, xpcall
+local function callable(f)
+  if type(f) == 'function' then return true end
+  local mt = getmetatable(f)
+  return type(mt) == 'table' and mt.__call ~= nil
+end
+
+local function protected(f, ...)
+  local co
+  if type(f) == 'function' then
+    local made
+    made, co = pcall(create, f)
+    -- PUC 5.1 makes no coroutine of a C function, which cannot yield there anyway.
+    if not made then return pack(pcall(f, ...)) end
+  else
+    co = create(function(...) return f(...) end)
+  end
+  return pass(co, pack(resume(co, ...)), true)
+end
+
 function L.pcall(f, ...)
-  local co = create(f)
-  local r = pass(co, pack(resume(co, ...)), true)
+  if not callable(f) then return pcall(f, ...) end
+  local r = protected(f, ...)
   return unpack(r, 1, r.n)
 end
 
 function L.xpcall(f, handler, ...)
-  local co = create(f)
-  local r = pass(co, pack(resume(co, ...)), true)
+  if not callable(f) then return xpcall(f, handler) end
+  local r = protected(f, ...)
   if r[1] then return unpack(r, 1, r.n) end
   return false, handler(r[2])
 end
@@ -230,4 +258,4 @@ setmetatable(L, {
 cosocket = { tcp = L.tcp }
 newthread, coroutine_wait, swop = L.spawn, L.wait, L.swop
 
-return L, S
+return L

@@ -1,46 +1,32 @@
 //! Names from Lua: `L.resolve(name)`, `L.config{...}`, and the lookup step
 //! `connect` shares. The resolver itself is in `coevent_ffi::resolver`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use coevent_ffi::addr::ip_literal;
-use coevent_ffi::resolver::{Config, Lookup, Resolver};
+use coevent_ffi::addr::{self, ip_literal, Host};
+use coevent_ffi::reactor::{Reason, Token};
+use coevent_ffi::resolver::{Config, Error, Lookup, Resolver};
 use mlua::{Lua, Result, Table, Value};
 
-use crate::engine::{bad_arg, expected, fail, raise, ret, Engine, Pending, Ret, NOT_IN_LOOP};
+use crate::engine::{Core, Engine, BUSY};
+use crate::op::{On, Pending};
+use crate::ret::{bad_arg, expected, fail, raise, ret, Ret, NOT_IN_LOOP};
 
-/// What a lookup step came to.
-pub enum Step {
-    Done(std::result::Result<Vec<IpAddr>, &'static str>),
-    /// Park on `Pending::Resolve(q)`, then step again.
-    Wait(u32),
-}
-
-/// Looks `name` up for the running thread: first the answer it was woken
-/// for, if any; else the hosts file, the cache, or a query to wait for.
-pub fn step(eng: &Engine, name: &str) -> Step {
-    let tok = eng.current().expect("inside a loop");
-    let mut res = eng.resolver.borrow_mut();
-    if res.is_none() {
-        match Resolver::new(&eng.dns.borrow()) {
-            Ok(new) => *res = Some(new),
-            Err(e) => return Step::Done(Err(e.as_str())),
+/// Looks `name` up: the hosts file, the cache, or a query to wait for. The
+/// resolver is made at the loop's first lookup.
+pub fn lookup(core: &mut Core, name: &str) -> Lookup {
+    let Some(r) = core.r.as_mut() else { return Lookup::Done(Err(Error::NoSuchHost)) };
+    if core.res.is_none() {
+        match Resolver::new(&core.dns) {
+            Ok(new) => core.res = Some(new),
+            Err(e) => return Lookup::Done(Err(e)),
         }
     }
-    let res = res.as_mut().expect("made above");
-    let mut r = eng.reactor.borrow_mut();
-    let r = r.as_mut().expect("loop running");
-    let found = match res.take_result(tok, name) {
-        Some(a) => Lookup::Done(a),
-        None => res.lookup(r, name),
-    };
-    match found {
-        Lookup::Done(a) => Step::Done(a.map_err(|e| e.as_str())),
-        Lookup::Wait(q) => Step::Wait(q),
-    }
+    core.res.as_mut().expect("made above").lookup(r, name)
 }
 
-/// `L.resolve(name)` → a list of address strings | nil, err.
+/// `L.resolve(name)` → a list of address strings | nil, err. Woken by its
+/// query's end, it finds the answer the scheduler kept for it.
 pub fn resolve(lua: &Lua, eng: &Engine, name: Value) -> Result<Ret> {
     if eng.current().is_none() {
         return raise(lua, NOT_IN_LOOP);
@@ -48,14 +34,25 @@ pub fn resolve(lua: &Lua, eng: &Engine, name: Value) -> Result<Ret> {
     let Value::String(s) = &name else {
         return bad_arg(lua, 1, "resolve", &expected("string", &name));
     };
-    let s = s.to_str()?.to_string();
-    let ips = match ip_literal(&s) {
-        Some(ip) => vec![ip],
-        None => match step(eng, &s) {
-            Step::Done(Ok(ips)) => ips,
-            Step::Done(Err(e)) => return fail(lua, e),
-            Step::Wait(q) => return eng.park(Pending::Resolve(q)),
+    // Names are bytes: one that is no host name resolves to nothing.
+    let bytes = s.as_bytes();
+    let answer = match eng.answer.take() {
+        Some(a) => a,
+        None => match addr::parse_host(&bytes) {
+            Ok(Host::Ip(ip)) => Ok(vec![ip]),
+            Ok(Host::Name(n)) => {
+                let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+                match lookup(&mut core, n) {
+                    Lookup::Done(a) => a,
+                    Lookup::Wait(q) => return eng.park(Pending { on: On::Resolve(q), op: None }),
+                }
+            }
+            Ok(Host::Unix(_)) | Err(_) => Err(Error::NoSuchHost),
         },
+    };
+    let ips = match answer {
+        Ok(ips) => ips,
+        Err(e) => return fail(lua, e.as_str()),
     };
     let list = lua.create_table_with_capacity(ips.len(), 0)?;
     for ip in ips {
@@ -64,8 +61,9 @@ pub fn resolve(lua: &Lua, eng: &Engine, name: Value) -> Result<Ret> {
     ret(Value::Table(list))
 }
 
-/// `L.config{ resolv_conf = path, hosts = path, nameservers = {'ip[:port]', ...} }`.
-/// Any key left out goes back to its default. Takes effect for the next lookup.
+/// `L.config{ resolv_conf = path, hosts = path, nameservers = {'ip[:port]', ...},
+/// dns_cache_size = n }`. Any key left out goes back to its default. Takes
+/// effect for the next lookup.
 pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     let Value::Table(t) = &t else {
         return bad_arg(lua, 1, "config", &expected("table", &t));
@@ -84,6 +82,10 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
                 Ok(ns) => cfg.nameservers = Some(ns),
                 Err(msg) => return bad_arg(lua, 1, "config", &msg),
             },
+            ("dns_cache_size", v) => match crate::ret::number(lua, v) {
+                Some(n) if n >= 0.0 && n.fract() == 0.0 => cfg.cache_size = Some(n.min(usize::MAX as f64) as usize),
+                _ => return bad_arg(lua, 1, "config", "dns_cache_size: a whole number >= 0 expected"),
+            },
             ("resolv_conf" | "hosts", v) => {
                 return bad_arg(lua, 1, "config", &format!("{key}: {}", expected("string", v)));
             }
@@ -91,15 +93,14 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
             _ => return bad_arg(lua, 1, "config", &format!("unknown option '{key}'")),
         }
     }
-    *eng.dns.borrow_mut() = cfg;
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    core.dns = cfg;
     // The next lookup builds a resolver from the new settings; threads waiting
     // on the old one's queries wake and look up again.
-    if let Some(mut res) = eng.resolver.borrow_mut().take() {
+    if let (Some(mut res), Some(r)) = (core.res.take(), core.r.as_mut()) {
         let mut woken = Vec::new();
-        if let Some(r) = eng.reactor.borrow_mut().as_mut() {
-            res.abort(r, &mut woken);
-        }
-        eng.sched.borrow_mut().ready(&woken);
+        res.abort(r, &mut woken);
+        core.woken.extend(woken.into_iter().map(|t| (Token::Thread(t), Reason::Ready)));
     }
     ret(Value::Nil)
 }

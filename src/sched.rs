@@ -1,50 +1,62 @@
 //! The scheduler: light threads, the run queue and the loop that drives them.
 //!
 //! A thread is in one place at a time: running (its `Thread` taken out of its
-//! task), in the run queue, in `swopped`, parked in the reactor (fd or timer),
-//! joined to another task, or ended (its task gone, its results in `done`).
+//! task), queued (the run queue or `swopped`), parked (on a socket side, a
+//! timer, a query or another thread), or ended (its task gone, its results in
+//! `done`). A wake carries its reason (`Wake`), which is stored on the task it
+//! wakes and handed to the operation the task waited in; nothing of a wait
+//! outlives it anywhere else.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use coevent_ffi::reactor::{Dir, Reactor};
-use coevent_ffi::resolver;
-use coevent_ffi::sys::{self, Fd};
+use coevent_ffi::reactor::{Reactor, Side, Src, Token};
+use coevent_ffi::sys;
+use coevent_ffi::table::Id;
 use coevent_ffi::wheel::TimerId;
 use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
-use crate::engine::{self, bad_arg, expected, fail, raise, Engine, OpKind, Pending, Ret, NOT_IN_LOOP};
-use crate::socket::{self, SockRef};
+use crate::engine::{Core, Engine, Wake, BUSY};
+use crate::op::{On, Op, Pending};
+use crate::ret::{self, bad_arg, expected, fail, is_wait, raise, Ret, NOT_IN_LOOP};
+use crate::socket;
 
 struct Task {
     /// True while the thread runs.
     running: bool,
     /// Its coroutine, held here for the first `HELD` tokens (the rest are in
-    /// `Engine::threads`).
+    /// `Sched::threads`).
     thread: Option<Thread>,
+    /// The arguments of its first resume, if it has not started (spawned
+    /// while the engine was busy: see `spawn`).
+    start: Option<MultiValue>,
     /// Tasks waiting for this one to end.
     joiners: Vec<u32>,
     /// The task this one waits for.
     joining: Option<u32>,
-    /// What it was last parked on (stale once woken: see `kill`).
     parked: Parked,
-    /// The socket operation to finish for it when it wakes.
-    op: Option<(SockRef, OpKind)>,
+    /// The socket operation it waits in, finished for it when it wakes.
+    op: Option<Op>,
+    /// Why it was woken.
+    wake: Wake,
 }
 
-/// Where a parked thread is registered, so `kill` can take it out.
-#[derive(Clone, Copy)]
+/// Where a thread is, so that a wake finds it parked and `kill` can take it out.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Parked {
+    /// Running, or being filed.
     Nowhere,
-    Io(Fd, Dir),
+    Queued,
+    Io(Src, Side),
     Sleep(TimerId),
     Join(u32),
     Resolve(u32),
 }
 
 #[derive(Default)]
-pub struct Sched {
+struct State {
     tasks: Vec<Option<Task>>,
     free: Vec<u32>,
     runq: VecDeque<u32>,
@@ -57,27 +69,27 @@ pub struct Sched {
     main_error: Option<Value>,
 }
 
-impl Sched {
-    pub fn ready(&mut self, tokens: &[u32]) {
-        self.runq.extend(tokens);
-    }
-
+impl State {
     fn task(&mut self, tok: u32) -> &mut Task {
         self.tasks[tok as usize].as_mut().expect("live task")
+    }
+
+    /// Queues a parked task, woken for `why`.
+    fn wake(&mut self, tok: u32, why: Wake) {
+        if let Some(Some(t)) = self.tasks.get_mut(tok as usize) {
+            if !t.running && !matches!(t.parked, Parked::Nowhere | Parked::Queued) {
+                t.parked = Parked::Queued;
+                t.wake = why;
+                self.runq.push_back(tok);
+            }
+        }
     }
 }
 
 /// Tokens below this hold their coroutine in Rust: a lookup in a Lua table
 /// costs more than the rest of a wake-up. LuaJIT caps mlua's references near
-/// 8000, so beyond it they live in `Engine::threads`.
+/// 8000, so beyond it they live in `Sched::threads`.
 const HELD: u32 = 4096;
-
-/// A live task's coroutine, taken out of the task if held there (moved, not
-/// cloned: mlua allocates a counter on a reference's first clone).
-fn take_thread(eng: &Engine, tok: u32) -> Result<Thread> {
-    let held = eng.sched.borrow_mut().task(tok).thread.take();
-    held.map_or_else(|| eng.threads.raw_get(tok), Ok)
-}
 
 /// The function every light thread runs: it calls `f` and packs the outcome
 /// into one table, `{true, results...}` or `{false, err}`. Where a yield can
@@ -89,119 +101,454 @@ local function pack(...) return { n = select('#', ...), ... } end
 if protect then return function(f, ...) return pack(xpcall(f, handler, ...)) end end
 return function(f, ...) return pack(true, f(...)) end";
 
-pub fn body(lua: &Lua, eng: &Rc<Engine>) -> Result<Function> {
-    let e = eng.clone();
-    let handler = lua.create_function(move |lua, err: Value| {
-        let msg = describe(&err);
-        *e.traceback.borrow_mut() = Some(lua.traceback(Some(&msg), 1)?.to_string_lossy());
-        Ok(err)
-    })?;
-    lua.load(BODY).set_name("=coevent.body").call((handler, !cfg!(feature = "lua51")))
+pub struct Sched {
+    eng: Rc<Engine>,
+    st: RefCell<State>,
+    body: Function,
+    /// `threads[token]`: light threads past the first few thousand (see `HELD`).
+    threads: Table,
+    /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
+    /// Weak-keyed, so results nobody can wait for any more are collected.
+    pub done: Table,
+    /// The traceback of the error a light thread is ending with.
+    traceback: Rc<RefCell<Option<String>>>,
 }
 
-/// An error value as text: a string as it is, anything else through tostring.
-fn describe(err: &Value) -> String {
-    match err {
-        Value::String(s) => s.to_string_lossy(),
-        v => v.to_string().unwrap_or_else(|_| format!("(error object is a {} value)", engine::type_name(v))),
+impl Sched {
+    pub fn new(lua: &Lua, eng: Rc<Engine>) -> Result<Sched> {
+        let traceback = Rc::new(RefCell::new(None));
+        let tb = traceback.clone();
+        let handler = lua.create_function(move |lua, err: Value| {
+            let msg = describe(&err);
+            *tb.borrow_mut() = Some(lua.traceback(Some(&msg), 1)?.to_string_lossy());
+            Ok(err)
+        })?;
+        let body = lua.load(BODY).set_name("=coevent.body").call((handler, !cfg!(feature = "lua51")))?;
+        let done = lua.create_table()?;
+        let mt = lua.create_table()?;
+        mt.raw_set("__mode", "k")?;
+        done.set_metatable(Some(mt))?;
+        Ok(Sched { eng, st: RefCell::new(State::default()), body, threads: lua.create_table()?, done, traceback })
     }
-}
 
-/// Creates a light thread for `f` and runs it to its first yield.
-pub fn spawn(lua: &Lua, eng: &Engine, body: &Function, f: Function, args: MultiValue) -> Result<Thread> {
-    let th = lua.create_thread(body.clone())?;
-    let tok = {
-        let mut s = eng.sched.borrow_mut();
-        let task = Task {
-            running: false,
-            thread: None,
-            joiners: Vec::new(),
-            joining: None,
-            parked: Parked::Nowhere,
-            op: None,
+    /// The engine's state; the loop's own calls never find it busy.
+    fn core(&self) -> std::cell::RefMut<'_, Core> {
+        self.eng.core().expect("the engine is not busy between operations")
+    }
+
+    /// A live task's coroutine, taken out of the task if held there (moved, not
+    /// cloned: mlua allocates a counter on a reference's first clone).
+    fn take_thread(&self, tok: u32) -> Result<Thread> {
+        let held = self.st.borrow_mut().task(tok).thread.take();
+        held.map_or_else(|| self.threads.raw_get(tok), Ok)
+    }
+
+    /// `newthread(f, ...)`: creates a light thread for `f` and runs it to its
+    /// first yield. Called from a finalizer in the middle of an engine call,
+    /// it starts at the loop's next turn instead.
+    pub fn spawn(&self, lua: &Lua, f: Value, args: MultiValue) -> Result<Ret> {
+        if self.eng.current().is_none() {
+            return raise(lua, NOT_IN_LOOP);
+        }
+        let Value::Function(f) = f else {
+            return bad_arg(lua, 1, "newthread", &expected("function", &f));
         };
-        let tok = match s.free.pop() {
-            Some(t) => {
-                s.tasks[t as usize] = Some(task);
+        let th = self.start(lua, f, args)?;
+        ret::ret(Value::Thread(th))
+    }
+
+    fn start(&self, lua: &Lua, f: Function, mut args: MultiValue) -> Result<Thread> {
+        let th = lua.create_thread(self.body.clone())?;
+        args.push_front(Value::Function(f));
+        let busy = self.eng.core().is_none();
+        let tok = {
+            let Ok(mut s) = self.st.try_borrow_mut() else { return Err(Error::runtime(BUSY)) };
+            let task = Task {
+                running: false,
+                thread: None,
+                start: None,
+                joiners: Vec::new(),
+                joining: None,
+                parked: Parked::Nowhere,
+                op: None,
+                wake: Wake::Ready,
+            };
+            let tok = match s.free.pop() {
+                Some(t) => {
+                    s.tasks[t as usize] = Some(task);
+                    t
+                }
+                None => {
+                    s.tasks.push(Some(task));
+                    (s.tasks.len() - 1) as u32
+                }
+            };
+            s.by_ptr.insert(th.to_pointer() as usize, tok);
+            s.live += 1;
+            s.main.get_or_insert(tok);
+            if tok < HELD {
+                s.task(tok).thread = Some(th.clone());
+            }
+            tok
+        };
+        if tok >= HELD {
+            self.threads.raw_set(tok, &th)?;
+        }
+        if busy {
+            let mut s = self.st.borrow_mut();
+            let t = s.task(tok);
+            t.start = Some(args);
+            t.parked = Parked::Queued;
+            s.runq.push_back(tok);
+        } else {
+            self.step(lua, tok, args)?;
+        }
+        Ok(th)
+    }
+
+    /// Resumes one thread and files it wherever its yield (or end) sends it.
+    /// A thread woken in a socket operation has the operation finished here
+    /// first: it is resumed with the result (one call into Rust saved per wait),
+    /// or, if the wake was early, parked again without being resumed at all.
+    fn step(&self, lua: &Lua, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
+        let eng = &*self.eng;
+        let (op, wake, start) = {
+            let mut s = self.st.borrow_mut();
+            // A token for no task, or for one that runs, has nothing to resume.
+            let Some(Some(task)) = s.tasks.get_mut(tok as usize) else { return Ok(()) };
+            if task.running {
+                return Ok(());
+            }
+            task.running = true;
+            task.parked = Parked::Nowhere;
+            (task.op.take(), std::mem::take(&mut task.wake), task.start.take())
+        };
+        let th = self.take_thread(tok)?;
+        let outer = eng.current.replace(Some(tok));
+        let r = match op {
+            Some(op) => match socket::complete(lua, eng, op, wake) {
+                // Still not ready: it parks again, unresumed, where `complete` said.
+                Ok(ret) if is_wait(&ret.0) => Ok(ret.0),
+                // A plain result crosses alone: the prelude reads the missing values as nil.
+                Ok((v, Value::Nil, Value::Nil)) => th.resume(v).and_then(|y| self.serve(lua, &th, y)),
+                Ok(ret) => th.resume(ret).and_then(|y| self.serve(lua, &th, y)),
+                Err(e) => Err(e),
+            },
+            None => {
+                if let Wake::Answer(a) = wake {
+                    eng.answer.replace(Some(a));
+                }
+                match start {
+                    Some(args) => th.resume(args),
+                    None => th.resume(args),
+                }
+                .and_then(|y| self.serve(lua, &th, y))
+            }
+        };
+        eng.answer.take();
+        eng.current.set(outer);
+        let pending = eng.pending.take();
+        match r {
+            Ok(v) if th.status() == ThreadStatus::Resumable => {
+                let wait = is_wait(&v);
+                {
+                    let mut s = self.st.borrow_mut();
+                    let task = s.task(tok);
+                    task.running = false;
+                    task.op = pending.op.filter(|_| wait);
+                    if tok < HELD {
+                        task.thread = Some(th);
+                    }
+                }
+                // A yield not of the marker (a stray coroutine.yield) counts as a swop.
+                self.park(tok, if wait { pending.on } else { On::Swop });
+                Ok(())
+            }
+            r => self.finish(lua, tok, th, r, false),
+        }
+    }
+
+    /// Serves the thread's receive requests: each is done here and the thread
+    /// resumed with its result at once, until it waits or ends (whose first value
+    /// is returned).
+    fn serve(&self, lua: &Lua, th: &Thread, mut y: Yield) -> Result<Value> {
+        loop {
+            let (v, Value::Integer(id), pattern) = y else { return Ok(y.0) };
+            if !is_wait(&v) {
+                return Ok(v);
+            }
+            let r = socket::tcp::receive(lua, &self.eng, Id::from(id), pattern)?;
+            if is_wait(&r.0) {
+                return Ok(r.0);
+            }
+            y = match r {
+                (v, Value::Nil, Value::Nil) => th.resume(v)?,
+                r => th.resume(r)?,
+            };
+        }
+    }
+
+    fn park(&self, tok: u32, on: On) {
+        let mut s = self.st.borrow_mut();
+        let parked = match on {
+            On::Io(src, side, dir, timeout) => {
+                let mut core = self.core();
+                let r = reactor(&mut core);
+                if r.live(src) {
+                    r.wait(src, side, dir, Token::Thread(tok), timeout);
+                    Parked::Io(src, side)
+                } else {
+                    // Closed between its answer and its yield (by a finalizer).
+                    s.task(tok).wake = Wake::Closed(Default::default());
+                    s.runq.push_back(tok);
+                    Parked::Queued
+                }
+            }
+            On::Sleep(ms) => Parked::Sleep(reactor(&mut self.core()).sleep(Token::Thread(tok), ms)),
+            On::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
+                s.task(t).joiners.push(tok);
+                s.task(tok).joining = Some(t);
+                Parked::Join(t)
+            }
+            On::Resolve(q) if self.core().res.as_mut().is_some_and(|res| res.add_waiter(q, tok)) => Parked::Resolve(q),
+            On::Join(_) | On::Resolve(_) => {
+                s.runq.push_back(tok);
+                Parked::Queued
+            }
+            On::Swop => {
+                s.swopped.push(tok);
+                Parked::Queued
+            }
+        };
+        s.task(tok).parked = parked;
+    }
+
+    /// Hands the wakes the engine gathered (closes, the poll, queries' ends)
+    /// to the tasks they wake.
+    fn deliver(&self) {
+        let mut core = self.core();
+        let core = &mut *core;
+        if core.woken.is_empty() && core.answers.is_empty() {
+            return;
+        }
+        let mut s = self.st.borrow_mut();
+        for (t, why) in std::mem::take(&mut core.woken) {
+            match t {
+                Token::Thread(t) => match core.orphans.iter().position(|o| o.0 == t) {
+                    Some(i) => s.wake(t, Wake::Closed(core.orphans.swap_remove(i).1)),
+                    None => s.wake(t, why.into()),
+                },
+                Token::Query(q) => {
+                    if let (Some(res), Some(r)) = (core.res.as_mut(), core.r.as_mut()) {
+                        res.on_wake(r, q, why, &mut core.answers);
+                    }
+                }
+            }
+        }
+        core.orphans.clear();
+        for (t, a) in core.answers.drain(..) {
+            s.wake(t, Wake::Answer(a));
+        }
+    }
+
+    /// `L.kill(t)`: ends a light thread where it waits. Its waiters get `nil,
+    /// "killed"`. A socket operation it was in is left half done, so its
+    /// socket is closed (as OpenResty does), unless the operation's outcome
+    /// left the stream whole (a receive that timed out).
+    pub fn kill(&self, lua: &Lua, t: Value) -> Result<Ret> {
+        let Some(cur) = self.eng.current() else {
+            return raise(lua, NOT_IN_LOOP);
+        };
+        let Value::Thread(th) = &t else {
+            return bad_arg(lua, 1, "kill", &expected("light thread", &t));
+        };
+        let Some(mut core) = self.eng.core() else { return raise(lua, BUSY) };
+        let Ok(mut s) = self.st.try_borrow_mut() else { return raise(lua, BUSY) };
+        let Some(&tok) = s.by_ptr.get(&(th.to_pointer() as usize)) else {
+            drop((s, core));
+            return if self.done.contains_key(t.clone())? {
+                fail(lua, "already ended")
+            } else {
+                bad_arg(lua, 1, "kill", "not a light thread of this loop")
+            };
+        };
+        if tok == cur {
+            drop((s, core));
+            return raise(lua, "kill: a light thread cannot kill itself");
+        }
+        let task = s.task(tok);
+        if task.running {
+            // Not parked but running: it is resuming a thread that kills it.
+            drop((s, core));
+            return raise(lua, "kill: cannot kill a thread that is resuming the caller");
+        }
+        let parked = std::mem::replace(&mut task.parked, Parked::Nowhere);
+        let (op, wake) = (task.op.take(), std::mem::take(&mut task.wake));
+        match parked {
+            Parked::Queued => {
+                s.runq.retain(|&x| x != tok);
+                s.swopped.retain(|&x| x != tok);
+            }
+            Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
+            Parked::Io(src, side) => reactor(&mut core).unwait(src, side),
+            Parked::Sleep(id) => reactor(&mut core).cancel(id),
+            Parked::Resolve(q) => {
+                if let Some(res) = core.res.as_mut() {
+                    res.remove_waiter(q, tok);
+                }
+            }
+            Parked::Nowhere => {}
+        }
+        drop(s);
+        match (op, wake) {
+            (Some(Op::Receive(..)), Wake::Timeout) | (None, _) => {}
+            (Some(Op::Receive(id, _) | Op::Flush(id) | Op::Connect(id, _)), _) => core.close(id),
+        }
+        drop(core);
+        let th = self.take_thread(tok)?;
+        self.finish(lua, tok, th, Ok(Value::Table(failed(lua, "killed")?)), true)?;
+        ret::ret(Value::Boolean(true))
+    }
+
+    /// Ends a task: keeps its results (or error) for waiters, wakes them. An
+    /// error nobody waits for is logged unless `quiet` (a kill).
+    fn finish(&self, lua: &Lua, tok: u32, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
+        if tok >= HELD {
+            self.threads.raw_set(tok, Value::Nil)?;
+        }
+        let (task, is_main) = {
+            let mut s = self.st.borrow_mut();
+            let task = s.tasks[tok as usize].take().expect("live task");
+            s.free.push(tok);
+            s.by_ptr.remove(&(th.to_pointer() as usize));
+            s.live -= 1;
+            for &j in &task.joiners {
+                let t = s.task(j);
+                t.joining = None;
+                t.parked = Parked::Queued;
+                s.runq.push_back(j);
+            }
+            (task, s.main == Some(tok))
+        };
+        let result = match r {
+            Ok(Value::Table(t)) => t,
+            Ok(v) => return Err(Error::runtime(format!("coevent: light thread ended with a {}", v.type_name()))),
+            // PUC 5.1, or an error mlua raised itself: the message comes with its traceback.
+            Err(e) => {
+                let full = error_text(&e);
+                let msg = full.split("\nstack traceback:").next().unwrap_or_default();
+                let t = failed(lua, msg)?;
+                *self.traceback.borrow_mut() = Some(full);
                 t
             }
-            None => {
-                s.tasks.push(Some(task));
-                (s.tasks.len() - 1) as u32
-            }
         };
-        s.by_ptr.insert(th.to_pointer() as usize, tok);
-        s.live += 1;
-        s.main.get_or_insert(tok);
-        if tok < HELD {
-            s.task(tok).thread = Some(th.clone());
+        if !result.raw_get::<bool>(1)? {
+            let err: Value = result.raw_get(2)?;
+            let full = self.traceback.take().unwrap_or_else(|| describe(&err));
+            if is_main {
+                // L raises a message with its traceback; an error object as it is.
+                let raised = match err {
+                    Value::String(_) => Value::String(lua.create_string(full)?),
+                    v => v,
+                };
+                self.st.borrow_mut().main_error = Some(raised);
+            } else if task.joiners.is_empty() && !quiet {
+                eprintln!("coevent: error in light thread: {full}");
+            }
         }
-        tok
-    };
-    if tok >= HELD {
-        eng.threads.raw_set(tok, &th)?;
+        self.done.raw_set(th, result)
     }
-    let mut args = args;
-    args.push_front(Value::Function(f));
-    step(lua, eng, tok, args)?;
-    Ok(th)
-}
 
-/// Resumes one thread and files it wherever its yield (or end) sends it.
-/// A thread woken in a socket operation has the operation finished here
-/// first: it is resumed with the result (one call into Rust saved per wait),
-/// or, if the wake was early, parked again without being resumed at all.
-fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
-    let op = {
-        let mut s = eng.sched.borrow_mut();
-        // A token for no task, or for one that runs, has nothing to resume.
-        let Some(Some(task)) = s.tasks.get_mut(tok as usize) else { return Ok(()) };
-        if task.running {
-            return Ok(());
-        }
-        task.running = true;
-        task.parked = Parked::Nowhere;
-        task.op.take()
-    };
-    let th = take_thread(eng, tok)?;
-    let outer = eng.current.replace(Some(tok));
-    let r = match op {
-        Some((sock, kind)) => match socket::complete(lua, &sock, kind) {
-            // Still not ready: it parks again, unresumed, where `complete` said.
-            Ok(ret) if engine::is_wait(&ret.0) => {
-                if let Some(kind) = eng.op.take() {
-                    *eng.pending_op.borrow_mut() = Some((sock, kind));
+    /// `L(f, ...)`: runs `f` as the first light thread until every thread has ended.
+    /// Returns the first thread and its error, if it raised one.
+    pub fn run(&self, lua: &Lua, f: Value, args: MultiValue) -> Result<Ret> {
+        let Value::Function(f) = f else {
+            return bad_arg(lua, 1, "L", &expected("function", &f));
+        };
+        {
+            let Some(mut core) = self.eng.core() else { return raise(lua, BUSY) };
+            if core.r.is_some() {
+                drop(core);
+                return raise(lua, "L: a coevent loop is already running");
+            }
+            match Reactor::new() {
+                Ok(r) => core.r = Some(r),
+                Err(e) => {
+                    drop(core);
+                    return raise(lua, &format!("L: epoll: {}", sys::error_string(&e)));
                 }
-                Ok(ret.0)
             }
-            // A plain result crosses alone: the prelude reads the missing values as nil.
-            Ok((v, Value::Nil, Value::Nil)) => th.resume(v).and_then(|y| serve(lua, eng, &th, y)),
-            Ok(ret) => th.resume(ret).and_then(|y| serve(lua, eng, &th, y)),
-            Err(e) => Err(e),
-        },
-        None => th.resume(args).and_then(|y| serve(lua, eng, &th, y)),
-    };
-    eng.current.set(outer);
-    let pending = eng.pending.take();
-    let op = eng.pending_op.borrow_mut().take();
-    eng.op.set(None);
-    match r {
-        Ok(v) if th.status() == ThreadStatus::Resumable => {
-            let wait = engine::is_wait(&v);
-            let op = op.filter(|_| wait);
-            let mut s = eng.sched.borrow_mut();
-            let task = s.task(tok);
-            task.running = false;
-            task.op = op;
-            if tok < HELD {
-                task.thread = Some(th);
-            }
-            drop(s);
-            // A yield not of the marker (a stray coroutine.yield) counts as a swop.
-            park(eng, tok, if wait { pending } else { Pending::Swop });
-            Ok(())
         }
-        r => finish(lua, eng, tok, th, r, false),
+        let running = Running(self);
+        let main = self.start(lua, f, args).and_then(|main| self.drive(lua).map(|()| main));
+        let main_error = self.st.borrow_mut().main_error.take();
+        drop(running);
+        Ok((Value::Thread(main?), main_error.unwrap_or(Value::Nil), Value::Nil))
+    }
+
+    fn drive(&self, lua: &Lua) -> Result<()> {
+        loop {
+            // Run what was ready when the turn began; what becomes ready now waits a turn.
+            let n = self.st.borrow().runq.len();
+            for _ in 0..n {
+                let tok = self.st.borrow_mut().runq.pop_front();
+                if let Some(tok) = tok {
+                    self.step(lua, tok, ())?;
+                    self.deliver();
+                }
+            }
+            self.eng.drain();
+            self.deliver();
+            let (live, busy) = {
+                let s = self.st.borrow();
+                (s.live, !s.runq.is_empty() || !s.swopped.is_empty())
+            };
+            if live == 0 {
+                return Ok(());
+            }
+            {
+                let mut core = self.core();
+                let core = &mut *core;
+                let r = core.r.as_mut().expect("loop running");
+                if !busy && r.pending() == 0 {
+                    return Err(Error::runtime("coevent: deadlock: every light thread waits on another"));
+                }
+                r.poll(busy.then_some(0), &mut core.woken)
+                    .map_err(|e| Error::runtime(format!("coevent: epoll_wait: {e}")))?;
+            }
+            self.deliver();
+            let s = &mut *self.st.borrow_mut();
+            for &t in &s.swopped {
+                s.runq.push_back(t);
+            }
+            s.swopped.clear();
+        }
+    }
+
+    /// `coroutine_wait(t)` when `t` has not ended: parks the caller until it does.
+    pub fn join(&self, lua: &Lua, t: Value) -> Result<Ret> {
+        let Some(cur) = self.eng.current() else {
+            return raise(lua, NOT_IN_LOOP);
+        };
+        let Value::Thread(th) = &t else {
+            return bad_arg(lua, 1, "coroutine_wait", &expected("light thread", &t));
+        };
+        let Ok(mut s) = self.st.try_borrow_mut() else { return raise(lua, BUSY) };
+        let Some(&tok) = s.by_ptr.get(&(th.to_pointer() as usize)) else {
+            drop(s);
+            return bad_arg(lua, 1, "coroutine_wait", "not a light thread of this loop");
+        };
+        // Waiting on oneself, directly or round a cycle, would never end.
+        let mut t = Some(tok);
+        while let Some(x) = t {
+            if x == cur {
+                drop(s);
+                return raise(lua, "coroutine_wait: deadlock: a light thread would wait on itself");
+            }
+            t = s.task(x).joining;
+        }
+        drop(s);
+        self.eng.park(Pending { on: On::Join(tok), op: None })
     }
 }
 
@@ -210,155 +557,25 @@ fn step(lua: &Lua, eng: &Engine, tok: u32, args: impl IntoLuaMulti) -> Result<()
 /// or (when it ends) its outcome.
 type Yield = (Value, Value, Value);
 
-/// Serves the thread's receive requests: each is done here and the thread
-/// resumed with its result at once, until it waits or ends (whose first value
-/// is returned).
-fn serve(lua: &Lua, eng: &Engine, th: &Thread, mut y: Yield) -> Result<Value> {
-    loop {
-        let (v, Value::Integer(id), pattern) = y else { return Ok(y.0) };
-        if !engine::is_wait(&v) {
-            return Ok(v);
-        }
-        let r = socket::with(lua, eng, "receive", id, |s| socket::receive(lua, s, pattern))?;
-        if engine::is_wait(&r.0) {
-            return Ok(r.0);
-        }
-        y = match r {
-            (v, Value::Nil, Value::Nil) => th.resume(v)?,
-            r => th.resume(r)?,
-        };
-    }
+fn reactor(core: &mut Core) -> &mut Reactor {
+    core.r.as_mut().expect("loop running")
 }
 
-fn park(eng: &Engine, tok: u32, p: Pending) {
-    let mut s = eng.sched.borrow_mut();
-    let parked = match p {
-        Pending::Io(fd, dir, timeout) => {
-            reactor(eng, |r| r.wait(fd, dir, tok, timeout));
-            Parked::Io(fd, dir)
-        }
-        Pending::Sleep(ms) => Parked::Sleep(reactor(eng, |r| r.sleep(tok, ms))),
-        Pending::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
-            s.task(t).joiners.push(tok);
-            s.task(tok).joining = Some(t);
-            Parked::Join(t)
-        }
-        Pending::Resolve(q) if eng.resolver.borrow_mut().as_mut().is_some_and(|res| res.add_waiter(q, tok)) => {
-            Parked::Resolve(q)
-        }
-        Pending::Join(_) | Pending::Resolve(_) => {
-            s.runq.push_back(tok);
-            Parked::Nowhere
-        }
-        Pending::Swop | Pending::None => {
-            s.swopped.push(tok);
-            Parked::Nowhere
-        }
-    };
-    s.task(tok).parked = parked;
-}
+/// Tears the loop down however `run` leaves (a panic unwinding included):
+/// closes every socket, drops every thread, so `L` can run again.
+struct Running<'a>(&'a Sched);
 
-fn reactor<T>(eng: &Engine, f: impl FnOnce(&mut Reactor) -> T) -> T {
-    f(eng.reactor.borrow_mut().as_mut().expect("loop running"))
-}
-
-/// `L.kill(t)`: ends a light thread where it waits. Its waiters get `nil, "killed"`;
-/// what it held is left to the GC (and to the loop's end).
-pub fn kill(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
-    let Some(cur) = eng.current() else {
-        return raise(lua, NOT_IN_LOOP);
-    };
-    let Value::Thread(th) = &t else {
-        return bad_arg(lua, 1, "kill", &expected("light thread", &t));
-    };
-    let Some(&tok) = eng.sched.borrow().by_ptr.get(&(th.to_pointer() as usize)) else {
-        return if eng.done.contains_key(t.clone())? {
-            fail(lua, "already ended")
-        } else {
-            bad_arg(lua, 1, "kill", "not a light thread of this loop")
-        };
-    };
-    if tok == cur {
-        return raise(lua, "kill: a light thread cannot kill itself");
-    }
-    let mut s = eng.sched.borrow_mut();
-    if s.task(tok).running {
-        // Not parked but running: it is resuming a thread that kills it.
-        return raise(lua, "kill: cannot kill a thread that is resuming the caller");
-    }
-    // A thread in the run queue was woken already: its registration is gone.
-    let queued = s.runq.contains(&tok) || s.swopped.contains(&tok);
-    s.runq.retain(|&x| x != tok);
-    s.swopped.retain(|&x| x != tok);
-    let parked = std::mem::replace(&mut s.task(tok).parked, Parked::Nowhere);
-    match parked {
-        _ if queued => {
-            if let Some(res) = eng.resolver.borrow_mut().as_mut() {
-                res.forget(tok);
-            }
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let sched = self.0;
+        sched.eng.drain();
+        if let Some(mut core) = sched.eng.core() {
+            core.end_loop();
         }
-        Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
-        Parked::Io(fd, dir) => reactor(eng, |r| r.unwait(fd, dir)),
-        Parked::Sleep(id) => reactor(eng, |r| r.cancel(id)),
-        Parked::Resolve(q) => {
-            if let Some(res) = eng.resolver.borrow_mut().as_mut() {
-                res.remove_waiter(q, tok);
-            }
-        }
-        Parked::Nowhere => {}
+        sched.eng.current.set(None);
+        drop(std::mem::take(&mut *sched.st.borrow_mut()));
+        let _ = sched.threads.clear();
     }
-    drop(s);
-    eng.take_closed_under(Some(tok));
-    let th = take_thread(eng, tok)?;
-    finish(lua, eng, tok, th, Ok(Value::Table(failed(lua, "killed")?)), true)?;
-    engine::ret(Value::Boolean(true))
-}
-
-/// Ends a task: keeps its results (or error) for waiters, wakes them. An
-/// error nobody waits for is logged unless `quiet` (a kill).
-fn finish(lua: &Lua, eng: &Engine, tok: u32, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
-    if tok >= HELD {
-        eng.threads.raw_set(tok, Value::Nil)?;
-    }
-    let (task, is_main) = {
-        let mut s = eng.sched.borrow_mut();
-        let task = s.tasks[tok as usize].take().expect("live task");
-        s.free.push(tok);
-        s.by_ptr.remove(&(th.to_pointer() as usize));
-        s.live -= 1;
-        for &j in &task.joiners {
-            s.task(j).joining = None;
-            s.runq.push_back(j);
-        }
-        (task, s.main == Some(tok))
-    };
-    let result = match r {
-        Ok(Value::Table(t)) => t,
-        Ok(v) => return Err(Error::runtime(format!("coevent: light thread ended with a {}", v.type_name()))),
-        // PUC 5.1, or an error mlua raised itself: the message comes with its traceback.
-        Err(e) => {
-            let full = error_text(&e);
-            let msg = full.split("\nstack traceback:").next().unwrap_or_default();
-            let t = failed(lua, msg)?;
-            *eng.traceback.borrow_mut() = Some(full);
-            t
-        }
-    };
-    if !result.raw_get::<bool>(1)? {
-        let err: Value = result.raw_get(2)?;
-        let full = eng.traceback.take().unwrap_or_else(|| describe(&err));
-        if is_main {
-            // L raises a message with its traceback; an error object as it is.
-            let raised = match err {
-                Value::String(_) => Value::String(lua.create_string(full)?),
-                v => v,
-            };
-            eng.sched.borrow_mut().main_error = Some(raised);
-        } else if task.joiners.is_empty() && !quiet {
-            eprintln!("coevent: error in light thread: {full}");
-        }
-    }
-    eng.done.raw_set(th, result)
 }
 
 /// A thread's outcome when it failed: `{false, err, n = 2}`.
@@ -378,113 +595,12 @@ fn error_text(e: &Error) -> String {
     }
 }
 
-/// `L(f, ...)`: runs `f` as the first light thread until every thread has ended.
-/// Returns the first thread and its error, if it raised one.
-pub fn run(lua: &Lua, eng: &Engine, body: &Function, f: Value, args: MultiValue) -> Result<Ret> {
-    let Value::Function(f) = f else {
-        return bad_arg(lua, 1, "L", &expected("function", &f));
-    };
-    if eng.reactor.borrow().is_some() {
-        return raise(lua, "L: a coevent loop is already running");
+/// An error value as text: a string as it is, anything else through tostring.
+fn describe(err: &Value) -> String {
+    match err {
+        Value::String(s) => s.to_string_lossy(),
+        v => v.to_string().unwrap_or_else(|_| format!("(error object is a {} value)", ret::type_name(v))),
     }
-    let reactor = match Reactor::new() {
-        Ok(r) => r,
-        Err(e) => return raise(lua, &format!("L: epoll: {}", sys::error_string(&e))),
-    };
-    *eng.reactor.borrow_mut() = Some(reactor);
-    let running = Running(eng);
-    let main = spawn(lua, eng, body, f, args).and_then(|main| drive(eng, lua).map(|()| main));
-    let main_error = eng.sched.borrow_mut().main_error.take();
-    drop(running);
-    Ok((Value::Thread(main?), main_error.unwrap_or(Value::Nil), Value::Nil))
-}
-
-/// Tears the loop down however `run` leaves (a panic unwinding included):
-/// closes every fd, drops every thread, so `L` can run again.
-struct Running<'a>(&'a Engine);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let eng = self.0;
-        eng.bury();
-        if let (Some(mut res), Some(r)) = (eng.resolver.borrow_mut().take(), eng.reactor.borrow_mut().as_mut()) {
-            res.abort(r, &mut Vec::new());
-        }
-        drop(eng.reactor.borrow_mut().take());
-        eng.epoch.set(eng.epoch.get() + 1);
-        eng.closed_under.borrow_mut().clear();
-        eng.current.set(None);
-        drop(std::mem::take(&mut *eng.sched.borrow_mut()));
-        let _ = eng.threads.clear();
-    }
-}
-
-fn drive(eng: &Engine, lua: &Lua) -> Result<()> {
-    let mut woken = Vec::new();
-    loop {
-        // Run what was ready when the turn began; what becomes ready now waits a turn.
-        let n = eng.sched.borrow().runq.len();
-        for _ in 0..n {
-            let tok = eng.sched.borrow_mut().runq.pop_front();
-            if let Some(tok) = tok {
-                step(lua, eng, tok, ())?;
-            }
-        }
-        eng.bury();
-        let (live, busy) = {
-            let s = eng.sched.borrow();
-            (s.live, !s.runq.is_empty() || !s.swopped.is_empty())
-        };
-        if live == 0 {
-            return Ok(());
-        }
-        {
-            let mut r = eng.reactor.borrow_mut();
-            let r = r.as_mut().expect("loop running");
-            if !busy && r.pending() == 0 {
-                return Err(Error::runtime("coevent: deadlock: every light thread waits on another"));
-            }
-            r.poll(busy.then_some(0), &mut woken).map_err(|e| Error::runtime(format!("coevent: epoll_wait: {e}")))?;
-            // Resolver wake-ups advance their queries, which may wake threads
-            // (appended to `woken`, so they are seen by this same loop).
-            let mut i = 0;
-            while i < woken.len() {
-                if woken[i] & resolver::TOKEN != 0 {
-                    if let Some(res) = eng.resolver.borrow_mut().as_mut() {
-                        res.on_wake(r, woken[i] & !resolver::TOKEN, &mut woken);
-                    }
-                }
-                i += 1;
-            }
-        }
-        let s = &mut *eng.sched.borrow_mut();
-        s.runq.extend(woken.drain(..).filter(|t| t & resolver::TOKEN == 0));
-        s.runq.extend(s.swopped.drain(..));
-    }
-}
-
-/// `coroutine_wait(t)` when `t` has not ended: parks the caller until it does.
-pub fn join(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
-    let Some(cur) = eng.current() else {
-        return raise(lua, NOT_IN_LOOP);
-    };
-    let Value::Thread(th) = &t else {
-        return bad_arg(lua, 1, "coroutine_wait", &expected("light thread", &t));
-    };
-    let mut s = eng.sched.borrow_mut();
-    let Some(&tok) = s.by_ptr.get(&(th.to_pointer() as usize)) else {
-        return bad_arg(lua, 1, "coroutine_wait", "not a light thread of this loop");
-    };
-    // Waiting on oneself, directly or round a cycle, would never end.
-    let mut t = Some(tok);
-    while let Some(x) = t {
-        if x == cur {
-            return raise(lua, "coroutine_wait: deadlock: a light thread would wait on itself");
-        }
-        t = s.task(x).joining;
-    }
-    drop(s);
-    eng.park(Pending::Join(tok))
 }
 
 /// `sleep(seconds)`.
@@ -492,19 +608,19 @@ pub fn sleep(lua: &Lua, eng: &Engine, sec: Value) -> Result<Ret> {
     let Some(_) = eng.current() else {
         return raise(lua, NOT_IN_LOOP);
     };
-    let Some(s) = engine::number(lua, &sec) else {
+    let Some(s) = ret::number(lua, &sec) else {
         return bad_arg(lua, 1, "sleep", &expected("number", &sec));
     };
     if s.is_nan() || s < 0.0 {
         return bad_arg(lua, 1, "sleep", "seconds must be >= 0");
     }
-    eng.park(Pending::Sleep((s * 1000.0).ceil().min(u64::MAX as f64) as u64))
+    eng.park(Pending { on: On::Sleep((s * 1000.0).ceil().min(u64::MAX as f64) as u64), op: None })
 }
 
 /// `swop()`: yields until every other ready thread and pending I/O has had a turn.
 pub fn swop(lua: &Lua, eng: &Engine) -> Result<Ret> {
     match eng.current() {
-        Some(_) => eng.park(Pending::Swop),
+        Some(_) => eng.park(Pending { on: On::Swop, op: None }),
         None => raise(lua, NOT_IN_LOOP),
     }
 }

@@ -1,6 +1,7 @@
 //! `connect`'s host argument: a unix path, an IP literal, or a name (looked up
 //! in the hosts file, then by the resolver).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::sys::UNIX_PATH_MAX;
@@ -37,16 +38,17 @@ pub fn ip_literal(s: &str) -> Option<IpAddr> {
     s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s).parse().ok()
 }
 
-/// Every address `name` has in hosts-file text, in file order.
-pub fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.split('#').next()?.split_whitespace();
-            let ip = f.next()?.parse::<IpAddr>().ok()?;
-            f.any(|n| n.eq_ignore_ascii_case(name)).then_some(ip)
-        })
-        .collect()
+/// Every name of hosts-file text (lowercase) with its addresses, in file order.
+pub fn hosts_table(text: &str) -> HashMap<String, Vec<IpAddr>> {
+    let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for line in text.lines() {
+        let mut f = line.split('#').next().unwrap_or_default().split_whitespace();
+        let Some(ip) = f.next().and_then(|ip| ip.parse::<IpAddr>().ok()) else { continue };
+        for name in f {
+            names.entry(name.to_ascii_lowercase()).or_default().push(ip);
+        }
+    }
+    names
 }
 
 #[cfg(test)]
@@ -72,11 +74,10 @@ mod tests {
             "# c\n127.0.0.1 localhost\n::1 localhost ip6-localhost # x\n10.0.0.1 Other.Example # localhost\nbad line\n";
         let v4: IpAddr = "127.0.0.1".parse().unwrap();
         let v6: IpAddr = "::1".parse().unwrap();
-        assert_eq!(hosts_lookup(text, "localhost"), [v4, v6]);
-        assert_eq!(hosts_lookup(text, "LOCALHOST."), [v4, v6]);
-        assert_eq!(hosts_lookup(text, "ip6-localhost"), [v6]);
-        assert_eq!(hosts_lookup(text, "other.example").len(), 1);
-        assert!(hosts_lookup(text, "line").is_empty());
-        assert!(hosts_lookup(text, "c").is_empty());
+        let t = hosts_table(text);
+        assert_eq!(t["localhost"], [v4, v6]);
+        assert_eq!(t["ip6-localhost"], [v6]);
+        assert_eq!(t["other.example"].len(), 1);
+        assert_eq!(t.len(), 3, "{t:?}");
     }
 }

@@ -99,6 +99,34 @@ impl RecvBuf {
         (&mut self.data, room)
     }
 
+    /// Whether what `p` asks for is buffered, and its length as buffered (a
+    /// line's without its LF, CRs included). `take` then takes it at once.
+    pub fn find(&mut self, p: Pattern, eof: bool) -> Option<usize> {
+        match p {
+            Pattern::Line => {
+                let start = self.head + self.scanned;
+                match self.data[start..].iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        // Everything before the LF holds no LF: `take` finds it at once.
+                        self.scanned += i;
+                        Some(self.scanned)
+                    }
+                    None => {
+                        self.scanned = self.len();
+                        None
+                    }
+                }
+            }
+            Pattern::All => eof.then_some(self.len()),
+            Pattern::Bytes(n) => (n <= self.len()).then_some(n),
+        }
+    }
+
+    /// The length of the line of `n` buffered bytes once its CRs are dropped.
+    pub fn line_len(&self, n: usize) -> usize {
+        n - self.data[self.head..self.head + n].iter().filter(|&&b| b == b'\r').count()
+    }
+
     /// Takes what `p` asks for if it is buffered. `eof`: the peer has closed, so
     /// `All` is complete.
     pub fn take(&mut self, p: Pattern, eof: bool) -> Option<&[u8]> {

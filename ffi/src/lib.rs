@@ -2,6 +2,8 @@
 //! the timer wheel, receive buffering, addresses and name resolution. Nothing
 //! here knows Lua.
 
+#![deny(unsafe_code)]
+
 pub mod addr;
 pub mod buf;
 pub mod dns;
@@ -9,5 +11,8 @@ pub mod reactor;
 pub mod resolver;
 #[cfg(test)]
 mod rng;
+pub mod stream;
+#[allow(unsafe_code)]
 pub mod sys;
+pub mod table;
 pub mod wheel;

@@ -1,20 +1,24 @@
 //! The reactor: one epoll instance, a table of registered fds with their cached
 //! readiness and waiters, and a timer wheel.
 //!
-//! Waiters are opaque `u32` tokens (the Lua layer's thread ids). A wait ends in
-//! exactly one way: readiness clears it, or its deadline passes and clears it,
-//! leaving `TimedOut` behind for the next operation on that fd to see.
+//! A wait ends in exactly one way, and its reason goes out with its token:
+//! readiness (`Ready`), its deadline (`Timeout`) or the fd's removal
+//! (`Closed`). Nothing of a past wait stays in the fd's slot.
 //!
-//! The waits on one fd and direction share one wheel timer, which readiness
-//! leaves in place: the next wait, whose deadline is later, keeps it, and when
-//! it fires before the current wait's deadline it is set again for that
-//! deadline. So a wait that readiness ends (the common case) costs no timer
-//! insert or cancel, and a connection busy for a minute re-arms its timer about
-//! once.
+//! Each registration (`Src`) carries a generation, also in the epoll data, so an
+//! event for an fd number that has since been closed and reused (a file
+//! description kept open elsewhere by `dup` or `fork` still reports) is dropped.
+//!
+//! A socket has two sides that may wait at once, a reader and a writer, each for
+//! either direction of readiness (a TLS reader may need the fd writable). The
+//! waits of one side share one wheel timer, which readiness leaves in place: the
+//! next wait, whose deadline is later, keeps it, and when it fires before the
+//! current wait's deadline it is set again for that deadline. So a wait that
+//! readiness ends (the common case) costs no timer insert or cancel.
 
 use std::io;
 
-use crate::sys::{self, Fd};
+use crate::sys::{self, epoll, Fd};
 use crate::wheel::{TimerId, Wheel};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,34 +27,85 @@ pub enum Dir {
     Write = 1,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Wait {
-    #[default]
-    Idle,
-    On {
-        token: u32,
-        deadline: Option<u64>,
-    },
-    TimedOut,
+/// Who waits on a socket: its reader or its writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Reader = 0,
+    Writer = 1,
+}
+
+/// Whom a wait wakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Token {
+    /// A light thread, by the scheduler's index.
+    Thread(u32),
+    /// A resolver query.
+    Query(u32),
+}
+
+/// Why a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Ready,
+    Timeout,
+    Closed,
+}
+
+/// A registered fd: the fd and the generation of its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Src {
+    pub fd: Fd,
+    gen: u32,
+}
+
+impl Src {
+    fn data(self) -> u64 {
+        u64::from(self.gen) << 32 | u64::from(self.fd as u32)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Waiter {
+    token: Token,
+    dir: Dir,
+    deadline: Option<u64>,
 }
 
 #[derive(Default, Debug)]
 struct Slot {
+    gen: u32,
     open: bool,
     ready: [bool; 2],
     /// The peer hung up (or the socket failed) in this direction: no edge will
     /// follow, so the direction stays ready whatever a short read or write said.
     hup: [bool; 2],
-    wait: [Wait; 2],
-    /// Each direction's wheel timer and when it fires (see the module comment).
+    /// By side.
+    wait: [Option<Waiter>; 2],
+    /// Each side's wheel timer and when it fires (see the module comment).
     timer: [Option<(TimerId, u64)>; 2],
 }
 
-/// Timer payloads: a sleeping token, or (with this bit) a wait on an fd.
+/// Timer payloads: a sleeping token, or (with this bit) a side's wait on an fd.
 const FD_WAIT: u64 = 1 << 63;
+const QUERY: u64 = 1 << 62;
 
-fn fd_payload(fd: Fd, dir: Dir) -> u64 {
-    FD_WAIT | (dir as u64) << 32 | fd as u32 as u64
+fn fd_payload(fd: Fd, side: Side) -> u64 {
+    FD_WAIT | (side as u64) << 32 | u64::from(fd as u32)
+}
+
+fn sleep_payload(t: Token) -> u64 {
+    match t {
+        Token::Thread(i) => u64::from(i),
+        Token::Query(i) => QUERY | u64::from(i),
+    }
+}
+
+fn sleeper(p: u64) -> Token {
+    if p & QUERY == 0 {
+        Token::Thread(p as u32)
+    } else {
+        Token::Query(p as u32)
+    }
 }
 
 pub struct Reactor {
@@ -59,7 +114,7 @@ pub struct Reactor {
     wheel: Wheel,
     base: u64,
     now: u64,
-    events: Vec<libc::epoll_event>,
+    events: Vec<epoll::Event>,
     fired: Vec<u64>,
     /// Fd waits in progress, and sleeps: what can still wake a token.
     waits: usize,
@@ -69,12 +124,12 @@ pub struct Reactor {
 impl Reactor {
     pub fn new() -> io::Result<Reactor> {
         Ok(Reactor {
-            epfd: sys::epoll_create()?,
+            epfd: epoll::create()?,
             slots: Vec::new(),
             wheel: Wheel::new(),
             base: sys::now_ms(),
             now: 0,
-            events: vec![sys::EMPTY_EVENT; 256],
+            events: vec![epoll::EMPTY; 256],
             fired: Vec::new(),
             waits: 0,
             sleeps: 0,
@@ -91,91 +146,88 @@ impl Reactor {
 
     /// Registers a new fd (once, edge-triggered). Writes are assumed possible
     /// until a send says otherwise; reads wait for the first edge.
-    pub fn add(&mut self, fd: Fd) -> io::Result<()> {
-        sys::epoll_add(self.epfd, fd, fd as u64)?;
+    pub fn add(&mut self, fd: Fd) -> io::Result<Src> {
         let i = fd as usize;
         if i >= self.slots.len() {
             self.slots.resize_with(i + 1, Slot::default);
         }
-        self.slots[i] = Slot { open: true, ready: [false, true], ..Slot::default() };
-        Ok(())
+        let gen = self.slots[i].gen.wrapping_add(1);
+        let src = Src { fd, gen };
+        self.slots[i] = Slot { gen, ..Slot::default() };
+        epoll::add(self.epfd, fd, src.data())?;
+        self.slots[i] = Slot { gen, open: true, ready: [false, true], ..Slot::default() };
+        Ok(src)
     }
 
-    /// Forgets `fd` before its close, pushing its waiters onto `woken`. An fd
-    /// that `add` refused is not there, which is fine.
-    pub fn remove(&mut self, fd: Fd, woken: &mut Vec<u32>) {
-        if self.slots.get(fd as usize).is_none_or(|s| !s.open) {
+    /// Forgets `src` before its fd's close, pushing its waiters onto `woken`
+    /// as `Closed`.
+    pub fn remove(&mut self, src: Src, woken: &mut Vec<(Token, Reason)>) {
+        if !self.live(src) {
             return;
         }
-        for dir in [Dir::Read, Dir::Write] {
-            if let Some(token) = self.end_wait(fd, dir) {
-                woken.push(token);
+        for side in [Side::Reader, Side::Writer] {
+            if let Some(token) = self.end_wait(src, side) {
+                woken.push((token, Reason::Closed));
             }
-            if let Some((id, _)) = self.slots[fd as usize].timer[dir as usize] {
+            if let Some((id, _)) = self.slots[src.fd as usize].timer[side as usize] {
                 self.wheel.cancel(id);
             }
         }
-        self.slots[fd as usize] = Slot::default();
+        self.slots[src.fd as usize] = Slot { gen: src.gen, ..Slot::default() };
     }
 
-    fn slot(&mut self, fd: Fd) -> &mut Slot {
-        let s = &mut self.slots[fd as usize];
-        debug_assert!(s.open, "fd {fd} is not registered");
-        s
+    /// Whether `src` is still registered (its fd not removed since).
+    pub fn live(&self, src: Src) -> bool {
+        self.slots.get(src.fd as usize).is_some_and(|s| s.open && s.gen == src.gen)
     }
 
-    pub fn is_ready(&self, fd: Fd, dir: Dir) -> bool {
-        let s = &self.slots[fd as usize];
+    fn slot(&mut self, src: Src) -> &mut Slot {
+        debug_assert!(self.live(src), "{src:?} is not registered");
+        &mut self.slots[src.fd as usize]
+    }
+
+    pub fn is_ready(&self, src: Src, dir: Dir) -> bool {
+        let s = &self.slots[src.fd as usize];
         s.ready[dir as usize] || s.hup[dir as usize]
     }
 
-    pub fn set_ready(&mut self, fd: Fd, dir: Dir, ready: bool) {
-        self.slot(fd).ready[dir as usize] = ready;
+    pub fn set_ready(&mut self, src: Src, dir: Dir, ready: bool) {
+        self.slot(src).ready[dir as usize] = ready;
     }
 
-    /// The token waiting on `fd` in `dir`, if any.
-    pub fn waiter(&self, fd: Fd, dir: Dir) -> Option<u32> {
-        match self.slots[fd as usize].wait[dir as usize] {
-            Wait::On { token, .. } => Some(token),
-            _ => None,
-        }
+    /// The token waiting on `src`'s `side`, if any.
+    pub fn waiter(&self, src: Src, side: Side) -> Option<Token> {
+        self.slots[src.fd as usize].wait[side as usize].map(|w| w.token)
     }
 
-    /// Parks `token` until `fd` is ready in `dir` or `timeout` ms pass.
-    pub fn wait(&mut self, fd: Fd, dir: Dir, token: u32, timeout: Option<u64>) {
+    /// Parks `token` as `src`'s `side` until the fd is ready in `dir` or
+    /// `timeout` ms pass.
+    pub fn wait(&mut self, src: Src, side: Side, dir: Dir, token: Token, timeout: Option<u64>) {
         let deadline = timeout.map(|ms| self.now().saturating_add(ms));
         if let Some(d) = deadline {
-            match self.slot(fd).timer[dir as usize] {
+            match self.slot(src).timer[side as usize] {
                 // It fires in time, and is set again then if the wait goes on.
                 Some((_, at)) if at <= d => {}
                 old => {
                     if let Some((id, _)) = old {
                         self.wheel.cancel(id);
                     }
-                    let id = self.wheel.insert(d, fd_payload(fd, dir));
-                    self.slot(fd).timer[dir as usize] = Some((id, d));
+                    let id = self.wheel.insert(d, fd_payload(src.fd, side));
+                    self.slot(src).timer[side as usize] = Some((id, d));
                 }
             }
         }
         self.waits += 1;
-        let w = &mut self.slot(fd).wait[dir as usize];
-        debug_assert!(matches!(w, Wait::Idle | Wait::TimedOut), "second waiter on fd {fd}");
-        *w = Wait::On { token, deadline };
+        let w = &mut self.slot(src).wait[side as usize];
+        debug_assert!(w.is_none(), "second waiter on {src:?} {side:?}");
+        *w = Some(Waiter { token, dir, deadline });
     }
 
-    /// True once if the last wait on `fd` in `dir` ended by its timer.
-    pub fn take_timeout(&mut self, fd: Fd, dir: Dir) -> bool {
-        let w = &mut self.slot(fd).wait[dir as usize];
-        let timed_out = *w == Wait::TimedOut;
-        if timed_out {
-            *w = Wait::Idle;
+    /// Takes back a wait that has not ended (its thread was killed).
+    pub fn unwait(&mut self, src: Src, side: Side) {
+        if self.live(src) {
+            self.end_wait(src, side);
         }
-        timed_out
-    }
-
-    /// Takes back a wait (its thread was killed).
-    pub fn unwait(&mut self, fd: Fd, dir: Dir) {
-        self.end_wait(fd, dir);
     }
 
     /// Cancels a sleep that has not fired.
@@ -184,24 +236,18 @@ impl Reactor {
         self.sleeps -= 1;
     }
 
-    /// Ends a wait by readiness or removal and returns its token; its timer
-    /// stays for the next wait.
-    fn end_wait(&mut self, fd: Fd, dir: Dir) -> Option<u32> {
-        match std::mem::take(&mut self.slots[fd as usize].wait[dir as usize]) {
-            Wait::On { token, .. } => {
-                self.waits -= 1;
-                Some(token)
-            }
-            _ => None,
-        }
+    /// Ends a wait and returns its token; its timer stays for the next wait.
+    fn end_wait(&mut self, src: Src, side: Side) -> Option<Token> {
+        let w = self.slots[src.fd as usize].wait[side as usize].take()?;
+        self.waits -= 1;
+        Some(w.token)
     }
 
     /// Wakes `token` after `ms` milliseconds.
-    pub fn sleep(&mut self, token: u32, ms: u64) -> TimerId {
-        debug_assert!(token as u64 & FD_WAIT == 0);
+    pub fn sleep(&mut self, token: Token, ms: u64) -> TimerId {
         let deadline = self.now().saturating_add(ms);
         self.sleeps += 1;
-        self.wheel.insert(deadline, token as u64)
+        self.wheel.insert(deadline, sleep_payload(token))
     }
 
     /// Waits still pending: anything that can wake a token later.
@@ -210,33 +256,34 @@ impl Reactor {
     }
 
     /// One loop turn's poll: waits for events (no longer than `timeout` ms if
-    /// given, never past the next timer), then pushes every woken token.
-    pub fn poll(&mut self, timeout: Option<u64>, woken: &mut Vec<u32>) -> io::Result<()> {
+    /// given, never past the next timer), then pushes every ended wait.
+    pub fn poll(&mut self, timeout: Option<u64>, woken: &mut Vec<(Token, Reason)>) -> io::Result<()> {
         let until_timer = self.wheel.next_deadline().map(|d| d.saturating_sub(self.now()));
         let ms = match (timeout, until_timer) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let ms = ms.map_or(-1, |ms| ms.min(i32::MAX as u64) as i32);
-        let n = sys::epoll_wait(self.epfd, &mut self.events, ms)?;
+        let n = epoll::wait(self.epfd, &mut self.events, ms)?;
         for i in 0..n {
             let ev = self.events[i];
-            let (bits, fd) = (ev.events as i32, { ev.u64 } as Fd);
-            if !self.slots.get(fd as usize).is_some_and(|s| s.open) {
+            let (bits, data) = (ev.events as i32, { ev.u64 });
+            let src = Src { fd: data as u32 as Fd, gen: (data >> 32) as u32 };
+            if !self.live(src) {
                 continue;
             }
             let hup = bits & (libc::EPOLLHUP | libc::EPOLLERR) != 0;
             let rdhup = hup || bits & libc::EPOLLRDHUP != 0;
             if rdhup || bits & libc::EPOLLIN != 0 {
-                self.wake(fd, Dir::Read, rdhup, woken);
+                self.wake(src, Dir::Read, rdhup, woken);
             }
             if hup || bits & libc::EPOLLOUT != 0 {
-                self.wake(fd, Dir::Write, hup, woken);
+                self.wake(src, Dir::Write, hup, woken);
             }
         }
         if n == self.events.len() {
             // A full batch: more may be waiting, so take more next time.
-            self.events.resize(n * 2, sys::EMPTY_EVENT);
+            self.events.resize(n * 2, epoll::EMPTY);
         }
         let now = self.now();
         self.fired.clear();
@@ -244,41 +291,37 @@ impl Reactor {
         for &p in &self.fired {
             if p & FD_WAIT == 0 {
                 self.sleeps -= 1;
-                woken.push(p as u32);
+                woken.push((sleeper(p), Reason::Timeout));
                 continue;
             }
-            let (fd, dir) = (p as u32 as Fd, if p >> 32 & 1 == 0 { Dir::Read } else { Dir::Write });
+            let (fd, side) = (p as u32 as Fd, if p >> 32 & 1 == 0 { Side::Reader } else { Side::Writer });
             let s = &mut self.slots[fd as usize];
-            s.timer[dir as usize] = None;
-            match s.wait[dir as usize] {
-                Wait::On { token, deadline: Some(d) } if d <= now => {
-                    s.wait[dir as usize] = Wait::TimedOut;
+            s.timer[side as usize] = None;
+            match s.wait[side as usize] {
+                Some(Waiter { token, deadline: Some(d), .. }) if d <= now => {
+                    s.wait[side as usize] = None;
                     self.waits -= 1;
-                    woken.push(token);
+                    woken.push((token, Reason::Timeout));
                 }
                 // Set for an earlier wait: set it again for this one's deadline.
-                Wait::On { deadline: Some(d), .. } => s.timer[dir as usize] = Some((self.wheel.insert(d, p), d)),
+                Some(Waiter { deadline: Some(d), .. }) => s.timer[side as usize] = Some((self.wheel.insert(d, p), d)),
                 _ => {}
             }
         }
         Ok(())
     }
 
-    fn wake(&mut self, fd: Fd, dir: Dir, hup: bool, woken: &mut Vec<u32>) {
-        let s = &mut self.slots[fd as usize];
+    fn wake(&mut self, src: Src, dir: Dir, hup: bool, woken: &mut Vec<(Token, Reason)>) {
+        let s = &mut self.slots[src.fd as usize];
         s.ready[dir as usize] = true;
         s.hup[dir as usize] |= hup;
-        if let Some(token) = self.end_wait(fd, dir) {
-            woken.push(token);
-        }
-    }
-
-    /// Closes every fd still registered (the loop is ending).
-    pub fn close_all(&mut self) {
-        for (fd, s) in self.slots.iter_mut().enumerate() {
-            if s.open {
-                sys::close(fd as Fd);
-                *s = Slot::default();
+        for w in &mut s.wait {
+            if let Some(Waiter { token, dir: d, .. }) = *w {
+                if d == dir {
+                    *w = None;
+                    self.waits -= 1;
+                    woken.push((token, Reason::Ready));
+                }
             }
         }
     }
@@ -286,7 +329,8 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        self.close_all();
+        // The fds registered belong to their owners (the socket table, the
+        // resolver), which close them.
         sys::close(self.epfd);
     }
 }
@@ -295,12 +339,15 @@ impl Drop for Reactor {
 mod tests {
     use super::*;
 
+    const R: Side = Side::Reader;
+    const T: fn(u32) -> Token = Token::Thread;
+
     fn pipe() -> (Fd, Fd) {
         sys::pipe().unwrap()
     }
 
-    /// Polls until `n` tokens have woken (giving up after about 20 s).
-    fn poll_until(r: &mut Reactor, n: usize) -> Vec<u32> {
+    /// Polls until `n` waits have ended (giving up after about 20 s).
+    fn poll_until(r: &mut Reactor, n: usize) -> Vec<(Token, Reason)> {
         let mut woken = Vec::new();
         for _ in 0..20 {
             if woken.len() >= n {
@@ -315,88 +362,84 @@ mod tests {
     fn readiness_wakes_the_waiter_once_and_leaves_its_timer() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
-        r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 7, Some(10_000));
-        assert_eq!(r.waiter(rd, Dir::Read), Some(7));
+        let src = r.add(rd).unwrap();
+        r.wait(src, R, Dir::Read, T(7), Some(10_000));
+        assert_eq!(r.waiter(src, R), Some(T(7)));
         assert_eq!(r.pending(), 1);
         let mut woken = Vec::new();
         r.poll(Some(0), &mut woken).unwrap();
         assert!(woken.is_empty());
         sys::write(wr, b"x").unwrap();
         r.poll(Some(1000), &mut woken).unwrap();
-        assert_eq!(woken, [7]);
-        assert!(r.is_ready(rd, Dir::Read));
-        assert_eq!((r.pending(), r.waiter(rd, Dir::Read)), (0, None));
-        assert!(!r.take_timeout(rd, Dir::Read));
+        assert_eq!(woken, [(T(7), Reason::Ready)]);
+        assert!(r.is_ready(src, Dir::Read));
+        assert_eq!((r.pending(), r.waiter(src, R)), (0, None));
         // The timer stays for the next wait, which keeps it: no insert, no cancel.
         let timer = r.slots[rd as usize].timer[0];
         assert_eq!(r.wheel.len(), 1);
-        r.set_ready(rd, Dir::Read, false);
-        r.wait(rd, Dir::Read, 8, Some(10_000));
+        r.set_ready(src, Dir::Read, false);
+        r.wait(src, R, Dir::Read, T(8), Some(10_000));
         assert_eq!((r.slots[rd as usize].timer[0], r.wheel.len(), r.pending()), (timer, 1, 1));
-        // Removing the fd takes its timer out too.
+        // Removing the fd wakes the waiter as closed and takes its timer out too.
         woken.clear();
-        r.remove(rd, &mut woken);
-        assert_eq!((woken, r.wheel.len(), r.pending()), (vec![8], 0, 0));
+        r.remove(src, &mut woken);
+        assert_eq!((woken, r.wheel.len(), r.pending()), (vec![(T(8), Reason::Closed)], 0, 0));
         sys::close(rd);
         sys::close(wr);
     }
 
     /// A reactor and a pipe whose first read wait, of `timeout` ms, readiness ended.
-    fn after_a_ready_wait(timeout: u64) -> (Reactor, Fd, Fd) {
+    fn after_a_ready_wait(timeout: u64) -> (Reactor, Src, Fd) {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
-        r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 1, Some(timeout));
+        let src = r.add(rd).unwrap();
+        r.wait(src, R, Dir::Read, T(1), Some(timeout));
         sys::write(wr, b"x").unwrap();
-        assert_eq!(poll_until(&mut r, 1), [1]);
-        r.set_ready(rd, Dir::Read, false);
-        (r, rd, wr)
+        assert_eq!(poll_until(&mut r, 1), [(T(1), Reason::Ready)]);
+        r.set_ready(src, Dir::Read, false);
+        (r, src, wr)
     }
 
     #[test]
     fn a_kept_timer_that_fires_early_is_set_again_for_the_wait() {
-        let (mut r, rd, wr) = after_a_ready_wait(30);
+        let (mut r, src, wr) = after_a_ready_wait(30);
         // 20 ms later a second 30 ms wait keeps the timer, due 10 ms too soon.
-        r.sleep(9, 20);
-        assert_eq!(poll_until(&mut r, 1), [9]);
+        r.sleep(T(9), 20);
+        assert_eq!(poll_until(&mut r, 1), [(T(9), Reason::Timeout)]);
         let start = r.now();
-        r.wait(rd, Dir::Read, 2, Some(30));
+        r.wait(src, R, Dir::Read, T(2), Some(30));
         assert_eq!(r.wheel.len(), 1);
-        assert_eq!(poll_until(&mut r, 1), [2]);
+        assert_eq!(poll_until(&mut r, 1), [(T(2), Reason::Timeout)]);
         assert!(r.now() >= start + 30, "timed out at {} ms, deadline {}", r.now(), start + 30);
-        assert!(r.take_timeout(rd, Dir::Read));
         assert_eq!((r.wheel.len(), r.pending()), (0, 0));
         sys::close(wr);
     }
 
     #[test]
     fn a_shorter_timeout_gets_an_earlier_timer() {
-        let (mut r, rd, wr) = after_a_ready_wait(100_000);
+        let (mut r, src, wr) = after_a_ready_wait(100_000);
         let start = r.now();
-        r.wait(rd, Dir::Read, 2, Some(5));
+        r.wait(src, R, Dir::Read, T(2), Some(5));
         assert_eq!(r.wheel.len(), 1, "the later timer was replaced");
-        assert_eq!(poll_until(&mut r, 1), [2]);
-        assert!(r.take_timeout(rd, Dir::Read));
+        assert_eq!(poll_until(&mut r, 1), [(T(2), Reason::Timeout)]);
         assert!(r.now() < start + 5_000);
         sys::close(wr);
     }
 
     #[test]
     fn a_timer_left_behind_wakes_nobody() {
-        let (mut r, rd, wr) = after_a_ready_wait(5);
+        let (mut r, _src, wr) = after_a_ready_wait(5);
         // The 5 ms timer fires meanwhile; only the sleeper wakes.
-        r.sleep(9, 20);
-        assert_eq!(poll_until(&mut r, 1), [9]);
-        assert!(!r.take_timeout(rd, Dir::Read));
+        r.sleep(T(9), 20);
+        assert_eq!(poll_until(&mut r, 1), [(T(9), Reason::Timeout)]);
         assert_eq!((r.wheel.len(), r.pending()), (0, 0));
         sys::close(wr);
     }
 
     /// Reads what the pipe holds, as a receive would, and notes it drained.
-    fn drain(r: &mut Reactor, rd: Fd) {
-        while sys::read(rd, &mut [0; 64]).is_ok_and(|n| n > 0) {}
-        r.set_ready(rd, Dir::Read, false);
+    fn drain(r: &mut Reactor, src: Src) {
+        while sys::read(src.fd, &mut [0; 64]).is_ok_and(|n| n > 0) {}
+        r.set_ready(src, Dir::Read, false);
     }
 
     /// Random waits (1-20 ms timeouts), writes and polls on eight pipes: every
@@ -407,10 +450,7 @@ mod tests {
         const PIPES: usize = 8;
         let mut rng = crate::rng::Rng(0x9e37_79b9_7f4a_7c15);
         let mut r = Reactor::new().unwrap();
-        let pipes: Vec<(Fd, Fd)> = (0..PIPES).map(|_| pipe()).collect();
-        for &(rd, _) in &pipes {
-            r.add(rd).unwrap();
-        }
+        let pipes: Vec<(Src, Fd)> = (0..PIPES).map(|_| pipe()).map(|(rd, wr)| (r.add(rd).unwrap(), wr)).collect();
         // Per pipe: the earliest its wait may time out, and whether it holds
         // bytes not read yet.
         let mut waiting: [Option<u64>; PIPES] = [None; PIPES];
@@ -419,17 +459,17 @@ mod tests {
         let mut woken = Vec::new();
         for _ in 0..600 {
             let i = rng.below(PIPES as u64) as usize;
-            let (rd, wr) = pipes[i];
+            let (src, wr) = pipes[i];
             match rng.below(3) {
                 0 if waiting[i].is_none() => {
                     // A receive waits only when the socket is drained.
-                    if r.is_ready(rd, Dir::Read) {
-                        drain(&mut r, rd);
+                    if r.is_ready(src, Dir::Read) {
+                        drain(&mut r, src);
                         unread[i] = false;
                     }
                     let ms = 1 + rng.below(20);
                     let start = r.now();
-                    r.wait(rd, Dir::Read, i as u32, Some(ms));
+                    r.wait(src, R, Dir::Read, T(i as u32), Some(ms));
                     waiting[i] = Some(start + ms);
                 }
                 1 => {
@@ -438,53 +478,60 @@ mod tests {
                 }
                 _ => r.poll(Some(rng.below(3)), &mut woken).unwrap(),
             }
-            for t in woken.drain(..) {
-                let i = t as usize;
+            for (t, why) in woken.drain(..) {
+                let Token::Thread(i) = t else { panic!("{t:?}") };
+                let i = i as usize;
                 let earliest = waiting[i].take().expect("woken once, while waiting");
-                if r.take_timeout(pipes[i].0, Dir::Read) {
-                    assert!(r.now() >= earliest, "timed out at {} ms, before {earliest}", r.now());
-                    timeouts += 1;
-                } else {
-                    assert!(unread[i], "woken by readiness with nothing to read");
-                    drain(&mut r, pipes[i].0);
-                    unread[i] = false;
-                    readies += 1;
+                match why {
+                    Reason::Timeout => {
+                        assert!(r.now() >= earliest, "timed out at {} ms, before {earliest}", r.now());
+                        timeouts += 1;
+                    }
+                    Reason::Ready => {
+                        assert!(unread[i], "woken by readiness with nothing to read");
+                        drain(&mut r, pipes[i].0);
+                        unread[i] = false;
+                        readies += 1;
+                    }
+                    Reason::Closed => panic!("closed"),
                 }
             }
             assert_eq!(r.pending(), waiting.iter().flatten().count());
             assert!(r.wheel.len() <= PIPES, "{} timers for {PIPES} fds", r.wheel.len());
         }
         assert!(timeouts > 20 && readies > 20, "{timeouts} timeouts, {readies} wake-ups by readiness");
-        for (rd, wr) in pipes {
-            r.remove(rd, &mut woken);
-            sys::close(rd);
+        for (src, wr) in pipes {
+            r.remove(src, &mut woken);
+            sys::close(src.fd);
             sys::close(wr);
         }
         assert_eq!((r.pending(), r.wheel.len()), (0, 0));
     }
 
     #[test]
-    fn a_timer_ends_the_wait_and_leaves_timed_out() {
+    fn a_timer_ends_the_wait_and_nothing_of_it_stays() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
-        r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 3, Some(5));
-        r.sleep(9, 1);
+        let src = r.add(rd).unwrap();
+        r.wait(src, R, Dir::Read, T(3), Some(5));
+        r.sleep(T(9), 1);
         let mut woken = Vec::new();
         while woken.len() < 2 {
             r.poll(None, &mut woken).unwrap();
         }
-        assert_eq!(woken, [9, 3]);
+        assert_eq!(woken, [(T(9), Reason::Timeout), (T(3), Reason::Timeout)]);
         assert!(r.now() >= 5);
-        assert_eq!(r.waiter(rd, Dir::Read), None);
-        assert!(r.take_timeout(rd, Dir::Read));
-        assert!(!r.take_timeout(rd, Dir::Read));
+        assert_eq!(r.waiter(src, R), None);
         // A late edge finds no waiter: readiness is cached, nobody is woken.
         sys::write(wr, b"x").unwrap();
         woken.clear();
         r.poll(Some(1000), &mut woken).unwrap();
         assert!(woken.is_empty());
-        assert!(r.is_ready(rd, Dir::Read));
+        assert!(r.is_ready(src, Dir::Read));
+        // The next wait on the fd starts clean: readiness ends it, as ready.
+        r.wait(src, R, Dir::Read, T(4), Some(1000));
+        sys::write(wr, b"y").unwrap();
+        assert_eq!(poll_until(&mut r, 1), [(T(4), Reason::Ready)]);
         sys::close(wr);
     }
 
@@ -492,32 +539,86 @@ mod tests {
     fn a_hang_up_keeps_reads_ready_after_a_short_read() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
-        r.add(rd).unwrap();
+        let src = r.add(rd).unwrap();
         sys::write(wr, b"last").unwrap();
         sys::close(wr);
         let mut woken = Vec::new();
         r.poll(Some(1000), &mut woken).unwrap();
         // Data and hang-up came in one edge: after draining the data the read
         // must still be tried (to see EOF), as no further edge will come.
-        r.set_ready(rd, Dir::Read, false);
-        assert!(r.is_ready(rd, Dir::Read));
-        r.remove(rd, &mut woken);
+        r.set_ready(src, Dir::Read, false);
+        assert!(r.is_ready(src, Dir::Read));
+        r.remove(src, &mut woken);
         sys::close(rd);
     }
 
     #[test]
-    fn remove_wakes_both_waiters() {
+    fn remove_wakes_both_sides_as_closed() {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
-        r.add(rd).unwrap();
-        r.wait(rd, Dir::Read, 1, Some(1000));
-        r.set_ready(rd, Dir::Write, false);
-        r.wait(rd, Dir::Write, 2, None);
+        let src = r.add(rd).unwrap();
+        r.wait(src, R, Dir::Read, T(1), Some(1000));
+        r.set_ready(src, Dir::Write, false);
+        r.wait(src, Side::Writer, Dir::Write, T(2), None);
         assert_eq!(r.pending(), 2);
         let mut woken = Vec::new();
-        r.remove(rd, &mut woken);
-        assert_eq!((woken, r.pending()), (vec![1, 2], 0));
+        r.remove(src, &mut woken);
+        assert_eq!((woken, r.pending()), (vec![(T(1), Reason::Closed), (T(2), Reason::Closed)], 0));
         sys::close(rd);
         sys::close(wr);
+    }
+
+    #[test]
+    fn a_side_waits_for_the_direction_it_names() {
+        let mut r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        let src = r.add(rd).unwrap();
+        // A reader that needs the fd writable (TLS) is not woken by data.
+        r.set_ready(src, Dir::Write, false);
+        r.wait(src, R, Dir::Write, Token::Query(5), Some(1000));
+        sys::write(wr, b"x").unwrap();
+        let mut woken = Vec::new();
+        r.poll(Some(100), &mut woken).unwrap();
+        assert!(woken.is_empty(), "read readiness woke a wait for write: {woken:?}");
+        assert!(r.is_ready(src, Dir::Read));
+        r.remove(src, &mut woken);
+        assert_eq!(woken, [(Token::Query(5), Reason::Closed)]);
+        sys::close(rd);
+        sys::close(wr);
+    }
+
+    /// A file description still open elsewhere (here a dup; a fork does the
+    /// same) keeps its epoll registration after its fd's close, and reports
+    /// events with the old data: they must not reach the socket that reuses
+    /// the fd number (before generations, its hang-up marked the new socket
+    /// ready for good while recv said EAGAIN, and its reader spun).
+    #[test]
+    fn an_event_for_a_reused_fd_number_is_dropped() {
+        let mut r = Reactor::new().unwrap();
+        let (a, peer) = sys::socketpair().unwrap();
+        let old = r.add(a).unwrap();
+        let kept = sys::dup(a).unwrap();
+        let mut woken = Vec::new();
+        r.remove(old, &mut woken);
+        sys::close(a);
+        let (c, d) = sys::socketpair().unwrap();
+        assert_eq!(c, a, "the fd number is reused");
+        let new = r.add(c).unwrap();
+        assert_ne!(new, old);
+        r.poll(Some(0), &mut woken).unwrap();
+        r.set_ready(new, Dir::Read, false);
+        r.wait(new, R, Dir::Read, T(1), Some(10_000));
+        // The old description gets data and a hang-up.
+        sys::write(peer, b"stale").unwrap();
+        sys::close(peer);
+        r.poll(Some(100), &mut woken).unwrap();
+        assert!(woken.is_empty(), "a stale event woke the new socket's reader: {woken:?}");
+        assert!(!r.is_ready(new, Dir::Read));
+        sys::write(d, b"fresh").unwrap();
+        assert_eq!(poll_until(&mut r, 1), [(T(1), Reason::Ready)]);
+        r.remove(new, &mut woken);
+        for fd in [kept, c, d] {
+            sys::close(fd);
+        }
     }
 }

@@ -3,21 +3,21 @@
 //! truncated), A and AAAA asked together, answers cached for their TTL. One
 //! query per name at a time, shared by every thread that asks for it.
 //!
-//! Queries run on the reactor under their own tokens (`TOKEN | index`): the
+//! Queries run on the reactor under their own tokens (`Token::Query`): the
 //! loop hands those wake-ups to `on_wake`, which advances the query's state
-//! machine and, once it ends, wakes the threads that wait for it.
+//! machine and, once it ends, hands its answer to each thread that waits for it.
+//!
+//! The cache holds at most `Config::cache_size` names (least recently used
+//! out first); the hosts file is read once, and again when its mtime changes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind::WouldBlock;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::addr::hosts_lookup;
+use crate::addr::hosts_table;
 use crate::dns::{self, ResolvConf, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA};
-use crate::reactor::{Dir, Reactor};
+use crate::reactor::{Dir, Reactor, Reason, Side, Src, Token};
 use crate::sys::{self, Addr, Fd};
-
-/// Reactor tokens with this bit are resolver queries, not threads.
-pub const TOKEN: u32 = 1 << 31;
 
 /// Cached positive answers live at least this long and at most that long (s).
 pub const TTL_MIN: u32 = 1;
@@ -77,7 +77,12 @@ pub struct Config {
     pub hosts: Option<String>,
     /// Given directly, these replace resolv.conf's nameservers.
     pub nameservers: Option<Vec<SocketAddr>>,
+    /// Most names cached (None: `CACHE_SIZE`).
+    pub cache_size: Option<usize>,
 }
+
+/// Names cached by default.
+pub const CACHE_SIZE: usize = 4096;
 
 impl Config {
     fn path(set: &Option<String>, env: &str, default: &str) -> String {
@@ -104,7 +109,7 @@ struct Query {
     /// Servers tried for this candidate; the next is `first + tries`.
     first: usize,
     tries: usize,
-    fd: Fd,
+    src: Option<Src>,
     tcp: bool,
     ids: [u16; 2],
     done: [bool; 2],
@@ -124,13 +129,11 @@ struct Query {
 
 pub struct Resolver {
     conf: ResolvConf,
-    hosts: String,
-    cache: HashMap<String, Cached>,
+    hosts: Hosts,
+    cache: Cache,
     queries: Vec<Option<Query>>,
     free: Vec<u32>,
     inflight: HashMap<String, u32>,
-    /// Answers for woken threads, by thread token, with the name they answer.
-    results: HashMap<u32, (String, Answer)>,
     /// The answer of a query that ended inside `lookup` (no server usable).
     immediate: Option<Answer>,
     in_lookup: bool,
@@ -169,12 +172,11 @@ impl Resolver {
         }
         Ok(Resolver {
             conf,
-            hosts: read(Config::path(&cfg.hosts, "COEVENT_HOSTS", "/etc/hosts"))?,
-            cache: HashMap::new(),
+            hosts: Hosts::read(Config::path(&cfg.hosts, "COEVENT_HOSTS", "/etc/hosts"))?,
+            cache: Cache::new(cfg.cache_size.unwrap_or(CACHE_SIZE)),
             queries: Vec::new(),
             free: Vec::new(),
             inflight: HashMap::new(),
-            results: HashMap::new(),
             immediate: None,
             in_lookup: false,
             rng: sys::random_u64() | 1,
@@ -186,16 +188,11 @@ impl Resolver {
     pub fn lookup(&mut self, r: &mut Reactor, name: &str) -> Lookup {
         // The key keeps a final dot: "host." is absolute, "host" goes through the search list.
         let key = name.to_ascii_lowercase();
-        let hosts = hosts_lookup(&self.hosts, &key);
-        if !hosts.is_empty() {
-            return Lookup::Done(Ok(hosts));
+        if let Some(ips) = self.hosts.get(&key) {
+            return Lookup::Done(Ok(ips));
         }
-        match self.cache.get(&key) {
-            Some(c) if c.expires > r.now() => return Lookup::Done(c.answer.clone()),
-            Some(_) => {
-                self.cache.remove(&key);
-            }
-            None => {}
+        if let Some(a) = self.cache.get(&key, r.now()) {
+            return Lookup::Done(a);
         }
         if let Some(&q) = self.inflight.get(&key) {
             return Lookup::Wait(q);
@@ -216,7 +213,7 @@ impl Resolver {
             cand: 0,
             first,
             tries: 0,
-            fd: -1,
+            src: None,
             tcp: false,
             ids: [0; 2],
             done: [false; 2],
@@ -249,7 +246,7 @@ impl Resolver {
         }
     }
 
-    /// Files thread `tok` to be woken when query `q` ends; false if it has ended.
+    /// Files thread `tok` to be handed query `q`'s answer; false if it has ended.
     pub fn add_waiter(&mut self, q: u32, tok: u32) -> bool {
         match self.queries.get_mut(q as usize).and_then(Option::as_mut) {
             Some(query) => {
@@ -269,16 +266,9 @@ impl Resolver {
         query.waiters.len() < n
     }
 
-    /// Drops any answer waiting for `tok` (its thread was killed).
-    pub fn forget(&mut self, tok: u32) {
-        self.results.remove(&tok);
-    }
-
-    /// The answer thread `tok` was woken with, if it answers `name` (one for
-    /// another name, left by a wait that was abandoned, is dropped).
-    pub fn take_result(&mut self, tok: u32, name: &str) -> Option<Answer> {
-        let (key, answer) = self.results.remove(&tok)?;
-        key.eq_ignore_ascii_case(name).then_some(answer)
+    /// Names cached.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// Queries under way (each can wake threads later).
@@ -299,7 +289,7 @@ impl Resolver {
     }
 
     /// Asks the current candidate of the next server, over UDP unless `tcp`.
-    fn send_try(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<u32>) {
+    fn send_try(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(u32, Answer)>) {
         let ids = [self.next_id(), self.next_id()];
         let timeout = self.conf.timeout_ms;
         let ns = &self.conf.nameservers;
@@ -335,7 +325,8 @@ impl Resolver {
         match opened {
             Ok(dir) => {
                 query.deadline = r.now() + timeout;
-                r.wait(query.fd, dir, TOKEN | q, Some(timeout));
+                let src = query.src.expect("opened");
+                r.wait(src, Side::Reader, dir, Token::Query(q), Some(timeout));
             }
             // Out of fds: asking other servers cannot help, and it is not their fault.
             Err(e) => match Error::exhausted(&e) {
@@ -345,11 +336,12 @@ impl Resolver {
         }
     }
 
-    /// A wake-up for query `q`: its socket is ready or its timer fired.
-    pub fn on_wake(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<u32>) {
+    /// A wake-up for query `q`: its socket is ready, or its timer fired.
+    /// Threads whose query ends get their answer in `woken`.
+    pub fn on_wake(&mut self, r: &mut Reactor, q: u32, why: Reason, woken: &mut Vec<(u32, Answer)>) {
         let Some(query) = self.queries.get_mut(q as usize).and_then(Option::as_mut) else { return };
-        let fd = query.fd;
-        if r.take_timeout(fd, Dir::Read) || r.take_timeout(fd, Dir::Write) {
+        let Some(src) = query.src else { return };
+        if why != Reason::Ready {
             // A server that answers A but drops AAAA (or the reverse): take the half.
             if query.addrs.iter().any(|a| !a.is_empty()) {
                 return self.conclude(r, q, woken);
@@ -365,7 +357,7 @@ impl Resolver {
                     return self.next_server(r, q, Error::Timeout, woken);
                 }
                 let dir = if query.tcp && !query.out.is_empty() { Dir::Write } else { Dir::Read };
-                r.wait(fd, dir, TOKEN | q, Some(left));
+                r.wait(src, Side::Reader, dir, Token::Query(q), Some(left));
             }
             Ok(Outcome::Answered) => self.conclude(r, q, woken),
             Ok(Outcome::NoName) => self.next_candidate(r, q, woken),
@@ -379,7 +371,7 @@ impl Resolver {
 
     /// Ends the query with the addresses gathered (IPv4 first), or moves on to
     /// the next candidate if there are none (the name has no such records).
-    fn conclude(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<u32>) {
+    fn conclude(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(u32, Answer)>) {
         let query = self.query(q);
         let [v4, v6] = std::mem::take(&mut query.addrs);
         let ttl = query.ttl;
@@ -390,7 +382,7 @@ impl Resolver {
     }
 
     /// The candidate does not exist: try the next, or end with "no such host".
-    fn next_candidate(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<u32>) {
+    fn next_candidate(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(u32, Answer)>) {
         let query = self.query(q);
         query.cand += 1;
         query.tries = 0;
@@ -403,7 +395,7 @@ impl Resolver {
     }
 
     /// This server failed or was silent: the next one, round and round `attempts` times.
-    fn next_server(&mut self, r: &mut Reactor, q: u32, err: Error, woken: &mut Vec<u32>) {
+    fn next_server(&mut self, r: &mut Reactor, q: u32, err: Error, woken: &mut Vec<(u32, Answer)>) {
         let most = self.conf.nameservers.len() * self.conf.attempts.max(1) as usize;
         let query = self.query(q);
         query.tries += 1;
@@ -416,7 +408,7 @@ impl Resolver {
     }
 
     /// Ends query `q`, caching its answer for `ttl` seconds if given.
-    fn finish(&mut self, r: &mut Reactor, q: u32, answer: Answer, ttl: Option<u32>, woken: &mut Vec<u32>) {
+    fn finish(&mut self, r: &mut Reactor, q: u32, answer: Answer, ttl: Option<u32>, woken: &mut Vec<(u32, Answer)>) {
         let mut query = self.queries[q as usize].take().expect("live query");
         self.free.push(q);
         close_query_fd(r, &mut query);
@@ -430,10 +422,7 @@ impl Resolver {
             self.immediate = Some(answer);
             return;
         }
-        for &w in &query.waiters {
-            self.results.insert(w, (query.key.clone(), answer.clone()));
-        }
-        woken.extend(query.waiters);
+        woken.extend(query.waiters.into_iter().map(|w| (w, answer.clone())));
     }
 
     /// Ends every query, closing its socket and pushing its waiters (who find
@@ -448,19 +437,125 @@ impl Resolver {
     }
 }
 
+/// The hosts file, parsed once and read again when its mtime changes.
+struct Hosts {
+    path: String,
+    mtime: Option<std::time::SystemTime>,
+    names: HashMap<String, Vec<IpAddr>>,
+}
+
+impl Hosts {
+    fn read(path: String) -> Result<Hosts, Error> {
+        let mut h = Hosts { path, mtime: None, names: HashMap::new() };
+        h.reload(h.stat())?;
+        Ok(h)
+    }
+
+    fn stat(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    }
+
+    /// A missing file is an empty one; failing to read one for want of fds
+    /// is an error.
+    fn reload(&mut self, mtime: Option<std::time::SystemTime>) -> Result<(), Error> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) => Error::exhausted(&e).map_or(Ok(String::new()), Err)?,
+        };
+        self.names = hosts_table(&text);
+        self.mtime = mtime;
+        Ok(())
+    }
+
+    /// `key`'s addresses (lowercase, a final dot allowed). One stat a
+    /// lookup: glibc opens and reads the file each time.
+    fn get(&mut self, key: &str) -> Option<Vec<IpAddr>> {
+        let mtime = self.stat();
+        if mtime != self.mtime {
+            // Out of fds: the names known stay until a read succeeds.
+            let _ = self.reload(mtime);
+        }
+        self.names.get(key.strip_suffix('.').unwrap_or(key)).cloned()
+    }
+}
+
+/// Answers by name, at most `cap` of them: the least recently used goes first.
+struct Cache {
+    cap: usize,
+    tick: u64,
+    map: HashMap<String, (Cached, u64)>,
+    /// Names by their last use.
+    order: BTreeMap<u64, String>,
+}
+
+impl Cache {
+    fn new(cap: usize) -> Cache {
+        Cache { cap, tick: 0, map: HashMap::new(), order: BTreeMap::new() }
+    }
+
+    fn get(&mut self, key: &str, now: u64) -> Option<Answer> {
+        let (c, used) = self.map.get_mut(key)?;
+        if c.expires <= now {
+            let used = *used;
+            self.order.remove(&used);
+            self.map.remove(key);
+            return None;
+        }
+        let key = self.order.remove(used).expect("ordered");
+        self.tick += 1;
+        *used = self.tick;
+        let answer = c.answer.clone();
+        self.order.insert(self.tick, key);
+        Some(answer)
+    }
+
+    fn insert(&mut self, key: String, c: Cached) {
+        if self.cap == 0 {
+            return;
+        }
+        if let Some((_, used)) = self.map.remove(&key) {
+            self.order.remove(&used);
+        }
+        while self.map.len() >= self.cap {
+            let (_, old) = self.order.pop_first().expect("as many as cached");
+            self.map.remove(&old);
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, key.clone());
+        self.map.insert(key, (c, self.tick));
+    }
+
+    /// Names cached.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 fn close_query_fd(r: &mut Reactor, query: &mut Query) {
-    if query.fd >= 0 {
-        r.remove(query.fd, &mut Vec::new());
-        sys::close(query.fd);
-        query.fd = -1;
+    if let Some(src) = query.src.take() {
+        r.remove(src, &mut Vec::new());
+        sys::close(src.fd);
+    }
+}
+
+/// Registers a query's new socket, closing it if the reactor refuses it.
+fn register(r: &mut Reactor, query: &mut Query, fd: Fd) -> std::io::Result<Src> {
+    match r.add(fd) {
+        Ok(src) => {
+            query.src = Some(src);
+            Ok(src)
+        }
+        Err(e) => {
+            sys::close(fd);
+            Err(e)
+        }
     }
 }
 
 /// Opens a connected UDP socket to the server and sends both questions.
 fn open_udp(r: &mut Reactor, query: &mut Query, server: &Addr) -> std::io::Result<Dir> {
     let fd = sys::dgram_socket(server)?;
-    query.fd = fd;
-    r.add(fd)?;
+    register(r, query, fd)?;
     sys::connect(fd, server)?;
     // Two datagrams, a question each (servers answer one question per message),
     // in one syscall.
@@ -474,12 +569,10 @@ fn open_udp(r: &mut Reactor, query: &mut Query, server: &Addr) -> std::io::Resul
 
 /// Starts a TCP connect to the server; the questions go once it is writable.
 fn open_tcp(r: &mut Reactor, query: &mut Query, server: &Addr) -> std::io::Result<Dir> {
-    let fd = sys::stream_socket(server)?;
-    query.fd = fd;
-    r.add(fd)?;
-    r.set_ready(fd, Dir::Write, false);
-    if sys::connect(fd, server)? {
-        r.set_ready(fd, Dir::Write, true);
+    let src = register(r, query, sys::stream_socket(server)?)?;
+    r.set_ready(src, Dir::Write, false);
+    if sys::connect(src.fd, server)? {
+        r.set_ready(src, Dir::Write, true);
     }
     Ok(Dir::Write)
 }
@@ -487,9 +580,10 @@ fn open_tcp(r: &mut Reactor, query: &mut Query, server: &Addr) -> std::io::Resul
 /// Reads the datagrams waiting, two at a time (one syscall for both answers
 /// when they came together), and weighs each answer.
 fn udp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
+    let src = query.src.expect("opened");
     let mut bufs = [Vec::with_capacity(UDP_MAX), Vec::with_capacity(UDP_MAX)];
     loop {
-        match sys::recv_datagrams(query.fd, &mut bufs) {
+        match sys::recv_datagrams(src.fd, &mut bufs) {
             Ok(n) => {
                 for b in &bufs[..n] {
                     match weigh(query, b) {
@@ -499,7 +593,7 @@ fn udp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
                 }
             }
             Err(e) if e.kind() == WouldBlock => {
-                r.set_ready(query.fd, Dir::Read, false);
+                r.set_ready(src, Dir::Read, false);
                 return Ok(Outcome::Pending);
             }
             // ICMP unreachable and the like: this server will not answer.
@@ -513,9 +607,10 @@ const UDP_MAX: usize = 1500;
 
 /// Sends what is left of the questions, then reads length-prefixed answers.
 fn tcp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
-    let fd = query.fd;
+    let src = query.src.expect("opened");
+    let fd = src.fd;
     if !query.out.is_empty() {
-        if !r.is_ready(fd, Dir::Write) {
+        if !r.is_ready(src, Dir::Write) {
             return Ok(Outcome::Pending);
         }
         if sys::take_error(fd).map_err(drop)? != 0 {
@@ -527,7 +622,7 @@ fn tcp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
             Err(_) => return Err(()),
         }
         if !query.out.is_empty() {
-            r.set_ready(fd, Dir::Write, false);
+            r.set_ready(src, Dir::Write, false);
             return Ok(Outcome::Pending);
         }
     }
@@ -545,13 +640,13 @@ fn tcp_step(r: &mut Reactor, query: &mut Query) -> Result<Outcome, ()> {
                 o => return Ok(o),
             }
         }
-        if !r.is_ready(fd, Dir::Read) {
+        if !r.is_ready(src, Dir::Read) {
             return Ok(Outcome::Pending);
         }
         match sys::recv(fd, &mut query.inbuf, 4096) {
             Ok(0) => return Err(()),
             Ok(_) => {}
-            Err(e) if e.kind() == WouldBlock => r.set_ready(fd, Dir::Read, false),
+            Err(e) if e.kind() == WouldBlock => r.set_ready(src, Dir::Read, false),
             Err(_) => return Err(()),
         }
     }

@@ -1,8 +1,8 @@
 //! The resolver's state machine on the reactor, against scripted DNS servers:
 //! each one a UDP socket and a TCP listener on the same loopback port, served
 //! by plain threads, answers built byte by byte. The tests play the Lua layer's
-//! part: `lookup`, `add_waiter`, then poll and route resolver tokens to
-//! `on_wake` until the waiter is woken, then `take_result`.
+//! part: `lookup`, `add_waiter`, then poll and route query tokens to
+//! `on_wake` until the waiter is handed its answer.
 
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
@@ -14,8 +14,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use coevent_ffi::dns::{self, TYPE_A, TYPE_AAAA, TYPE_CNAME};
-use coevent_ffi::reactor::Reactor;
-use coevent_ffi::resolver::{Answer, Config, Error, Lookup, Resolver, NEGATIVE_TTL, TOKEN};
+use coevent_ffi::reactor::{Reactor, Token};
+use coevent_ffi::resolver::{Answer, Config, Error, Lookup, Resolver, CACHE_SIZE, NEGATIVE_TTL};
 
 const NOERROR: u8 = 0;
 const SERVFAIL: u8 = 2;
@@ -317,8 +317,8 @@ impl Drop for Files {
 struct Loop {
     r: Reactor,
     res: Resolver,
-    /// Thread tokens woken, in order.
-    woken: Vec<u32>,
+    /// Thread tokens handed an answer, in order, with it.
+    woken: Vec<(u32, Answer)>,
     next_tok: u32,
     /// The name each waiting token asked for.
     names: std::collections::HashMap<u32, String>,
@@ -334,6 +334,7 @@ impl Loop {
             resolv_conf: Some(files.write("resolv.conf", conf)),
             hosts: Some(files.write("hosts", hosts)),
             nameservers: Some(servers.to_vec()),
+            cache_size: None,
         };
         Loop {
             r: Reactor::new().unwrap(),
@@ -372,27 +373,22 @@ impl Loop {
     fn turn(&mut self, ms: u64) {
         let mut woken = Vec::new();
         self.r.poll(Some(ms), &mut woken).unwrap();
-        let mut i = 0;
-        while i < woken.len() {
-            let t = woken[i];
-            if t & TOKEN != 0 {
-                self.res.on_wake(&mut self.r, t & !TOKEN, &mut woken);
-            } else {
-                self.woken.push(t);
-            }
-            i += 1;
+        for (t, why) in woken {
+            let Token::Query(q) = t else { panic!("a thread token from the reactor: {t:?}") };
+            self.res.on_wake(&mut self.r, q, why, &mut self.woken);
         }
     }
 
     /// Turns until `tok` is woken, then takes its answer.
     fn wait(&mut self, tok: u32) -> Answer {
         let until = Instant::now() + LIMIT;
-        while !self.woken.contains(&tok) {
+        loop {
+            if let Some(i) = self.woken.iter().position(|(t, _)| *t == tok) {
+                return self.woken.remove(i).1;
+            }
             assert!(Instant::now() < until, "token {tok} not woken within {LIMIT:?}");
             self.turn(50);
         }
-        let name = self.names[&tok].clone();
-        self.res.take_result(tok, &name).expect("a woken waiter has an answer")
     }
 
     /// A whole lookup, waiting if it must.
@@ -906,12 +902,10 @@ fn two_hundred_waiters_share_one_query() {
         l.turn(50);
     }
     let mut woken = l.woken.clone();
-    woken.sort_unstable();
-    assert_eq!(woken, toks, "each waiter woken exactly once");
-    for (i, &tok) in toks.iter().enumerate() {
-        let name = spellings[i % spellings.len()];
-        assert_eq!(l.res.take_result(tok, name), Some(Ok(ips(&["10.0.7.1", "2001:db8::7:1"]))), "waiter {tok}");
-        assert_eq!(l.res.take_result(tok, name), None, "an answer is taken once");
+    woken.sort_unstable_by_key(|(t, _)| *t);
+    assert_eq!(woken.iter().map(|(t, _)| *t).collect::<Vec<_>>(), toks, "each waiter woken exactly once");
+    for (tok, a) in woken {
+        assert_eq!(a, Ok(ips(&["10.0.7.1", "2001:db8::7:1"])), "waiter {tok}");
     }
     s.wait_count(2);
     thread::sleep(Duration::from_millis(50));
@@ -1099,6 +1093,7 @@ fn no_nameserver_at_all_means_the_local_one() {
         resolv_conf: Some(files.write("resolv.conf", "options timeout:1 attempts:1\n")),
         hosts: Some(files.write("hosts", "")),
         nameservers: None,
+        cache_size: None,
     };
     let mut r = Reactor::new().unwrap();
     let mut res = Resolver::new(&cfg).unwrap();
@@ -1112,15 +1107,12 @@ fn no_nameserver_at_all_means_the_local_one() {
                 assert!(Instant::now() < until);
                 let mut woken = Vec::new();
                 r.poll(Some(50), &mut woken).unwrap();
-                let mut i = 0;
-                while i < woken.len() {
-                    if woken[i] & TOKEN != 0 {
-                        res.on_wake(&mut r, woken[i] & !TOKEN, &mut woken);
-                    } else if woken[i] == 1 {
-                        got = res.take_result(1, "coevent-test.invalid");
-                    }
-                    i += 1;
+                let mut answered = Vec::new();
+                for (t, why) in woken {
+                    let Token::Query(q) = t else { panic!("{t:?}") };
+                    res.on_wake(&mut r, q, why, &mut answered);
                 }
+                got = answered.pop().map(|(_, a)| a);
             }
             assert!(got.unwrap().is_err());
         }
@@ -1139,6 +1131,51 @@ fn abort_wakes_the_waiters_without_an_answer() {
     woken.sort_unstable();
     assert_eq!(woken, [7, 8, 9]);
     assert_eq!(l.res.pending(), 0);
-    assert_eq!(l.res.take_result(7, "aborted.example"), None);
     assert_eq!(l.r.pending(), 0, "the queries' timers are gone");
+}
+
+#[test]
+fn the_cache_keeps_the_most_recently_used_names() {
+    let s = Server::start(|q, _| vec![answer(q, &["10.1.1.1"], &[], 600)]);
+    let mut l = Loop::quick(&[&s]);
+    let mut files = Files(Vec::new());
+    let cfg = Config {
+        resolv_conf: Some(files.write("resolv.conf", "options timeout:1 attempts:1\n")),
+        hosts: Some(files.write("hosts", "")),
+        nameservers: Some(vec![s.addr]),
+        cache_size: Some(3),
+    };
+    l.res = Resolver::new(&cfg).unwrap();
+    for name in ["a.example", "b.example", "c.example"] {
+        assert!(l.resolve(name).is_ok());
+    }
+    // a is used again, so d pushes b out, the least recently used.
+    assert!(l.at_once("a.example").is_ok());
+    assert!(l.resolve("d.example").is_ok());
+    assert_eq!(l.res.cached(), 3);
+    assert!(l.at_once("a.example").is_ok());
+    assert!(l.at_once("c.example").is_ok());
+    assert!(l.at_once("d.example").is_ok());
+    let asked = s.count().0;
+    assert!(l.resolve("b.example").is_ok());
+    assert_eq!(s.count().0, asked + 2, "b was asked again");
+    // Names that do not exist are bounded too: a thousand of them leave three.
+    for i in 0..1000 {
+        let _ = l.resolve(&format!("n{i}.example"));
+    }
+    assert_eq!(l.res.cached(), 3);
+    const { assert!(CACHE_SIZE >= 1024) };
+}
+
+#[test]
+fn the_hosts_file_is_read_again_when_it_changes() {
+    let s = Server::silent();
+    let mut l = Loop::new("options timeout:1 attempts:1\n", "10.0.0.1 moved.example\n", &[s.addr]);
+    assert_eq!(l.at_once("moved.example"), Ok(ips(&["10.0.0.1"])));
+    let path = l._files.0[1].clone();
+    std::fs::write(&path, "10.0.0.2 moved.example\n").unwrap();
+    // A different mtime, however coarse the file system's clock.
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(10)).unwrap();
+    assert_eq!(l.at_once("moved.example"), Ok(ips(&["10.0.0.2"])));
 }

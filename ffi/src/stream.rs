@@ -1,0 +1,732 @@
+//! The connected stream's state machine: connect (address after address),
+//! receive patterns, send and flush, close. No Lua here: each operation tries
+//! what buffers and cached readiness allow and answers `Done`, `Wait` (which
+//! side waits for which readiness) or `Fail`; after a wait the caller tries
+//! again, or reports the wait's timeout (`*_timed_out`).
+//!
+//! Bytes move through a `Transport`: a plain fd today, a TLS session next,
+//! which may need the other direction's readiness than its caller's (the
+//! `Wait` names both).
+
+use std::borrow::Cow;
+use std::io::{self, ErrorKind::WouldBlock};
+
+use crate::buf::{Pattern, RecvBuf};
+use crate::reactor::{Dir, Reactor, Reason, Side, Src, Token};
+use crate::sys::{self, Addr, SockOpt};
+
+/// What an operation came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step<T, E = Error> {
+    Done(T),
+    /// Park as `side` until the fd is ready in `dir`, then try again.
+    Wait(Side, Dir),
+    Fail(E),
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Closed,
+    Timeout,
+    TooLarge,
+    LineTooLong,
+    BusyReading,
+    BusyWriting,
+    /// A name that did not resolve, with the resolver's word for why.
+    Resolve(&'static str),
+    Os(io::Error),
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.message() == other.message()
+    }
+}
+
+impl Eq for Error {}
+
+impl Error {
+    /// The error as Lua sees it (OpenResty's words where it has them).
+    pub fn message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Error::Closed => "closed",
+            Error::Timeout => "timeout",
+            Error::TooLarge => "too large",
+            Error::LineTooLong => "line too long",
+            Error::BusyReading => "socket busy reading",
+            Error::BusyWriting => "socket busy writing",
+            Error::Resolve(e) => e,
+            Error::Os(e) => return Cow::Owned(sys::error_string(e)),
+        })
+    }
+}
+
+/// A failed receive: the error and what was buffered (the partial result).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub err: Error,
+    pub partial: Vec<u8>,
+}
+
+impl Failure {
+    fn new(err: Error) -> Failure {
+        Failure { err, partial: Vec::new() }
+    }
+}
+
+/// What the engine lends an operation.
+pub struct Cx<'a> {
+    pub r: &'a mut Reactor,
+    /// A receive buffer's storage, lent to the next socket that reads into an
+    /// empty buffer (see `RecvBuf::release`), so idle sockets hold none.
+    pub spare: &'a mut Vec<u8>,
+    /// Waits a close ended, with why.
+    pub woken: &'a mut Vec<(Token, Reason)>,
+}
+
+/// Limits against a hostile peer: the longest line, the most bytes one
+/// receive may gather.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_line: usize,
+    pub max_receive: usize,
+}
+
+/// Default limits of `receive` (`setoption('max-line'|'max-receive', n)`).
+pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+pub const DEFAULT_MAX_RECEIVE: usize = 64 * 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_line: DEFAULT_MAX_LINE, max_receive: DEFAULT_MAX_RECEIVE }
+    }
+}
+
+/// How bytes reach the peer.
+#[derive(Debug)]
+pub enum Transport {
+    Plain(Src),
+}
+
+/// One transport read or write: bytes moved, or the readiness to wait for.
+enum Io {
+    Moved(usize),
+    Wait(Dir),
+    Eof,
+    Err(io::Error),
+}
+
+impl Transport {
+    fn src(&self) -> Src {
+        match self {
+            Transport::Plain(src) => *src,
+        }
+    }
+
+    /// Appends at most `room` bytes to `v`.
+    fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
+        let Transport::Plain(src) = *self;
+        if !r.is_ready(src, Dir::Read) {
+            return Io::Wait(Dir::Read);
+        }
+        match sys::recv(src.fd, v, room) {
+            Ok(0) => Io::Eof,
+            Ok(n) => {
+                // A short read drained the socket: the next read waits for an edge.
+                if n < room {
+                    r.set_ready(src, Dir::Read, false);
+                }
+                Io::Moved(n)
+            }
+            Err(e) if e.kind() == WouldBlock => {
+                r.set_ready(src, Dir::Read, false);
+                Io::Wait(Dir::Read)
+            }
+            Err(e) => Io::Err(e),
+        }
+    }
+
+    fn send(&mut self, r: &mut Reactor, b: &[u8]) -> Io {
+        let Transport::Plain(src) = *self;
+        if !r.is_ready(src, Dir::Write) {
+            return Io::Wait(Dir::Write);
+        }
+        match sys::send(src.fd, b) {
+            Ok(n) => {
+                if n < b.len() {
+                    r.set_ready(src, Dir::Write, false);
+                }
+                Io::Moved(n)
+            }
+            Err(e) if e.kind() == WouldBlock => {
+                r.set_ready(src, Dir::Write, false);
+                Io::Wait(Dir::Write)
+            }
+            Err(e) => Io::Err(e),
+        }
+    }
+}
+
+/// A live connection: its transport and buffers.
+#[derive(Debug)]
+pub struct Conn {
+    t: Transport,
+    buf: RecvBuf,
+    /// The peer has closed its side.
+    eof: bool,
+    /// Bytes a send could not hand to the kernel yet, and how many of them went.
+    out: Vec<u8>,
+    sent: usize,
+    /// What the pending send returns once it is done: its data's length.
+    owed: usize,
+}
+
+#[derive(Debug, Default)]
+pub enum State {
+    #[default]
+    Fresh,
+    /// Waiting for `name`'s addresses; `wait`: the query and the thread waiting on it.
+    Resolving {
+        name: String,
+        port: u16,
+        wait: Option<(u32, u32)>,
+    },
+    /// A connect in flight to `addr`, with the addresses still to try after it.
+    Connecting {
+        src: Src,
+        addr: Addr,
+        rest: Vec<Addr>,
+    },
+    Connected(Conn),
+    Closed,
+}
+
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub state: State,
+    pub limits: Limits,
+}
+
+/// `send` keeps at most this much queue storage once a send is done.
+const OUT_KEPT: usize = 64 * 1024;
+
+impl Stream {
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
+    /// The registered fd, while there is one.
+    pub fn src(&self) -> Option<Src> {
+        match &self.state {
+            State::Connecting { src, .. } => Some(*src),
+            State::Connected(c) => Some(c.t.src()),
+            _ => None,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected(_))
+    }
+
+    /// Closes the fd (or drops the name being resolved), waking every waiter
+    /// as closed. Returns a waiting reader with what was buffered for it, so
+    /// no byte read from the peer is lost. The resolver's waiter, if any, is
+    /// the caller's to take back (see `State::Resolving`).
+    pub fn close(&mut self, cx: &mut Cx) -> Option<(Token, RecvBuf)> {
+        let mut orphan = None;
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Connecting { src, .. } => close_src(cx, src),
+            State::Connected(c) => {
+                let src = c.t.src();
+                orphan = cx.r.waiter(src, Side::Reader).map(|t| (t, c.buf));
+                close_src(cx, src);
+            }
+            State::Fresh | State::Resolving { .. } | State::Closed => {}
+        }
+        orphan
+    }
+
+    /// Starts connecting to the first of `addrs` (the stream must be closed
+    /// or fresh).
+    pub fn connect(&mut self, cx: &mut Cx, mut addrs: Vec<Addr>) -> Step<()> {
+        debug_assert!(self.src().is_none());
+        addrs.reverse();
+        self.try_next(cx, addrs, Error::Resolve("no such host"))
+    }
+
+    /// Starts a connect to the next address of `rest` (reversed); `err` is
+    /// the error if none is left or takes it.
+    fn try_next(&mut self, cx: &mut Cx, mut rest: Vec<Addr>, mut err: Error) -> Step<()> {
+        while let Some(addr) = rest.pop() {
+            let fd = match sys::stream_socket(&addr) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    err = Error::Os(e);
+                    continue;
+                }
+            };
+            let src = match cx.r.add(fd) {
+                Ok(src) => src,
+                Err(e) => {
+                    sys::close(fd);
+                    err = Error::Os(e);
+                    continue;
+                }
+            };
+            match sys::connect(fd, &addr) {
+                Ok(true) => return self.established(src, &addr),
+                Ok(false) => {
+                    cx.r.set_ready(src, Dir::Write, false);
+                    self.state = State::Connecting { src, addr, rest };
+                    return Step::Wait(Side::Writer, Dir::Write);
+                }
+                Err(e) => {
+                    close_src(cx, src);
+                    err = Error::Os(e);
+                }
+            }
+        }
+        self.state = State::Closed;
+        Step::Fail(err)
+    }
+
+    fn established(&mut self, src: Src, addr: &Addr) -> Step<()> {
+        if matches!(addr, Addr::Ip(_)) {
+            // Requests are written whole; Nagle would only delay them.
+            let _ = sys::set_option(src.fd, SockOpt::NoDelay, 1);
+        }
+        let conn =
+            Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 };
+        self.state = State::Connected(conn);
+        Step::Done(())
+    }
+
+    /// The rest of a connect after its wait ended by readiness.
+    pub fn connect_ready(&mut self, cx: &mut Cx) -> Step<()> {
+        let State::Connecting { src, .. } = self.state else { return Step::Fail(Error::Closed) };
+        if !cx.r.is_ready(src, Dir::Write) {
+            return Step::Wait(Side::Writer, Dir::Write);
+        }
+        let State::Connecting { src, addr, rest } = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!()
+        };
+        match sys::take_error(src.fd) {
+            Ok(0) => self.established(src, &addr),
+            r => {
+                close_src(cx, src);
+                let e = match r {
+                    Ok(e) => io::Error::from_raw_os_error(e),
+                    Err(e) => e,
+                };
+                self.try_next(cx, rest, Error::Os(e))
+            }
+        }
+    }
+
+    /// A connect whose wait timed out: closed, with no other address tried.
+    pub fn connect_timed_out(&mut self, cx: &mut Cx) -> Error {
+        self.close(cx);
+        Error::Timeout
+    }
+
+    /// `receive(p)`: the bytes `p` asks for, borrowed until the next call.
+    /// A failure other than a count over the limit closes the stream.
+    pub fn receive(&mut self, cx: &mut Cx, p: Pattern) -> Step<&[u8], Failure> {
+        let limits = self.limits;
+        if matches!(p, Pattern::Bytes(n) if n > limits.max_receive) {
+            // Refused before reading anything: the stream is intact, the socket stays open.
+            return Step::Fail(Failure::new(Error::TooLarge));
+        }
+        let State::Connected(c) = &mut self.state else { return Step::Fail(Failure::new(Error::Closed)) };
+        if cx.r.waiter(c.t.src(), Side::Reader).is_some() {
+            return Step::Fail(Failure::new(Error::BusyReading));
+        }
+        // Read until `p` is buffered, or an error (a limit passed: the stream
+        // cannot be followed any more).
+        let err = loop {
+            match c.buf.find(p, c.eof) {
+                Some(n) if p == Pattern::Line && n > limits.max_line && c.buf.line_len(n) > limits.max_line => {
+                    break Error::LineTooLong
+                }
+                Some(_) => {
+                    let State::Connected(c) = &mut self.state else { unreachable!() };
+                    return Step::Done(c.buf.take(p, c.eof).expect("found"));
+                }
+                None if p == Pattern::Line && c.buf.len() > limits.max_line => break Error::LineTooLong,
+                None if p == Pattern::All && c.buf.len() > limits.max_receive => break Error::TooLarge,
+                None if c.eof => break Error::Closed,
+                None => {}
+            }
+            let have = c.buf.len();
+            let want = match p {
+                Pattern::Bytes(n) => Some(n - have),
+                _ => None,
+            };
+            c.buf.lend(cx.spare);
+            let (v, room) = c.buf.spare(want);
+            // Never gather more than one byte past the limit.
+            let room = match p {
+                Pattern::All => room.min(limits.max_receive.saturating_add(1).saturating_sub(have)),
+                _ => room,
+            };
+            match c.t.recv(cx.r, v, room) {
+                Io::Moved(_) => {}
+                Io::Eof => c.eof = true,
+                Io::Wait(dir) => return Step::Wait(Side::Reader, dir),
+                Io::Err(e) => break Error::Os(e),
+            }
+        };
+        let partial = match err {
+            Error::LineTooLong | Error::TooLarge => Vec::new(),
+            _ => c.buf.take_partial(p).to_vec(),
+        };
+        self.close(cx);
+        Step::Fail(Failure { err, partial })
+    }
+
+    /// A receive whose wait timed out: what was buffered, as its partial
+    /// result; the stream stays open.
+    pub fn receive_timed_out(&mut self, p: Pattern) -> Failure {
+        let partial = match &mut self.state {
+            State::Connected(c) => c.buf.take_partial(p).to_vec(),
+            _ => Vec::new(),
+        };
+        Failure { err: Error::Timeout, partial }
+    }
+
+    /// Gives an empty receive buffer's storage back to the pool (after the
+    /// bytes a receive returned have been copied out).
+    pub fn release(&mut self, spare: &mut Vec<u8>) {
+        if let State::Connected(c) = &mut self.state {
+            c.buf.release(spare);
+        }
+    }
+
+    /// `send`: hands the kernel what it takes of `b` now and keeps the rest
+    /// (copied) for `flush`. Done with `b`'s length once all of it has gone.
+    pub fn send(&mut self, cx: &mut Cx, b: &[u8]) -> Step<usize> {
+        let c = match self.writable(cx) {
+            Ok(c) => c,
+            Err(e) => return Step::Fail(e),
+        };
+        if c.out.is_empty() {
+            // Straight out when nothing is queued.
+            let n = match c.t.send(cx.r, b) {
+                Io::Moved(n) => n,
+                Io::Wait(_) | Io::Eof => 0,
+                Io::Err(e) => {
+                    self.close(cx);
+                    return Step::Fail(Error::Os(e));
+                }
+            };
+            if n == b.len() {
+                return Step::Done(n);
+            }
+            c.out.extend_from_slice(&b[n..]);
+        } else {
+            c.out.extend_from_slice(b);
+        }
+        c.owed = b.len();
+        self.flush(cx)
+    }
+
+    /// `send` of data that `fill` appends to the queue (a table's pieces);
+    /// `fill`'s error leaves the queue as it was.
+    pub fn send_filled<E>(
+        &mut self,
+        cx: &mut Cx,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Step<usize>, E> {
+        let c = match self.writable(cx) {
+            Ok(c) => c,
+            Err(e) => return Ok(Step::Fail(e)),
+        };
+        let queued = c.out.len();
+        if let Err(e) = fill(&mut c.out) {
+            c.out.truncate(queued);
+            return Err(e);
+        }
+        c.owed = c.out.len() - queued;
+        Ok(self.flush(cx))
+    }
+
+    /// The connection, if a send may start on it.
+    fn writable(&mut self, cx: &mut Cx) -> Result<&mut Conn, Error> {
+        let State::Connected(c) = &mut self.state else { return Err(Error::Closed) };
+        if cx.r.waiter(c.t.src(), Side::Writer).is_some() {
+            return Err(Error::BusyWriting);
+        }
+        Ok(c)
+    }
+
+    /// Sends what `send` queued; answers `Wait` until it is all gone.
+    pub fn flush(&mut self, cx: &mut Cx) -> Step<usize> {
+        let State::Connected(c) = &mut self.state else { return Step::Fail(Error::Closed) };
+        while c.sent < c.out.len() {
+            match c.t.send(cx.r, &c.out[c.sent..]) {
+                Io::Moved(n) => c.sent += n,
+                Io::Wait(dir) => return Step::Wait(Side::Writer, dir),
+                Io::Eof => return Step::Wait(Side::Writer, Dir::Write),
+                Io::Err(e) => {
+                    self.close(cx);
+                    return Step::Fail(Error::Os(e));
+                }
+            }
+        }
+        c.out.clear();
+        if c.out.capacity() > OUT_KEPT {
+            c.out = Vec::new();
+        }
+        c.sent = 0;
+        Step::Done(std::mem::take(&mut c.owed))
+    }
+
+    /// A send whose wait timed out: the stream's position is lost, so it closes.
+    pub fn flush_timed_out(&mut self, cx: &mut Cx) -> Error {
+        self.close(cx);
+        Error::Timeout
+    }
+}
+
+fn close_src(cx: &mut Cx, src: Src) {
+    cx.r.remove(src, cx.woken);
+    sys::close(src.fd);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    /// What the engine lends, owned.
+    struct Env {
+        r: Reactor,
+        spare: Vec<u8>,
+        woken: Vec<(Token, Reason)>,
+    }
+
+    impl Env {
+        fn new() -> Env {
+            Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new() }
+        }
+
+        fn cx(&mut self) -> Cx<'_> {
+            Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
+        }
+
+        /// Waits as the scheduler would: until the wait ends, and says why.
+        fn wait(&mut self, s: &Stream, side: Side, dir: Dir, timeout: u64) -> Reason {
+            self.r.wait(s.src().unwrap(), side, dir, Token::Thread(1), Some(timeout));
+            let mut woken = Vec::new();
+            while woken.is_empty() {
+                self.r.poll(None, &mut woken).unwrap();
+            }
+            assert_eq!(woken.len(), 1);
+            woken[0].1
+        }
+    }
+
+    /// A stream connected to the returned peer (a unix socket pair).
+    fn pair(env: &mut Env) -> (Stream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let src = env.r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
+        let mut s = Stream::new();
+        assert_eq!(s.established(src, &Addr::Unix(Vec::new())), Step::Done(()));
+        (s, b)
+    }
+
+    /// Receives `p`, waiting as long as it must.
+    fn receive(env: &mut Env, s: &mut Stream, p: Pattern) -> Result<Vec<u8>, Failure> {
+        loop {
+            match s.receive(&mut env.cx(), p) {
+                Step::Done(d) => return Ok(d.to_vec()),
+                Step::Fail(f) => return Err(f),
+                Step::Wait(side, dir) => assert_eq!(env.wait(s, side, dir, 5000), Reason::Ready),
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_across_reads() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        assert!(matches!(s.receive(&mut env.cx(), Pattern::Line), Step::Wait(Side::Reader, Dir::Read)));
+        peer.write_all(b"+PO").unwrap();
+        peer.write_all(b"NG\r\nabc").unwrap();
+        assert_eq!(receive(&mut env, &mut s, Pattern::Line).unwrap(), b"+PONG");
+        peer.write_all(b"defg").unwrap();
+        assert_eq!(receive(&mut env, &mut s, Pattern::Bytes(5)).unwrap(), b"abcde");
+        peer.write_all(b"\r\nlast").unwrap();
+        drop(peer);
+        assert_eq!(receive(&mut env, &mut s, Pattern::All).unwrap(), b"fg\r\nlast");
+        assert_eq!(receive(&mut env, &mut s, Pattern::All).unwrap(), b"", "an empty string once closed");
+        let f = receive(&mut env, &mut s, Pattern::Line).unwrap_err();
+        assert_eq!((f.err, f.partial), (Error::Closed, Vec::new()));
+        assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn the_peer_closing_mid_count_gives_the_partial() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        peer.write_all(b"a\r\rb").unwrap();
+        drop(peer);
+        assert_eq!(
+            receive(&mut env, &mut s, Pattern::Line),
+            Err(Failure { err: Error::Closed, partial: b"ab".to_vec() })
+        );
+    }
+
+    #[test]
+    fn limits() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        s.limits = Limits { max_line: 4, max_receive: 8 };
+        // A count over the limit is refused before any read; the stream stays.
+        assert_eq!(receive(&mut env, &mut s, Pattern::Bytes(9)), Err(Failure::new(Error::TooLarge)));
+        assert!(s.is_connected());
+        // CRs do not count towards a line's length.
+        peer.write_all(b"ab\r\r\rcd\n").unwrap();
+        assert_eq!(receive(&mut env, &mut s, Pattern::Line).unwrap(), b"abcd");
+        peer.write_all(b"abcde\n").unwrap();
+        assert_eq!(receive(&mut env, &mut s, Pattern::Line), Err(Failure::new(Error::LineTooLong)));
+        assert!(!s.is_connected(), "past a limit the stream is dropped");
+
+        let (mut s, mut peer) = pair(&mut env);
+        s.limits.max_receive = 8;
+        peer.write_all(&[b'x'; 100]).unwrap();
+        assert_eq!(receive(&mut env, &mut s, Pattern::All), Err(Failure::new(Error::TooLarge)));
+    }
+
+    /// `setoption('max-receive', 2^64)` once made the room of `'*a'` wrap to
+    /// nothing: it returned "" at once.
+    #[test]
+    fn the_largest_limit_does_not_wrap() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        s.limits = Limits { max_line: usize::MAX, max_receive: usize::MAX };
+        peer.write_all(b"all of it\nand more").unwrap();
+        drop(peer);
+        assert_eq!(receive(&mut env, &mut s, Pattern::Line).unwrap(), b"all of it");
+        assert_eq!(receive(&mut env, &mut s, Pattern::All).unwrap(), b"and more");
+    }
+
+    #[test]
+    fn a_timed_out_receive_keeps_the_stream_and_its_bytes() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        peer.write_all(b"par").unwrap();
+        env.r.poll(Some(1000), &mut Vec::new()).unwrap();
+        let Step::Wait(side, dir) = s.receive(&mut env.cx(), Pattern::Line) else { panic!() };
+        assert_eq!(env.wait(&s, side, dir, 5), Reason::Timeout);
+        assert_eq!(s.receive_timed_out(Pattern::Line), Failure { err: Error::Timeout, partial: b"par".to_vec() });
+        assert!(s.is_connected());
+        peer.write_all(b"tial\n").unwrap();
+        assert_eq!(receive(&mut env, &mut s, Pattern::Line).unwrap(), b"tial");
+    }
+
+    #[test]
+    fn a_close_hands_the_waiting_reader_its_bytes() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        peer.write_all(b"0123456789").unwrap();
+        env.r.poll(Some(1000), &mut Vec::new()).unwrap();
+        let Step::Wait(side, dir) = s.receive(&mut env.cx(), Pattern::Bytes(20)) else { panic!() };
+        env.r.wait(s.src().unwrap(), side, dir, Token::Thread(4), None);
+        // A second reader finds the socket busy.
+        let busy = s.receive(&mut env.cx(), Pattern::Line);
+        assert_eq!(busy, Step::Fail(Failure::new(Error::BusyReading)));
+        let (tok, mut buf) = s.close(&mut env.cx()).expect("a reader waited");
+        assert_eq!(tok, Token::Thread(4));
+        assert_eq!(buf.take_partial(Pattern::Bytes(20)), b"0123456789");
+        assert_eq!(env.woken, [(Token::Thread(4), Reason::Closed)]);
+        assert_eq!(env.r.pending(), 0);
+        assert!(s.close(&mut env.cx()).is_none(), "closed once");
+    }
+
+    #[test]
+    fn send_queues_what_the_kernel_refuses_and_flushes_it() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        let big = vec![7u8; 4 << 20];
+        let mut step = s.send(&mut env.cx(), &big);
+        assert_eq!(step, Step::Wait(Side::Writer, Dir::Write));
+        env.r.wait(s.src().unwrap(), Side::Writer, Dir::Write, Token::Thread(2), None);
+        assert_eq!(s.send(&mut env.cx(), b"x"), Step::Fail(Error::BusyWriting));
+        env.r.unwait(s.src().unwrap(), Side::Writer);
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 4 << 20];
+            peer.read_exact(&mut got).unwrap();
+            got.iter().all(|&b| b == 7)
+        });
+        while let Step::Wait(side, dir) = step {
+            assert_eq!(env.wait(&s, side, dir, 5000), Reason::Ready);
+            step = s.flush(&mut env.cx());
+        }
+        assert_eq!(step, Step::Done(4 << 20));
+        assert!(reader.join().unwrap());
+    }
+
+    #[test]
+    fn send_filled_takes_pieces_or_leaves_nothing() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        let r = s.send_filled(&mut env.cx(), |out| {
+            out.extend_from_slice(b"half");
+            Err("bad piece")
+        });
+        assert_eq!(r, Err("bad piece"));
+        let r = s.send_filled(&mut env.cx(), |out| {
+            out.extend_from_slice(b"PING");
+            out.extend_from_slice(b"\r\n");
+            Ok::<(), ()>(())
+        });
+        assert_eq!(r, Ok(Step::Done(6)));
+        let mut got = [0u8; 6];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"PING\r\n");
+    }
+
+    #[test]
+    fn connect_tries_each_address_in_turn() {
+        let dir = std::env::temp_dir().join(format!("coevent-stream-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("listener.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut env = Env::new();
+        let mut s = Stream::new();
+        let nobody = Addr::Unix(dir.join("nobody.sock").as_os_str().as_encoded_bytes().to_vec());
+        let there = Addr::Unix(path.as_os_str().as_encoded_bytes().to_vec());
+        let mut step = s.connect(&mut env.cx(), vec![nobody.clone(), there]);
+        while let Step::Wait(side, dir) = step {
+            assert_eq!(env.wait(&s, side, dir, 5000), Reason::Ready);
+            step = s.connect_ready(&mut env.cx());
+        }
+        assert_eq!(step, Step::Done(()));
+        assert!(s.is_connected());
+        let (mut peer, _) = listener.accept().unwrap();
+        assert_eq!(s.send(&mut env.cx(), b"hi"), Step::Done(2));
+        let mut got = [0u8; 2];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+        s.close(&mut env.cx());
+
+        let mut s = Stream::new();
+        let step = s.connect(&mut env.cx(), vec![nobody]);
+        assert_eq!(step.map_err_message(), Some("no such file or directory".into()));
+        assert!(matches!(s.state, State::Closed));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    impl<T> Step<T> {
+        fn map_err_message(self) -> Option<String> {
+            match self {
+                Step::Fail(e) => Some(e.message().into_owned()),
+                _ => None,
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! What a light thread waits for, set by the Rust function that answered the
+//! wait marker and taken by the scheduler when the thread's yield reaches it
+//! (registering only then means a yield Lua refuses, as PUC 5.1's inside
+//! pcall, leaves nothing registered). A socket operation travels with its
+//! wait, so the scheduler can finish it for the woken thread.
+
+use coevent_ffi::buf::Pattern;
+use coevent_ffi::reactor::{Dir, Side, Src};
+use coevent_ffi::table::Id;
+
+/// A socket operation to finish when the wait ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    Receive(Id, Pattern),
+    Flush(Id),
+    /// To this port, once the name resolves or the fd is writable.
+    Connect(Id, u16),
+}
+
+/// What the wait is on.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum On {
+    #[default]
+    Swop,
+    /// A side of a socket, until its fd is ready in `Dir` or the timeout (ms) passes.
+    Io(Src, Side, Dir, Option<u64>),
+    Sleep(u64),
+    /// Another thread's end.
+    Join(u32),
+    /// A resolver query.
+    Resolve(u32),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pending {
+    pub on: On,
+    pub op: Option<Op>,
+}

@@ -1,0 +1,417 @@
+//! `cosocket.tcp()`: a TCP or unix stream socket. Each operation is "try, else
+//! wait": the engine's stream does what buffers and cached readiness allow;
+//! when it must wait, the operation answers the wait marker with its `Op`,
+//! and the scheduler finishes it (`*_woken`) when the wait ends.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use coevent_ffi::addr::{self, Host};
+use coevent_ffi::buf::Pattern;
+use coevent_ffi::resolver::Lookup;
+use coevent_ffi::stream::{Cx, State, Step, Stream};
+use coevent_ffi::sys::{self, Addr, SockOpt};
+use coevent_ffi::table::{Id, Kind, Sock};
+use mlua::{AnyUserData, BString, Lua, Result, Value};
+
+use super::{collected, Guard};
+use crate::engine::{Core, Engine, Wake, BUSY};
+use crate::op::{On, Op, Pending};
+use crate::resolve;
+use crate::ret::{
+    bad_arg, expected, fail, fail_partial, marked_pattern, number, raise, ret, type_name, Ret, NOT_IN_LOOP,
+};
+
+/// Strings up to this long cross into `send` as a copy (see `Data`); longer
+/// copies would cost more than the reference they save.
+pub const SHORT: usize = 4096;
+
+/// Deepest table nesting `send` accepts (a table that contains itself ends here).
+const MAX_DEPTH: usize = 64;
+
+/// A new socket: its guard and its id (see `socket`).
+pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<(Value, Value)> {
+    let Some(mut core) = eng.core() else {
+        return Ok((Value::Nil, Value::String(lua.create_string(BUSY)?)));
+    };
+    let id = core.table.insert(Sock::stream());
+    drop(core);
+    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, id))?;
+    Ok((Value::UserData(guard), Value::Integer(id.number())))
+}
+
+/// Socket `id`'s stream and what an operation on it is lent, or the error
+/// to raise: the engine is busy, the socket was collected, no loop runs.
+fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
+    let Some(_) = core.table.get(id) else { return Err(format!("calling '{name}' on a collected cosocket")) };
+    core.sock(id).ok_or_else(|| NOT_IN_LOOP.to_string())
+}
+
+fn of(sock: &mut Sock) -> &mut Stream {
+    let Kind::Stream(s) = &mut sock.kind;
+    s
+}
+
+/// Runs `op` on socket `id`'s stream, or raises why it cannot.
+fn with(lua: &Lua, eng: &Engine, id: Id, name: &str, op: impl FnOnce(&mut Sock, Cx) -> Result<Ret>) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    match stream(&mut core, id, name) {
+        Ok((sock, cx)) => op(sock, cx),
+        Err(msg) => {
+            drop(core);
+            raise(lua, &msg)
+        }
+    }
+}
+
+/// What a connect's step comes to, for Lua.
+fn connecting(
+    lua: &Lua,
+    eng: &Engine,
+    id: Id,
+    port: u16,
+    s: &Stream,
+    timeout: Option<u64>,
+    step: Step<()>,
+) -> Result<Ret> {
+    match step {
+        Step::Done(()) => ret(Value::Integer(1)),
+        Step::Wait(side, dir) => {
+            let src = s.src().expect("a connect in flight");
+            eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Connect(id, port)) })
+        }
+        Step::Fail(e) => fail(lua, &e.message()),
+    }
+}
+
+/// `connect(host, port)`: closes what the socket had, then connects to the
+/// first of the host's addresses that takes the connection.
+pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Result<Ret> {
+    let Value::String(host) = &host else {
+        return bad_arg(lua, 1, "connect", &expected("string", &host));
+    };
+    let host = host.as_bytes();
+    let port = if host.starts_with(b"unix:") {
+        0
+    } else {
+        match number(lua, &port) {
+            Some(p) if (0.0..=65535.0).contains(&p) && p.fract() == 0.0 => p as u16,
+            Some(_) => return bad_arg(lua, 2, "connect", "port out of range"),
+            None => return bad_arg(lua, 2, "connect", &expected("number", &port)),
+        }
+    };
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    if let Err(msg) = stream(&mut core, id, "connect") {
+        drop(core);
+        return raise(lua, &msg);
+    }
+    // Reconnecting closes the old connection first, as OpenResty does.
+    core.close(id);
+    let addrs = match addr::parse_host(&host) {
+        Ok(Host::Unix(path)) => vec![Addr::Unix(path.to_vec())],
+        Ok(Host::Ip(ip)) => vec![Addr::Ip(SocketAddr::new(ip, port))],
+        Ok(Host::Name(name)) => return resolving(lua, eng, &mut core, id, name.to_string(), port),
+        Err(e) => {
+            drop(core);
+            return fail(lua, e);
+        }
+    };
+    let (sock, mut cx) = core.sock(id).expect("checked above");
+    let timeout = sock.timeouts.connect;
+    let s = of(sock);
+    let step = s.connect(&mut cx, addrs);
+    connecting(lua, eng, id, port, s, timeout, step)
+}
+
+/// The resolving part of connect, until the name's addresses are known.
+fn resolving(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, name: String, port: u16) -> Result<Ret> {
+    match resolve::lookup(core, &name) {
+        Lookup::Done(Ok(ips)) => {
+            let addrs = ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect();
+            let (sock, mut cx) = core.sock(id).expect("a live socket");
+            let timeout = sock.timeouts.connect;
+            let s = of(sock);
+            s.state = State::Fresh;
+            let step = s.connect(&mut cx, addrs);
+            connecting(lua, eng, id, port, s, timeout, step)
+        }
+        Lookup::Done(Err(e)) => {
+            let (sock, _) = core.sock(id).expect("a live socket");
+            of(sock).state = State::Closed;
+            fail(lua, e.as_str())
+        }
+        Lookup::Wait(q) => {
+            let (sock, _) = core.sock(id).expect("a live socket");
+            let wait = eng.current().map(|t| (q, t));
+            of(sock).state = State::Resolving { name, port, wait };
+            eng.park(Pending { on: On::Resolve(q), op: Some(Op::Connect(id, port)) })
+        }
+    }
+}
+
+/// The rest of `connect` after a wait.
+pub fn connect_woken(lua: &Lua, eng: &Engine, id: Id, port: u16, wake: Wake) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let core = &mut *core;
+    let Some((sock, mut cx)) = core.sock(id) else { return fail(lua, "closed") };
+    let timeout = sock.timeouts.connect;
+    let s = of(sock);
+    let step = match (wake, &s.state) {
+        (Wake::Answer(Ok(ips)), State::Resolving { .. }) => {
+            s.state = State::Fresh;
+            s.connect(&mut cx, ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
+        }
+        (Wake::Answer(Err(e)), State::Resolving { .. }) => {
+            s.state = State::Closed;
+            return fail(lua, e.as_str());
+        }
+        // The resolver was replaced (`L.config`): ask the new one.
+        (Wake::Ready, State::Resolving { name, .. }) => {
+            let name = name.clone();
+            return resolving(lua, eng, core, id, name, port);
+        }
+        (Wake::Ready, State::Connecting { .. }) => s.connect_ready(&mut cx),
+        (Wake::Timeout, State::Connecting { .. }) => Step::Fail(s.connect_timed_out(&mut cx)),
+        _ => return fail(lua, "closed"),
+    };
+    connecting(lua, eng, id, port, s, timeout, step)
+}
+
+/// `receive(pattern)`.
+pub fn receive(lua: &Lua, eng: &Engine, id: Id, pat: Value) -> Result<Ret> {
+    let p = match &pat {
+        Value::Nil => Some(Pattern::All),
+        Value::LightUserData(_) => marked_pattern(&pat),
+        Value::String(st) => Pattern::parse(&st.as_bytes()).or_else(|| number(lua, &pat).and_then(Pattern::count)),
+        v => number(lua, v).and_then(Pattern::count),
+    };
+    let Some(p) = p else {
+        return bad_arg(lua, 1, "receive", "bad pattern argument");
+    };
+    receive_with(lua, eng, id, p)
+}
+
+fn receive_with(lua: &Lua, eng: &Engine, id: Id, p: Pattern) -> Result<Ret> {
+    with(lua, eng, id, "receive", |sock, mut cx| {
+        let timeout = sock.timeouts.read;
+        let s = of(sock);
+        match s.receive(&mut cx, p) {
+            Step::Done(d) => {
+                // Made under the engine's borrow: a finalizer this allocation
+                // runs finds the engine busy (see engine).
+                let v = lua.create_string(d);
+                s.release(cx.spare);
+                ret(Value::String(v?))
+            }
+            Step::Wait(side, dir) => {
+                let src = s.src().expect("a connected stream");
+                eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Receive(id, p)) })
+            }
+            Step::Fail(f) => {
+                s.release(cx.spare);
+                partial(lua, &f.err.message(), &f.partial)
+            }
+        }
+    })
+}
+
+/// `nil, err, partial`.
+fn partial(lua: &Lua, err: &str, partial: &[u8]) -> Result<Ret> {
+    fail_partial(lua, err, Value::String(lua.create_string(partial)?))
+}
+
+/// The rest of `receive` after a wait.
+pub fn receive_woken(lua: &Lua, eng: &Engine, id: Id, p: Pattern, wake: Wake) -> Result<Ret> {
+    match wake {
+        Wake::Ready | Wake::Answer(_) => receive_with(lua, eng, id, p),
+        // A read timeout leaves the socket open.
+        Wake::Timeout => {
+            let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+            let f = match core.table.get(id) {
+                Some(sock) => of(sock).receive_timed_out(p),
+                None => return partial(lua, "timeout", b""),
+            };
+            drop(core);
+            partial(lua, "timeout", &f.partial)
+        }
+        Wake::Closed(mut buf) => {
+            let taken = buf.take_partial(p).to_vec();
+            partial(lua, "closed", &taken)
+        }
+    }
+}
+
+/// Appends `v` (a string, a number, or a nested table of those) to `out`.
+fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result::Result<(), String> {
+    match v {
+        Value::String(s) => out.extend_from_slice(&s.as_bytes()),
+        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v.clone()) {
+            Ok(Some(s)) => out.extend_from_slice(&s.as_bytes()),
+            _ => return Err("bad data type number found".into()),
+        },
+        Value::Table(t) if depth < MAX_DEPTH => {
+            for i in 1..=t.raw_len() {
+                let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
+                flatten(lua, &v, out, depth + 1)?;
+            }
+        }
+        Value::Table(_) => return Err("table nested too deep".into()),
+        v => return Err(format!("bad data type {} found", type_name(v))),
+    }
+    Ok(())
+}
+
+/// What `send` was given. On LuaJIT a short string comes copied (`Bytes`):
+/// there the reference mlua makes to a Lua string argument costs more than a
+/// copy (about 330 instructions per send; bench/callgrind.sh).
+pub enum Data {
+    Bytes(BString),
+    Value(Value),
+}
+
+/// What a send's step comes to, for Lua.
+fn sending(lua: &Lua, eng: &Engine, id: Id, s: &Stream, timeout: Option<u64>, step: Step<usize>) -> Result<Ret> {
+    match step {
+        Step::Done(n) => ret(Value::Integer(n as i64)),
+        Step::Wait(side, dir) => {
+            let src = s.src().expect("a connected stream");
+            eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Flush(id)) })
+        }
+        Step::Fail(e) => fail(lua, &e.message()),
+    }
+}
+
+/// `send(data)`: sends what the kernel takes now, keeps the rest (copied) for the flush.
+pub fn send(lua: &Lua, eng: &Engine, id: Id, data: Data) -> Result<Ret> {
+    let mut bad = None;
+    let r = with(lua, eng, id, "send", |sock, mut cx| {
+        let timeout = sock.timeouts.send;
+        let s = of(sock);
+        let step = match &data {
+            Data::Bytes(b) => s.send(&mut cx, b),
+            Data::Value(Value::String(st)) => s.send(&mut cx, &st.as_bytes()),
+            Data::Value(v) => match s.send_filled(&mut cx, |out| flatten(lua, v, out, 0)) {
+                Ok(step) => step,
+                Err(e) => {
+                    bad = Some(e);
+                    return ret(Value::Nil);
+                }
+            },
+        };
+        sending(lua, eng, id, s, timeout, step)
+    });
+    match bad {
+        Some(e) => bad_arg(lua, 1, "send", &e),
+        None => r,
+    }
+}
+
+/// The rest of `send` after a wait.
+pub fn flush_woken(lua: &Lua, eng: &Engine, id: Id, wake: Wake) -> Result<Ret> {
+    with(lua, eng, id, "send", |sock, mut cx| {
+        let timeout = sock.timeouts.send;
+        let s = of(sock);
+        let step = match wake {
+            Wake::Ready | Wake::Answer(_) => s.flush(&mut cx),
+            // The stream's position is lost: it closes.
+            Wake::Timeout => Step::Fail(s.flush_timed_out(&mut cx)),
+            Wake::Closed(_) => return fail(lua, "closed"),
+        };
+        sending(lua, eng, id, s, timeout, step)
+    })
+}
+
+/// `close()`: 1, or nil, "closed" if it was not open.
+pub fn close(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
+    let Some(mut core) = eng.core() else {
+        // A finalizer in the middle of an engine call: the loop closes it next.
+        eng.defer(crate::engine::Deferred::Close(id));
+        return ret(Value::Integer(1));
+    };
+    let open = match stream(&mut core, id, "close") {
+        Ok((sock, _)) => !matches!(of(sock).state, State::Fresh | State::Closed),
+        Err(msg) => {
+            drop(core);
+            return raise(lua, &msg);
+        }
+    };
+    if !open {
+        drop(core);
+        return fail(lua, "closed");
+    }
+    core.close(id);
+    ret(Value::Integer(1))
+}
+
+/// `settimeout(ms)`: for the following connect, send and receive.
+pub fn settimeout(lua: &Lua, eng: &Engine, id: Id, ms: Value) -> Result<Ret> {
+    let t = match number(lua, &ms) {
+        Some(ms) if ms >= 0.0 => Some(ms.min(u64::MAX as f64) as u64),
+        Some(_) => return bad_arg(lua, 1, "settimeout", "timeout must be >= 0"),
+        None => return bad_arg(lua, 1, "settimeout", &expected("number", &ms)),
+    };
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let Some(sock) = core.table.get(id) else {
+        drop(core);
+        return collected(lua, "settimeout");
+    };
+    sock.timeouts = coevent_ffi::table::Timeouts { connect: t, send: t, read: t };
+    ret(Value::Nil)
+}
+
+/// `setoption(name, value)`: socket options and the receive limits.
+pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> Result<Ret> {
+    let name = match &name {
+        Value::String(n) => n.to_string_lossy(),
+        v => return bad_arg(lua, 1, "setoption", &expected("string", v)),
+    };
+    let opt = match name.as_str() {
+        "max-line" | "max-receive" => {
+            let n = match number(lua, &value) {
+                // Past usize::MAX a limit is no limit: clamped.
+                Some(n) if n >= 1.0 && n.fract() == 0.0 => n.min(usize::MAX as f64) as usize,
+                _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
+            };
+            let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+            let Some(sock) = core.table.get(id) else {
+                drop(core);
+                return collected(lua, "setoption");
+            };
+            let limits = &mut of(sock).limits;
+            if name == "max-line" {
+                limits.max_line = n;
+            } else {
+                limits.max_receive = n;
+            }
+            return ret(Value::Integer(1));
+        }
+        "tcp-nodelay" => SockOpt::NoDelay,
+        "keepalive" => SockOpt::KeepAlive,
+        "sndbuf" => SockOpt::SndBuf,
+        "rcvbuf" => SockOpt::RcvBuf,
+        _ => return bad_arg(lua, 1, "setoption", &format!("unknown option '{name}'")),
+    };
+    let v = match (&value, opt) {
+        (Value::Boolean(b), SockOpt::NoDelay | SockOpt::KeepAlive) => *b as i32,
+        (v, SockOpt::NoDelay | SockOpt::KeepAlive) => return bad_arg(lua, 2, "setoption", &expected("boolean", v)),
+        (v, _) => match number(lua, v) {
+            Some(n) if n >= 0.0 && n <= i32::MAX as f64 => n as i32,
+            Some(_) => return bad_arg(lua, 2, "setoption", &format!("{name} out of range")),
+            None => return bad_arg(lua, 2, "setoption", &expected("number", v)),
+        },
+    };
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let fd = match core.table.get(id) {
+        Some(sock) => of(sock).src().filter(|_| of(sock).is_connected()).map(|src| src.fd),
+        None => {
+            drop(core);
+            return collected(lua, "setoption");
+        }
+    };
+    drop(core);
+    let Some(fd) = fd else { return fail(lua, "closed") };
+    match sys::set_option(fd, opt, v) {
+        Ok(()) => ret(Value::Integer(1)),
+        Err(e) => fail(lua, &sys::error_string(&e)),
+    }
+}
