@@ -107,7 +107,7 @@ mod valgrind {
               fn $name() { run(stringify!($name)) })*
         };
     }
-    base!(receive, send, connect, timeout, threads, concurrency);
+    base!(receive, send, connect, timeout, threads, concurrency, regress);
 }
 
 /// Outside `mod valgrind`, which `make test` skips.

@@ -31,7 +31,7 @@ fn serve_peer() {
     peer::serve_child();
 }
 
-common::scripts!(receive, send, connect, timeout, threads, concurrency);
+common::scripts!(receive, send, connect, timeout, threads, concurrency, regress);
 
 fn runner(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut cmd = Command::new(RUNNER);
