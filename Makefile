@@ -35,7 +35,7 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
 # 10,000-connection test, valgrind for `make valgrind`.
-DEBS := lua5.1 lua5.4 luajit dnsmasq-base redis-server valgrind
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind
 
 FUZZ_SECONDS ?= 60
 
@@ -68,6 +68,7 @@ module:
 
 modules:
 	$(MAKE) module LUA=5.4
+	$(MAKE) module LUA=5.3
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
 	$(MAKE) module LUA=5.4 PROFILE=small

@@ -4,8 +4,8 @@
 //!   peers, a full accept queue, a peer that reads nothing, closes and kills
 //!   under waiters, timeouts racing readiness), each fault hitting one thread
 //!   while 50 others do round trips: run in process (vendored Lua 5.4), through
-//!   the `coevent` runner, and (ignored by default) through lua5.4, lua5.1 and
-//!   luajit with the modules `make modules` builds.
+//!   the `coevent` runner, and (ignored by default) through lua5.4, lua5.3,
+//!   lua5.1 and luajit with the modules `make modules` builds.
 //! - Fd exhaustion: tests/lua/faults/nofile.lua under `ulimit -n 64`, through the
 //!   runner and the system interpreters.
 //! - 10,000 concurrent connections to a redis-server started here

@@ -1,7 +1,8 @@
 //! Runs the Lua test scripts of tests/lua against the scripted peer (tests/peer):
 //! in process (vendored Lua 5.4 through `coevent::open`), through the `coevent`
-//! runner, and through the system interpreters lua5.4, lua5.1 and luajit with the
-//! module built by `make module LUA=...` (ignored by default). Also tests the runner.
+//! runner, and through the system interpreters lua5.4, lua5.3, lua5.1 and luajit
+//! with the module built by `make module LUA=...` (ignored by default). Also tests
+//! the runner.
 //!
 //! The peer runs in a child process, and an in-process script runs alone: see
 //! tests/common.
