@@ -485,8 +485,8 @@ pub fn through(interp: &str, module: Option<(&str, &str)>, script: &str) {
 
 /// The tests of the scripts `$name` of the suite: `in_process::$name`,
 /// `runner::$name`, and (ignored) `lua54::$name`, `lua53::$name`,
-/// `lua51::$name`, `luajit::$name`, `lua54_small::$name`, `lua54_small_std::$name`; and
-/// `every_script_is_listed`.
+/// `lua51::$name`, `luajit::$name`; and `every_script_is_listed`. The size
+/// variants of the module get a smoke run of their own (tests/lua.rs, `make size`).
 macro_rules! scripts {
     ($($name:ident),* $(,)?) => {
         const SCRIPTS: &[&str] = &[$(stringify!($name)),*];
@@ -516,15 +516,6 @@ macro_rules! scripts {
             use crate::common::{through, LUAJIT};
             $(#[test] #[ignore = "needs system Lua and make module"]
               fn $name() { through(LUAJIT.0, LUAJIT.1, stringify!($name)) })*
-        }
-        mod lua54_small {
-            use crate::common::{through, LUA54_SMALL};
-            $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { through(LUA54_SMALL.0, LUA54_SMALL.1, stringify!($name)) })*
-        }
-        mod lua54_small_std {
-            $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { crate::common::through_std(stringify!($name)) })*
         }
 
         #[test]
