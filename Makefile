@@ -50,6 +50,8 @@ help:
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
 	@echo "make check           cargo fmt --check and clippy"
+	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
+	@echo "make soak SOAK_SECONDS=600  the mixed workload for that long (default 60)"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
 	@echo "make size            build the size variants, smoke-test them, check the 400 KiB guard; sizes, RSS"
 	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md, bench/CALLGRIND.md)"
@@ -149,10 +151,11 @@ clean:
 
 # Reliability (tests/faults.rs). `make valgrind`: the Lua test scripts (tests/lua
 # and tests/lua/faults) through lua5.4 and build/lua5.4/coevent.so under valgrind,
-# failing on any error it reports or a definite leak. `make soak SECONDS=600`: the
-# mixed workload of tests/soak against redis-server and the peer.
+# failing on any error it reports or a definite leak. `make soak SOAK_SECONDS=600`:
+# the mixed workload of tests/soak against redis-server and the peer (not SECONDS:
+# bash, the SHELL here, keeps its own SECONDS).
 .PHONY: valgrind soak
-SECONDS ?= 60
+SOAK_SECONDS ?= 60
 
 valgrind:
 	@for b in valgrind lua5.4; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
@@ -161,4 +164,4 @@ valgrind:
 
 soak:
 	@command -v redis-server >/dev/null || { echo "redis-server is missing (Debian: apt-get install redis-server)"; exit 1; }
-	COEVENT_SOAK_SECONDS=$(SECONDS) $(CARGO) test --test faults -- --ignored --exact soak --nocapture
+	COEVENT_SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --test faults -- --ignored --exact soak --nocapture

@@ -299,7 +299,7 @@ mod ten_thousand_connections {
 }
 
 #[test]
-#[ignore = "needs redis-server; make soak runs it for SECONDS"]
+#[ignore = "needs redis-server; make soak runs it for SOAK_SECONDS"]
 fn soak() {
     let _alone = alone();
     let seconds: u64 = std::env::var("COEVENT_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
