@@ -35,11 +35,11 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
 # 10,000-connection test, valgrind for `make valgrind`.
-DEBS := lua5.1 lua5.4 luajit dnsmasq-base redis-server valgrind
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help all deps module modules install runner demo test check fuzz bench bench-deps size clean
+.PHONY: help all deps module modules size-modules install runner demo test check fuzz bench bench-deps size clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -49,11 +49,14 @@ help:
 	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
 	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
 	@echo "make runner          build target/release/coevent"
+	@echo "make check           cargo fmt --check and clippy"
+	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
+	@echo "make soak SOAK_SECONDS=600  the mixed workload for that long (default 60)"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
-	@echo "make size            module and runner sizes, RSS of an idle loop"
+	@echo "make size            build the size variants, smoke-test them, check the 400 KiB guard; sizes, RSS"
 	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md, bench/CALLGRIND.md)"
 
-all: runner modules
+all: runner modules size-modules
 
 runner:
 	$(CARGO) build --release --bin coevent
@@ -66,10 +69,15 @@ module:
 	mkdir -p $(OUT)
 	cp $(SO) $(OUT)/coevent.so
 
+# One module per supported Lua ABI: what `make test` runs the scripts through.
 modules:
 	$(MAKE) module LUA=5.4
+	$(MAKE) module LUA=5.3
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
+
+# The size variants, for `make size` (smoke run and 400 KiB guard), not `make test`.
+size-modules:
 	$(MAKE) module LUA=5.4 PROFILE=small
 	@if [ -d $(RUST_SRC) ]; then \
 	  $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1 && $(MAKE) module LUA=jit PROFILE=small BUILD_STD=1; \
@@ -97,7 +105,7 @@ deps:
 # The valgrind runs and the soak have targets of their own (below).
 test: deps modules
 	$(CARGO) build --bins
-	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored --skip valgrind:: --skip soak 2>&1 | tee target/test.log; rc=$$?; \
+	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored --skip valgrind:: --skip soak --skip size_variants:: 2>&1 | tee target/test.log; rc=$$?; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
 	exit $$rc
 
@@ -118,9 +126,12 @@ bench: bench-deps modules
 	bash bench/run.sh
 	@if [ "$${BENCH_QUICK:-0}" != 1 ]; then bash bench/callgrind.sh; fi
 
-# Footprint: stripped sizes; the runner's idle RSS and memory per parked thread;
-# with redis-server (on a unix socket, started here) memory per idle connection.
-size: runner modules
+# The size variants: one script through each (tests/lua.rs, mod size_variants) and the
+# guard that the smallest modules stay under 400 KiB. Then the footprint: stripped
+# sizes; the runner's idle RSS and memory per parked thread; with redis-server
+# (on a unix socket, started here) memory per idle connection.
+size: deps runner modules size-modules
+	$(CARGO) test --test lua -- --ignored size_variants::
 	@for f in build/*/coevent.so target/release/coevent; do printf '%8d bytes  %s\n' $$(stat -c %s $$f) $$f; done
 	@dir=$$(mktemp -d); pid=; \
 	if command -v redis-server >/dev/null; then \
@@ -140,10 +151,11 @@ clean:
 
 # Reliability (tests/faults.rs). `make valgrind`: the Lua test scripts (tests/lua
 # and tests/lua/faults) through lua5.4 and build/lua5.4/coevent.so under valgrind,
-# failing on any error it reports or a definite leak. `make soak SECONDS=600`: the
-# mixed workload of tests/soak against redis-server and the peer.
+# failing on any error it reports or a definite leak. `make soak SOAK_SECONDS=600`:
+# the mixed workload of tests/soak against redis-server and the peer (not SECONDS:
+# bash, the SHELL here, keeps its own SECONDS).
 .PHONY: valgrind soak
-SECONDS ?= 60
+SOAK_SECONDS ?= 60
 
 valgrind:
 	@for b in valgrind lua5.4; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
@@ -152,4 +164,4 @@ valgrind:
 
 soak:
 	@command -v redis-server >/dev/null || { echo "redis-server is missing (Debian: apt-get install redis-server)"; exit 1; }
-	COEVENT_SOAK_SECONDS=$(SECONDS) $(CARGO) test --test faults -- --ignored --exact soak --nocapture
+	COEVENT_SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --test faults -- --ignored --exact soak --nocapture

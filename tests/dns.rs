@@ -1,7 +1,7 @@
 //! The resolver from Lua: the scripts of tests/lua/dns against a real dnsmasq
 //! and the servers of tests/dnspeer, run in process (vendored Lua 5.4 through
-//! `coevent::open`), through the `coevent` runner, and through lua5.4, lua5.1
-//! and luajit with the modules `make modules` builds (ignored by default).
+//! `coevent::open`), through the `coevent` runner, and through lua5.4, lua5.3,
+//! lua5.1 and luajit with the modules `make modules` builds (ignored by default).
 //!
 //! As in tests/lua.rs, the servers (and dnsmasq) run in a child process (this
 //! binary again, running only `serve_dnspeer`), and an in-process script runs

@@ -4,8 +4,8 @@
 //!   peers, a full accept queue, a peer that reads nothing, closes and kills
 //!   under waiters, timeouts racing readiness), each fault hitting one thread
 //!   while 50 others do round trips: run in process (vendored Lua 5.4), through
-//!   the `coevent` runner, and (ignored by default) through lua5.4, lua5.1 and
-//!   luajit with the modules `make modules` builds.
+//!   the `coevent` runner, and (ignored by default) through lua5.4, lua5.3,
+//!   lua5.1 and luajit with the modules `make modules` builds.
 //! - Fd exhaustion: tests/lua/faults/nofile.lua under `ulimit -n 64`, through the
 //!   runner and the system interpreters.
 //! - 10,000 concurrent connections to a redis-server started here
@@ -299,7 +299,7 @@ mod ten_thousand_connections {
 }
 
 #[test]
-#[ignore = "needs redis-server; make soak runs it for SECONDS"]
+#[ignore = "needs redis-server; make soak runs it for SOAK_SECONDS"]
 fn soak() {
     let _alone = alone();
     let seconds: u64 = std::env::var("COEVENT_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);

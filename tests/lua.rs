@@ -1,7 +1,8 @@
 //! Runs the Lua test scripts of tests/lua against the scripted peer (tests/peer):
 //! in process (vendored Lua 5.4 through `coevent::open`), through the `coevent`
-//! runner, and through the system interpreters lua5.4, lua5.1 and luajit with the
-//! module built by `make module LUA=...` (ignored by default). Also tests the runner.
+//! runner, and through the system interpreters lua5.4, lua5.3, lua5.1 and luajit
+//! with the module built by `make module LUA=...` (ignored by default). Also tests
+//! the runner, and (`make size`) the size variants of the module.
 //!
 //! The peer runs in a child process, and an in-process script runs alone: see
 //! tests/common.
@@ -141,18 +142,40 @@ fn peer_behaves() {
     assert!(peer().iter().any(|(k, _)| k == "PEER_FULL_PORT"), "could not fill a listener's accept queue");
 }
 
-/// The footprint aim of issue 6: the smallest build of the module
-/// (`PROFILE=small BUILD_STD=1`) stays under 400 KiB, for Lua 5.4 and for
-/// LuaJIT, whose module is the largest.
-#[test]
-#[ignore = "needs make modules"]
-fn smallest_modules_are_under_400_kib() {
-    if !common::has_rust_src() {
-        return;
+/// The size variants of the module (`make size-modules`), run by `make size`
+/// and CI, not by `make test`: one script through each (they are the same code
+/// as build/lua5.4, built otherwise), and the footprint aim of issue 6.
+mod size_variants {
+    use crate::common::{self, root, through, LUA54_SMALL};
+
+    /// The script each size variant runs.
+    const SMOKE: &str = "threads";
+
+    #[test]
+    #[ignore = "needs lua5.4 and make size-modules; run by make size"]
+    fn lua54_small() {
+        through(LUA54_SMALL.0, LUA54_SMALL.1, SMOKE)
     }
-    for dir in ["lua5.4-small-std", "luajit-small-std"] {
-        let so = root().join("build").join(dir).join("coevent.so");
-        let size = std::fs::metadata(&so).unwrap_or_else(|e| panic!("{}: {e} (make modules)", so.display())).len();
-        assert!(size < 400 * 1024, "{}: {size} bytes, over 400 KiB", so.display());
+
+    #[test]
+    #[ignore = "needs lua5.4, rust-src and make size-modules; run by make size"]
+    fn lua54_small_std() {
+        common::through_std(SMOKE)
+    }
+
+    /// The smallest build of the module (`PROFILE=small BUILD_STD=1`) stays
+    /// under 400 KiB, for Lua 5.4 and for LuaJIT, whose module is the largest.
+    #[test]
+    #[ignore = "needs rust-src and make size-modules; run by make size"]
+    fn smallest_modules_are_under_400_kib() {
+        if !common::has_rust_src() {
+            return;
+        }
+        for dir in ["lua5.4-small-std", "luajit-small-std"] {
+            let so = root().join("build").join(dir).join("coevent.so");
+            let size =
+                std::fs::metadata(&so).unwrap_or_else(|e| panic!("{}: {e} (make size-modules)", so.display())).len();
+            assert!(size < 400 * 1024, "{}: {size} bytes, over 400 KiB", so.display());
+        }
     }
 }

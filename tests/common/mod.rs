@@ -1,7 +1,7 @@
 //! What the drivers of the Lua test scripts share (tests/lua.rs, tests/dns.rs,
 //! tests/faults.rs): the servers' child process, running a script in process
 //! (vendored Lua 5.4 through `coevent::open`) or through the `coevent` runner or
-//! a system interpreter (lua5.4, lua5.1, luajit with the module of `make module`,
+//! a system interpreter (lua5.4, lua5.3, lua5.1, luajit with the module of `make module`,
 //! lua5.4 under valgrind), the summary line check, the list check, the time limit.
 //!
 //! Each driver defines `static SUITE: common::Suite` (its servers, its scripts)
@@ -67,6 +67,7 @@ pub const RUNNER: &str = env!("CARGO_BIN_EXE_coevent");
 
 /// The system interpreters: the binary, and the module of `make module LUA=<lua>` in build/<dir>.
 pub const LUA54: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4", "5.4")));
+pub const LUA53: (&str, Option<(&str, &str)>) = ("lua5.3", Some(("lua5.3", "5.3")));
 pub const LUA51: (&str, Option<(&str, &str)>) = ("lua5.1", Some(("lua5.1", "5.1")));
 pub const LUAJIT: (&str, Option<(&str, &str)>) = ("luajit", Some(("luajit", "jit")));
 /// lua5.4 with the module of `make module LUA=5.4 PROFILE=small`.
@@ -483,9 +484,9 @@ pub fn through(interp: &str, module: Option<(&str, &str)>, script: &str) {
 }
 
 /// The tests of the scripts `$name` of the suite: `in_process::$name`,
-/// `runner::$name`, and (ignored) `lua54::$name`, `lua51::$name`,
-/// `luajit::$name`, `lua54_small::$name`, `lua54_small_std::$name`; and
-/// `every_script_is_listed`.
+/// `runner::$name`, and (ignored) `lua54::$name`, `lua53::$name`,
+/// `lua51::$name`, `luajit::$name`; and `every_script_is_listed`. The size
+/// variants of the module get a smoke run of their own (tests/lua.rs, `make size`).
 macro_rules! scripts {
     ($($name:ident),* $(,)?) => {
         const SCRIPTS: &[&str] = &[$(stringify!($name)),*];
@@ -501,6 +502,11 @@ macro_rules! scripts {
             $(#[test] #[ignore = "needs system Lua and make module"]
               fn $name() { through(LUA54.0, LUA54.1, stringify!($name)) })*
         }
+        mod lua53 {
+            use crate::common::{through, LUA53};
+            $(#[test] #[ignore = "needs system Lua and make module"]
+              fn $name() { through(LUA53.0, LUA53.1, stringify!($name)) })*
+        }
         mod lua51 {
             use crate::common::{through, LUA51};
             $(#[test] #[ignore = "needs system Lua and make module"]
@@ -510,15 +516,6 @@ macro_rules! scripts {
             use crate::common::{through, LUAJIT};
             $(#[test] #[ignore = "needs system Lua and make module"]
               fn $name() { through(LUAJIT.0, LUAJIT.1, stringify!($name)) })*
-        }
-        mod lua54_small {
-            use crate::common::{through, LUA54_SMALL};
-            $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { through(LUA54_SMALL.0, LUA54_SMALL.1, stringify!($name)) })*
-        }
-        mod lua54_small_std {
-            $(#[test] #[ignore = "needs system Lua and make module"]
-              fn $name() { crate::common::through_std(stringify!($name)) })*
         }
 
         #[test]

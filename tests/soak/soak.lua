@@ -1,6 +1,6 @@
 -- The soak: a mixed workload for COEVENT_SOAK_SECONDS against a redis-server
 -- (COEVENT_REDIS_PORT) and the scripted peer (tests/peer), run by the runner
--- from tests/faults.rs (`make soak SECONDS=60`).
+-- from tests/faults.rs (`make soak SOAK_SECONDS=60`).
 --
 -- The run is cut into phases of a few seconds. In each phase, at once:
 --   - 20 threads on long-lived redis connections: pipelines of INCR, SET and GET
