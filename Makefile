@@ -1,5 +1,13 @@
 # coevent: build, install, test, demo.  `make help` lists the targets.
+# LUA_INTERP=/usr/bin/lua5.4 (what LuaRocks passes, see coevent-scm-1.rockspec):
+# LUA is what that interpreter says it is, so LuaJIT is told from PUC Lua 5.1.
+ifdef LUA_INTERP
+  LUA := $(shell $(LUA_INTERP) -e 'print(jit and "jit" or _VERSION:match("%d+%.%d+"))')
+endif
 LUA ?= 5.4
+ifeq ($(filter 5.1 5.3 5.4 jit,$(LUA)),)
+  $(error LUA=$(LUA)$(if $(LUA_INTERP), (from $(LUA_INTERP))): one of 5.1, 5.3, 5.4, jit)
+endif
 PROFILE ?= release
 CARGO ?= cargo
 SHELL := /bin/bash
@@ -50,7 +58,7 @@ DOCS := README.md $(sort $(wildcard docs/*.md))
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help all deps module modules install install-cpath uninstall runner demo test check fuzz bench bench-deps size clean
+.PHONY: help all deps module modules install install-cpath uninstall rock runner demo test check fuzz bench bench-deps size clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -60,6 +68,7 @@ help:
 	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
 	@echo "make install LUA=5.4 module, runner and docs under PREFIX (/usr/local), DESTDIR honoured; make uninstall reverses it"
 	@echo "make install-cpath LUA=5.4  only the module, into the first directory of that interpreter's package.cpath"
+	@echo "luarocks make coevent-scm-1.rockspec   the module and runner into a LuaRocks tree"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
 	@echo "make size            module and runner sizes, RSS of an idle loop"
@@ -113,6 +122,10 @@ install-cpath: module
 	@dest=$$($(LUABIN) -e 'for p in package.cpath:gmatch("[^;]+") do if p:match("^/") and p:match("/%?%.so$$") then print((p:gsub("/%?%.so$$", ""))) return end end'); \
 	test -n "$$dest" || { echo "no install directory in $(LUABIN)'s package.cpath"; exit 1; }; \
 	set -e; $(PUT); put 0644 $(OUT)/coevent.so "$$dest" coevent.so
+
+# What LuaRocks' `make` build type runs (coevent-*.rockspec): the module for the
+# interpreter it passes as LUA_INTERP, and the runner; then `make install`.
+rock: module runner
 
 demo: runner
 	sh examples/demo.sh target/release/coevent
