@@ -58,7 +58,7 @@ DOCS := README.md $(sort $(wildcard docs/*.md))
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help all deps module modules install install-cpath uninstall rock runner demo test check fuzz bench bench-deps size clean
+.PHONY: help all deps module modules install install-cpath uninstall rock deb runner demo test check fuzz bench bench-deps size clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -68,6 +68,7 @@ help:
 	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
 	@echo "make install LUA=5.4 module, runner and docs under PREFIX (/usr/local), DESTDIR honoured; make uninstall reverses it"
 	@echo "make install-cpath LUA=5.4  only the module, into the first directory of that interpreter's package.cpath"
+	@echo "make deb LUA=5.4     build/lua-coevent-5.4_<version>-1_<arch>.deb (LUA=5.4|5.1|jit; see docs/install.md)"
 	@echo "luarocks make coevent-scm-1.rockspec   the module and runner into a LuaRocks tree"
 	@echo "make runner          build target/release/coevent"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
@@ -126,6 +127,10 @@ install-cpath: module
 # What LuaRocks' `make` build type runs (coevent-*.rockspec): the module for the
 # interpreter it passes as LUA_INTERP, and the runner; then `make install`.
 rock: module runner
+
+# A Debian binary package of the release module for one interpreter (packaging/deb.sh).
+deb: module
+	bash packaging/deb.sh $(LUA) $(OUT)/coevent.so build
 
 demo: runner
 	sh examples/demo.sh target/release/coevent
