@@ -44,8 +44,10 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
-# 10,000-connection test, valgrind for `make valgrind`.
-DEBS := lua5.1 lua5.4 luajit dnsmasq-base redis-server valgrind
+# 10,000-connection test, valgrind for `make valgrind`; for the install tests
+# (tests/install.rs) luarocks with the Lua headers it checks for even when a
+# Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture).
+DEBS := lua5.1 lua5.4 luajit dnsmasq-base redis-server valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local
@@ -145,8 +147,9 @@ deps:
 	fi
 
 # Ends with one summary line over every test binary: "N passed, M failed".
-# The valgrind runs and the soak have targets of their own (below).
-test: deps modules
+# The valgrind runs and the soak have targets of their own (below). The release
+# runner is for tests/install.rs (LuaRocks and `make install` install it).
+test: deps modules runner
 	$(CARGO) build --bins
 	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored --skip valgrind:: --skip soak 2>&1 | tee target/test.log; rc=$$?; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
