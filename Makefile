@@ -1,5 +1,13 @@
 # coevent: build, install, test, demo.  `make help` lists the targets.
+# LUA_INTERP=/usr/bin/lua5.4 (what LuaRocks passes, see coevent-scm-1.rockspec):
+# LUA is what that interpreter says it is, so LuaJIT is told from PUC Lua 5.1.
+ifdef LUA_INTERP
+  LUA := $(shell $(LUA_INTERP) -e 'print(jit and "jit" or _VERSION:match("%d+%.%d+"))')
+endif
 LUA ?= 5.4
+ifeq ($(filter 5.1 5.3 5.4 jit,$(LUA)),)
+  $(error LUA=$(LUA)$(if $(LUA_INTERP), (from $(LUA_INTERP))): one of 5.1, 5.3, 5.4, jit)
+endif
 PROFILE ?= release
 CARGO ?= cargo
 SHELL := /bin/bash
@@ -14,6 +22,8 @@ else
   LUABIN := lua$(LUA)
   DIR := lua$(LUA)
 endif
+# The version in install paths: LuaJIT loads 5.1 modules from the 5.1 directories.
+ABI := $(if $(filter jit,$(LUA)),5.1,$(LUA))
 # BUILD_STD=1: std compiled for the module from its sources (rustup's rust-src),
 # without its backtrace symbolizer and panic locations and with its size-optimized
 # algorithms: a third smaller at the same speed. -Zbuild-std is unstable:
@@ -34,12 +44,23 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
-# 10,000-connection test, valgrind for `make valgrind`.
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind
+# 10,000-connection test, valgrind for `make valgrind`; for the install tests
+# (tests/install.rs) luarocks with the Lua headers it checks for even when a
+# Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture).
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev
+
+# `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
+PREFIX ?= /usr/local
+DESTDIR ?=
+LUA_CMODULE_DIR ?= $(PREFIX)/lib/lua/$(ABI)
+BINDIR ?= $(PREFIX)/bin
+# Empty: no docs (LuaRocks keeps a rock's docs itself).
+DOCDIR ?= $(PREFIX)/share/doc/coevent
+DOCS := README.md $(sort $(wildcard docs/*.md))
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: help all deps module modules size-modules install runner demo test check fuzz bench bench-deps size clean
+.PHONY: help all deps module modules size-modules install install-cpath uninstall rock deb runner demo test check fuzz bench bench-deps size clean
 
 help:
 	@echo "make demo            run the examples against a local HTTP server (vendored Lua, no system Lua needed)"
@@ -47,7 +68,10 @@ help:
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "  ... PROFILE=small  the size-tuned build, into build/lua5.4-small (install takes it too)"
 	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
-	@echo "make install LUA=5.4 copy it where that interpreter's require finds it"
+	@echo "make install LUA=5.4 module, runner and docs under PREFIX (/usr/local), DESTDIR honoured; make uninstall reverses it"
+	@echo "make install-cpath LUA=5.4  only the module, into the first directory of that interpreter's package.cpath"
+	@echo "make deb LUA=5.4     build/lua-coevent-5.4_<version>-1_<arch>.deb (LUA=5.4|5.1|jit; see docs/install.md)"
+	@echo "luarocks make coevent-scm-1.rockspec   the module and runner into a LuaRocks tree"
 	@echo "make runner          build target/release/coevent"
 	@echo "make check           cargo fmt --check and clippy"
 	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
@@ -83,11 +107,40 @@ size-modules:
 	  $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1 && $(MAKE) module LUA=jit PROFILE=small BUILD_STD=1; \
 	else echo "no rust-src (rustup component add rust-src): the BUILD_STD=1 modules not built"; fi
 
-# The first directory of the interpreter's package.cpath that is a real path.
-install: module
+# install to a temporary name, then rename: a process that has the old file
+# mapped keeps it intact (copying over it in place would change its pages).
+PUT = put() { install -d "$$3" && install -m $$1 "$$2" "$$3/.$$4.tmp$$$$" && mv -f "$$3/.$$4.tmp$$$$" "$$3/$$4" && echo "installed $$3/$$4"; }
+
+install: module runner
+	@set -e; $(PUT); \
+	put 0644 $(OUT)/coevent.so "$(DESTDIR)$(LUA_CMODULE_DIR)" coevent.so; \
+	put 0755 target/release/coevent "$(DESTDIR)$(BINDIR)" coevent; \
+	if [ -n "$(DOCDIR)" ]; then for f in $(DOCS); do \
+	  case $$f in */*) d=/$${f%/*};; *) d=;; esac; put 0644 $$f "$(DESTDIR)$(DOCDIR)$$d" $${f##*/}; done; fi
+
+# Removes what `make install` with the same variables put there. The runner is
+# one for every LUA: uninstalling one version removes it.
+uninstall:
+	rm -f "$(DESTDIR)$(LUA_CMODULE_DIR)/coevent.so" "$(DESTDIR)$(BINDIR)/coevent"
+	@if [ -n "$(DOCDIR)" ]; then \
+	  for f in $(DOCS); do rm -fv "$(DESTDIR)$(DOCDIR)/$$f"; done; \
+	  rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(DOCDIR)/docs" "$(DESTDIR)$(DOCDIR)" 2>/dev/null || true; \
+	fi
+
+# The module alone, into the first directory of the interpreter's package.cpath
+# that is a real path (on Debian the same as `make install`'s /usr/local/lib/lua/<v>).
+install-cpath: module
 	@dest=$$($(LUABIN) -e 'for p in package.cpath:gmatch("[^;]+") do if p:match("^/") and p:match("/%?%.so$$") then print((p:gsub("/%?%.so$$", ""))) return end end'); \
 	test -n "$$dest" || { echo "no install directory in $(LUABIN)'s package.cpath"; exit 1; }; \
-	mkdir -p "$$dest" && install -m 0644 $(OUT)/coevent.so "$$dest/coevent.so" && echo "installed $$dest/coevent.so"
+	set -e; $(PUT); put 0644 $(OUT)/coevent.so "$$dest" coevent.so
+
+# What LuaRocks' `make` build type runs (coevent-*.rockspec): the module for the
+# interpreter it passes as LUA_INTERP, and the runner; then `make install`.
+rock: module runner
+
+# A Debian binary package of the release module for one interpreter (packaging/deb.sh).
+deb: module
+	bash packaging/deb.sh $(LUA) $(OUT)/coevent.so build
 
 demo: runner
 	sh examples/demo.sh target/release/coevent
@@ -102,8 +155,9 @@ deps:
 	fi
 
 # Ends with one summary line over every test binary: "N passed, M failed".
-# The valgrind runs and the soak have targets of their own (below).
-test: deps modules
+# The valgrind runs and the soak have targets of their own (below). The release
+# runner is for tests/install.rs (LuaRocks and `make install` install it).
+test: deps modules runner
 	$(CARGO) build --bins
 	@set -o pipefail; $(CARGO) test --workspace -- --include-ignored --skip valgrind:: --skip soak --skip size_variants:: 2>&1 | tee target/test.log; rc=$$?; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log; \
