@@ -113,6 +113,10 @@ pub struct Engine {
     pub current: Cell<Option<u32>>,
     /// What the running thread waits for once it yields the marker.
     pub pending: Cell<Pending>,
+    /// Rust functions of the prelude on the C stack since Lua last ran: above
+    /// one, a function was called by a finalizer that an allocation inside
+    /// Rust ran (see `nested`).
+    pub depth: Cell<u32>,
     /// The answer the running thread was woken with, for `L.resolve` to take.
     pub answer: RefCell<Option<Answer>>,
     deferred: RefCell<Vec<Deferred>>,
@@ -125,6 +129,13 @@ impl Engine {
     /// finalizer run by an allocation inside an engine call.
     pub fn core(&self) -> Option<RefMut<'_, Core>> {
         self.core.try_borrow_mut().ok()
+    }
+
+    /// Whether the running Rust function was called from inside another:
+    /// by a finalizer, which must not resume threads (mlua is not re-entrant
+    /// in the middle of its own calls on PUC 5.1).
+    pub fn nested(&self) -> bool {
+        self.depth.get() > 1
     }
 
     /// The running thread's token, or None outside a loop.

@@ -19,12 +19,30 @@ mod socket;
 use std::rc::Rc;
 
 use coevent_ffi::table::Id;
-use mlua::{BString, Lua, MultiValue, Result, Table, Value};
+use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Thread, Value};
 
 use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
 use socket::tcp::{self, Data};
+
+/// A function for the prelude. An error Lua raised inside it (a finalizer's)
+/// goes back as the raise marker, for the prelude to raise as it was: returned
+/// as an `Err`, mlua would raise it as an opaque userdata. It counts itself
+/// in `Engine::depth`.
+fn func<A: FromLuaMulti>(
+    lua: &Lua,
+    eng: &Rc<Engine>,
+    f: impl Fn(&Lua, A) -> Result<Ret> + 'static,
+) -> Result<Function> {
+    let eng = eng.clone();
+    lua.create_function(move |lua, a: A| {
+        eng.depth.set(eng.depth.get() + 1);
+        let r = f(lua, a).or_else(|e| ret::rethrow(lua, e));
+        eng.depth.set(eng.depth.get() - 1);
+        r
+    })
+}
 
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
@@ -34,21 +52,23 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("done", sched.done.clone())?;
 
     let s = sched.clone();
-    c.raw_set("run", lua.create_function(move |lua, (f, args): (Value, MultiValue)| s.run(lua, f, args))?)?;
+    c.raw_set("run", func(lua, &eng, move |lua, (f, args): (Value, MultiValue)| s.run(lua, f, args))?)?;
     let s = sched.clone();
-    c.raw_set("spawn", lua.create_function(move |lua, (f, args): (Value, MultiValue)| s.spawn(lua, f, args))?)?;
+    let spawn = move |lua: &Lua, (th, f, args): (Option<Thread>, Value, MultiValue)| s.spawn(lua, th, f, args);
+    c.raw_set("spawn", func(lua, &eng, spawn)?)?;
+    c.raw_set("body", sched.body.clone())?;
     let s = sched.clone();
-    c.raw_set("join", lua.create_function(move |lua, t: Value| s.join(lua, t))?)?;
+    c.raw_set("join", func(lua, &eng, move |lua, t: Value| s.join(lua, t))?)?;
     let s = sched.clone();
-    c.raw_set("kill", lua.create_function(move |lua, t: Value| s.kill(lua, t))?)?;
+    c.raw_set("kill", func(lua, &eng, move |lua, t: Value| s.kill(lua, t))?)?;
     let e = eng.clone();
-    c.raw_set("sleep", lua.create_function(move |lua, s: Value| sched::sleep(lua, &e, s))?)?;
+    c.raw_set("sleep", func(lua, &eng, move |lua, s: Value| sched::sleep(lua, &e, s))?)?;
     let e = eng.clone();
-    c.raw_set("swop", lua.create_function(move |lua, ()| sched::swop(lua, &e))?)?;
+    c.raw_set("swop", func(lua, &eng, move |lua, ()| sched::swop(lua, &e))?)?;
     let e = eng.clone();
-    c.raw_set("resolve", lua.create_function(move |lua, name: Value| resolve::resolve(lua, &e, name))?)?;
+    c.raw_set("resolve", func(lua, &eng, move |lua, name: Value| resolve::resolve(lua, &e, name))?)?;
     let e = eng.clone();
-    c.raw_set("config", lua.create_function(move |lua, t: Value| resolve::config(lua, &e, t))?)?;
+    c.raw_set("config", func(lua, &eng, move |lua, t: Value| resolve::config(lua, &e, t))?)?;
     let e = eng.clone();
     c.raw_set("tcp", lua.create_function(move |lua, ()| tcp::new(lua, &e))?)?;
 
@@ -63,7 +83,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     ];
     for (name, op) in ops {
         let e = eng.clone();
-        let f = lua.create_function(move |lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b))?;
+        let f = func(lua, &eng, move |lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b))?;
         c.raw_set(name, f)?;
     }
 
@@ -71,7 +91,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.
         let e = eng.clone();
         let send_bytes = move |lua: &Lua, (id, b): (i64, BString)| tcp::send(lua, &e, Id::from(id), Data::Bytes(b));
-        c.raw_set("send_bytes", lua.create_function(send_bytes)?)?;
+        c.raw_set("send_bytes", func(lua, &eng, send_bytes)?)?;
         c.raw_set("SHORT", tcp::SHORT)?;
     }
 

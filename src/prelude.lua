@@ -5,7 +5,8 @@
 -- other waits are resumed with nothing, and the caller calls again. Inside a
 -- loop, receive skips the first call: it yields its request to the scheduler.
 -- RAISE in first place means: raise the message that follows, at the
--- caller's level.
+-- caller's level, or at the level that comes third (0: an error Lua raised
+-- inside the call, a finalizer's, raised again as it was).
 local C, WAIT, RAISE = ...
 local yield, error, setmetatable = coroutine.yield, error, setmetatable
 local unpack = table.unpack or unpack
@@ -39,22 +40,22 @@ if C.send_bytes then
 end
 
 function S:connect(host, port)
-  local r, e = connect(ID[self] or bad(self, 'connect'), host, port)
+  local r, e, l = connect(ID[self] or bad(self, 'connect'), host, port)
   while r == WAIT do
-    r, e = yield(WAIT)
+    r, e, l = yield(WAIT)
   end
   if e == nil then return r end
-  if r == RAISE then error(e, 2) end
+  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
 function S:send(data)
-  local n, e = send(ID[self] or bad(self, 'send'), data)
+  local n, e, l = send(ID[self] or bad(self, 'send'), data)
   while n == WAIT do
-    n, e = yield(WAIT)
+    n, e, l = yield(WAIT)
   end
   if e == nil then return n end
-  if n == RAISE then error(e, 2) end
+  if n == RAISE then error(e, l or 2) end
   return n, e
 end
 
@@ -64,7 +65,7 @@ function S:receive(pattern)
     d, e, partial = yield(WAIT)
   end
   if e == nil then return d end
-  if d == RAISE then error(e, 2) end
+  if d == RAISE then error(e, partial or 2) end
   return d, e, partial
 end
 
@@ -81,28 +82,28 @@ if C.YIELD_RECEIVE then
       d, e, partial = yield(WAIT)
     end
     if e == nil then return d end
-    if d == RAISE then error(e, 2) end
+    if d == RAISE then error(e, partial or 2) end
     return d, e, partial
   end
 end
 
 function S:close()
-  local r, e = close(ID[self] or bad(self, 'close'))
+  local r, e, l = close(ID[self] or bad(self, 'close'))
   if e == nil then return r end
-  if r == RAISE then error(e, 2) end
+  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
 function S:setoption(name, value)
-  local r, e = setoption(ID[self] or bad(self, 'setoption'), name, value)
+  local r, e, l = setoption(ID[self] or bad(self, 'setoption'), name, value)
   if e == nil then return r end
-  if r == RAISE then error(e, 2) end
+  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
 function S:settimeout(ms)
-  local r, e = settimeout(ID[self] or bad(self, 'settimeout'), ms)
-  if r == RAISE then error(e, 2) end
+  local r, e, l = settimeout(ID[self] or bad(self, 'settimeout'), ms)
+  if r == RAISE then error(e, l or 2) end
 end
 
 local L = {}
@@ -122,9 +123,13 @@ local function results(r)
   return unpack(r, 2, r.n)
 end
 
+-- A light thread's coroutine is made here, not in Rust: so a finalizer that
+-- calls newthread in the middle of a Rust call makes no Lua allocation there.
+local BODY, create = C.body, coroutine.create
+
 function L.spawn(f, ...)
-  local t, e = C.spawn(f, ...)
-  if t == RAISE then error(e, 2) end
+  local t, e, l = C.spawn(type(f) == 'function' and create(BODY) or nil, f, ...)
+  if t == RAISE then error(e, l or 2) end
   return t
 end
 
@@ -132,50 +137,50 @@ function L.wait(t)
   while true do
     local r = done[t]
     if r ~= nil then return results(r) end
-    local w, e = join(t)
-    if w == RAISE then error(e, 2) end
+    local w, e, l = join(t)
+    if w == RAISE then error(e, l or 2) end
     yield(WAIT)
   end
 end
 
 function L.resolve(name)
-  local r, e = C.resolve(name)
+  local r, e, l = C.resolve(name)
   while r == WAIT do
     yield(WAIT)
-    r, e = C.resolve(name)
+    r, e, l = C.resolve(name)
   end
   if e == nil then return r end
-  if r == RAISE then error(e, 2) end
+  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
 function L.config(options)
-  local r, e = C.config(options)
-  if r == RAISE then error(e, 2) end
+  local r, e, l = C.config(options)
+  if r == RAISE then error(e, l or 2) end
 end
 
 function L.kill(t)
-  local r, e = C.kill(t)
+  local r, e, l = C.kill(t)
   if e == nil then return r end
-  if r == RAISE then error(e, 2) end
+  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
 function L.sleep(seconds)
-  local w, e = C.sleep(seconds)
-  if w == RAISE then error(e, 2) end
+  local w, e, l = C.sleep(seconds)
+  if w == RAISE then error(e, l or 2) end
   yield(WAIT)
 end
 
 function L.swop()
-  local w, e = C.swop()
-  if w == RAISE then error(e, 2) end
+  local w, e, l = C.swop()
+  if w == RAISE then error(e, l or 2) end
   yield(WAIT)
 end
 
 -- Coroutines inside a light thread: a wait made in them yields WAIT to their
 -- resumer, which must pass it on to the scheduler (and the answer back in).
-local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
+local resume, status = coroutine.resume, coroutine.status
 local pack = table.pack or function(...) return { n = select('#', ...), ... } end
 
 -- Resumes `co` from outcome `r` while it yields waits (every yield if `all`).

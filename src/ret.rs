@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 
 use coevent_ffi::buf::Pattern;
-use mlua::{LightUserData, Lua, Result, Value};
+use mlua::{Error, LightUserData, Lua, Result, Value};
 
 // The markers are these statics' addresses (distinct values, so no linker can
 // fold them into one).
@@ -71,6 +71,33 @@ pub fn fail_partial(lua: &Lua, err: &str, partial: Value) -> Result<Ret> {
 #[cold]
 pub fn raise(lua: &Lua, msg: &str) -> Result<Ret> {
     Ok((raise_marker(), Value::String(lua.create_string(msg)?), Value::Nil))
+}
+
+/// Raises again, at level 0, an error Lua raised inside a Rust function:
+/// on 5.1, 5.3 and LuaJIT a finalizer's error reaches the allocation that ran
+/// the collector, and mlua hands it to the function as an `Err`.
+#[cold]
+pub fn rethrow(lua: &Lua, e: Error) -> Result<Ret> {
+    fn text(e: &Error) -> String {
+        match e {
+            Error::RuntimeError(m) | Error::MemoryError(m) => m.clone(),
+            #[cfg(feature = "lua53")]
+            Error::GarbageCollectorError(m) => m.clone(),
+            Error::CallbackError { cause, .. } => text(cause),
+            e => e.to_string(),
+        }
+    }
+    // Making the message may run the collector too, and another finalizer
+    // may raise: each try runs one more.
+    let msg = text(&e);
+    let mut tries = 0;
+    loop {
+        match lua.create_string(&msg) {
+            Ok(s) => return Ok((raise_marker(), Value::String(s), Value::Integer(0))),
+            Err(e) if tries == 8 => return Err(e),
+            Err(_) => tries += 1,
+        }
+    }
 }
 
 /// `bad argument #n to 'f' (what)`, as luaL_argerror words it.

@@ -104,7 +104,7 @@ return function(f, ...) return pack(true, f(...)) end";
 pub struct Sched {
     eng: Rc<Engine>,
     st: RefCell<State>,
-    body: Function,
+    pub body: Function,
     /// `threads[token]`: light threads past the first few thousand (see `HELD`).
     threads: Table,
     /// `done[thread]`: a finished thread's outcome, `{true, results...}` or `{false, err}`.
@@ -137,30 +137,34 @@ impl Sched {
     }
 
     /// A live task's coroutine, taken out of the task if held there (moved, not
-    /// cloned: mlua allocates a counter on a reference's first clone).
-    fn take_thread(&self, tok: u32) -> Result<Thread> {
+    /// cloned: mlua allocates a counter on a reference's first clone), and
+    /// whether it was.
+    fn take_thread(&self, tok: u32) -> Result<(Thread, bool)> {
         let held = self.st.borrow_mut().task(tok).thread.take();
-        held.map_or_else(|| self.threads.raw_get(tok), Ok)
+        match held {
+            Some(th) => Ok((th, true)),
+            None => Ok((self.threads.raw_get(tok)?, false)),
+        }
     }
 
-    /// `newthread(f, ...)`: creates a light thread for `f` and runs it to its
-    /// first yield. Called from a finalizer in the middle of an engine call,
-    /// it starts at the loop's next turn instead.
-    pub fn spawn(&self, lua: &Lua, f: Value, args: MultiValue) -> Result<Ret> {
+    /// `th` is a new coroutine of `body`, made by the prelude.
+    pub fn spawn(&self, lua: &Lua, th: Option<Thread>, f: Value, args: MultiValue) -> Result<Ret> {
         if self.eng.current().is_none() {
             return raise(lua, NOT_IN_LOOP);
         }
-        let Value::Function(f) = f else {
+        let (Some(th), Value::Function(f)) = (th, &f) else {
             return bad_arg(lua, 1, "newthread", &expected("function", &f));
         };
-        let th = self.start(lua, f, args)?;
+        self.start(lua, th.clone(), f.clone(), args)?;
         ret::ret(Value::Thread(th))
     }
 
-    fn start(&self, lua: &Lua, f: Function, mut args: MultiValue) -> Result<Thread> {
-        let th = lua.create_thread(self.body.clone())?;
+    fn start(&self, lua: &Lua, th: Thread, f: Function, mut args: MultiValue) -> Result<()> {
         args.push_front(Value::Function(f));
-        let busy = self.eng.core().is_none();
+        // Called by a finalizer inside an engine call, or inside Rust: started
+        // later, and without a Lua allocation now (mlua's protected calls on
+        // PUC 5.1 and LuaJIT are not re-entrant).
+        let busy = self.eng.core().is_none() || self.eng.nested();
         let tok = {
             let Ok(mut s) = self.st.try_borrow_mut() else { return Err(Error::runtime(BUSY)) };
             let task = Task {
@@ -186,12 +190,12 @@ impl Sched {
             s.by_ptr.insert(th.to_pointer() as usize, tok);
             s.live += 1;
             s.main.get_or_insert(tok);
-            if tok < HELD {
+            if tok < HELD || busy {
                 s.task(tok).thread = Some(th.clone());
             }
             tok
         };
-        if tok >= HELD {
+        if tok >= HELD && !busy {
             self.threads.raw_set(tok, &th)?;
         }
         if busy {
@@ -203,7 +207,7 @@ impl Sched {
         } else {
             self.step(lua, tok, args)?;
         }
-        Ok(th)
+        Ok(())
     }
 
     /// Resumes one thread and files it wherever its yield (or end) sends it.
@@ -223,15 +227,15 @@ impl Sched {
             task.parked = Parked::Nowhere;
             (task.op.take(), std::mem::take(&mut task.wake), task.start.take())
         };
-        let th = self.take_thread(tok)?;
+        let (th, held) = self.take_thread(tok)?;
         let outer = eng.current.replace(Some(tok));
         let r = match op {
-            Some(op) => match socket::complete(lua, eng, op, wake) {
+            Some(op) => match socket::complete(lua, eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
                 // Still not ready: it parks again, unresumed, where `complete` said.
                 Ok(ret) if is_wait(&ret.0) => Ok(ret.0),
                 // A plain result crosses alone: the prelude reads the missing values as nil.
-                Ok((v, Value::Nil, Value::Nil)) => th.resume(v).and_then(|y| self.serve(lua, &th, y)),
-                Ok(ret) => th.resume(ret).and_then(|y| self.serve(lua, &th, y)),
+                Ok((v, Value::Nil, Value::Nil)) => self.resume(&th, v).and_then(|y| self.serve(lua, &th, y)),
+                Ok(ret) => self.resume(&th, ret).and_then(|y| self.serve(lua, &th, y)),
                 Err(e) => Err(e),
             },
             None => {
@@ -239,8 +243,8 @@ impl Sched {
                     eng.answer.replace(Some(a));
                 }
                 match start {
-                    Some(args) => th.resume(args),
-                    None => th.resume(args),
+                    Some(args) => self.resume(&th, args),
+                    None => self.resume(&th, args),
                 }
                 .and_then(|y| self.serve(lua, &th, y))
             }
@@ -256,7 +260,7 @@ impl Sched {
                     let task = s.task(tok);
                     task.running = false;
                     task.op = pending.op.filter(|_| wait);
-                    if tok < HELD {
+                    if held {
                         task.thread = Some(th);
                     }
                 }
@@ -268,6 +272,14 @@ impl Sched {
         }
     }
 
+    /// Resumes `th`: Lua runs, so no Rust function of ours is on the stack above.
+    fn resume(&self, th: &Thread, args: impl IntoLuaMulti) -> Result<Yield> {
+        let depth = self.eng.depth.replace(0);
+        let r = th.resume(args);
+        self.eng.depth.set(depth);
+        r
+    }
+
     /// Serves the thread's receive requests: each is done here and the thread
     /// resumed with its result at once, until it waits or ends (whose first value
     /// is returned).
@@ -277,13 +289,13 @@ impl Sched {
             if !is_wait(&v) {
                 return Ok(v);
             }
-            let r = socket::tcp::receive(lua, &self.eng, Id::from(id), pattern)?;
+            let r = socket::tcp::receive(lua, &self.eng, Id::from(id), pattern).or_else(|e| ret::rethrow(lua, e))?;
             if is_wait(&r.0) {
                 return Ok(r.0);
             }
             y = match r {
-                (v, Value::Nil, Value::Nil) => th.resume(v)?,
-                r => th.resume(r)?,
+                (v, Value::Nil, Value::Nil) => self.resume(th, v)?,
+                r => self.resume(th, r)?,
             };
         }
     }
@@ -405,7 +417,7 @@ impl Sched {
             (Some(Op::Receive(id, _) | Op::Flush(id) | Op::Connect(id, _)), _) => core.close(id),
         }
         drop(core);
-        let th = self.take_thread(tok)?;
+        let (th, _) = self.take_thread(tok)?;
         self.finish(lua, tok, th, Ok(Value::Table(failed(lua, "killed")?)), true)?;
         ret::ret(Value::Boolean(true))
     }
@@ -480,7 +492,8 @@ impl Sched {
             }
         }
         let running = Running(self);
-        let main = self.start(lua, f, args).and_then(|main| self.drive(lua).map(|()| main));
+        let main = lua.create_thread(self.body.clone());
+        let main = main.and_then(|th| self.start(lua, th.clone(), f, args).and_then(|()| self.drive(lua)).map(|()| th));
         let main_error = self.st.borrow_mut().main_error.take();
         drop(running);
         Ok((Value::Thread(main?), main_error.unwrap_or(Value::Nil), Value::Nil))
