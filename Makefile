@@ -38,7 +38,11 @@ else
   SO := target/$(DIR)/$(PROFILE)/libcoevent.so
 endif
 # Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std.
-OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)
+# UNGUARDED=1: the `unguarded` feature (Cargo.toml; docs/building.md), into build/<lua>-unguarded.
+UNGUARDED ?= 0
+comma := ,
+FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)
 # Expanded only where used (`modules`), not on every make run.
 RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
@@ -68,6 +72,7 @@ help:
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "  ... PROFILE=small  the size-tuned build, into build/lua5.4-small (install takes it too)"
 	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
+	@echo "  ... UNGUARDED=1    5.1/5.3/LuaJIT without mlua's allocation guards: faster, a raising finalizer aborts (build/luajit-unguarded)"
 	@echo "make install LUA=5.4 module, runner and docs under PREFIX (/usr/local), DESTDIR honoured; make uninstall reverses it"
 	@echo "make install-cpath LUA=5.4  only the module, into the first directory of that interpreter's package.cpath"
 	@echo "make deb LUA=5.4     build/lua-coevent-5.4_<version>-1_<arch>.deb (LUA=5.4|5.1|jit; see docs/install.md)"
@@ -89,7 +94,7 @@ runner:
 # `cargo rustc --crate-type cdylib`: with the rlib beside it cargo drops LTO.
 # PROFILE=small: the size-tuned profile of Cargo.toml (smaller, a little slower).
 module:
-	$(STD_ENV) $(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURE),module --target-dir target/$(DIR) $(STD_FLAGS)
+	$(STD_ENV) $(CARGO) rustc --profile $(PROFILE) --lib --crate-type cdylib --no-default-features --features $(FEATURES) --target-dir target/$(DIR) $(STD_FLAGS)
 	mkdir -p $(OUT)
 	cp $(SO) $(OUT)/coevent.so
 

@@ -4,6 +4,7 @@
 # on a shared machine) cannot resolve, and where coevent's instructions go.
 #
 #   bash bench/callgrind.sh     prints the tables and writes bench/CALLGRIND.md
+#   CALLGRIND_FEATURES=unguarded  ... the modules built with that feature too
 #
 # Each client makes 100 connections x 200, then x 400 PING round trips against
 # one redis-server on 127.0.0.1; the difference of the two counts over the
@@ -32,7 +33,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tm
 for f in luajit:luajit lua54:lua5.4; do
   feature=${f%%:*} dir=$tmp/mods/${f#*:}
   RUSTFLAGS="-Cdwarf-version=4" CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
-    cargo rustc --quiet --release --lib --crate-type cdylib --no-default-features --features "$feature,module" \
+    cargo rustc --quiet --release --lib --crate-type cdylib --no-default-features --features "$feature,module${CALLGRIND_FEATURES:+,$CALLGRIND_FEATURES}" \
     --target-dir "target/callgrind-$feature"
   mkdir -p "$dir"
   cp "target/callgrind-$feature/release/libcoevent.so" "$dir/coevent.so"

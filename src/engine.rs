@@ -21,15 +21,16 @@ use crate::op::Pending;
 use crate::ret::{ret, wait_marker, Ret};
 
 /// Why a thread was woken: stored on its task, handed to its operation.
+/// (The rare payloads are boxed: a wake is moved on every round trip.)
 #[derive(Debug, Default)]
 pub enum Wake {
     #[default]
     Ready,
     Timeout,
     /// Its socket was closed under it; a reader gets what was buffered.
-    Closed(RecvBuf),
+    Closed(Option<Box<RecvBuf>>),
     /// The answer of the query it waited for.
-    Answer(Answer),
+    Answer(Box<Answer>),
 }
 
 impl From<Reason> for Wake {
@@ -37,7 +38,7 @@ impl From<Reason> for Wake {
         match r {
             Reason::Ready => Wake::Ready,
             Reason::Timeout => Wake::Timeout,
-            Reason::Closed => Wake::Closed(RecvBuf::new()),
+            Reason::Closed => Wake::Closed(None),
         }
     }
 }

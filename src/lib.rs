@@ -111,8 +111,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
 #[cfg(feature = "module")]
 #[allow(unsafe_code)]
 mod module {
-    #[cfg_attr(feature = "lua54", mlua::lua_module(skip_memory_check))]
-    #[cfg_attr(not(feature = "lua54"), mlua::lua_module)]
+    #[cfg_attr(any(feature = "lua54", feature = "unguarded"), mlua::lua_module(skip_memory_check))]
+    #[cfg_attr(not(any(feature = "lua54", feature = "unguarded")), mlua::lua_module)]
     fn coevent(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
         super::open(lua)
     }

@@ -239,17 +239,20 @@ impl Sched {
                 Err(e) => Err(e),
             },
             None => {
+                let answered = matches!(wake, Wake::Answer(_));
                 if let Wake::Answer(a) = wake {
-                    eng.answer.replace(Some(a));
+                    eng.answer.replace(Some(*a));
                 }
-                match start {
+                let r = match start {
                     Some(args) => self.resume(&th, args),
                     None => self.resume(&th, args),
+                };
+                if answered {
+                    eng.answer.take();
                 }
-                .and_then(|y| self.serve(lua, &th, y))
+                r.and_then(|y| self.serve(lua, &th, y))
             }
         };
-        eng.answer.take();
         eng.current.set(outer);
         let pending = eng.pending.take();
         match r {
@@ -311,7 +314,7 @@ impl Sched {
                     Parked::Io(src, side)
                 } else {
                     // Closed between its answer and its yield (by a finalizer).
-                    s.task(tok).wake = Wake::Closed(Default::default());
+                    s.task(tok).wake = Wake::Closed(None);
                     s.runq.push_back(tok);
                     Parked::Queued
                 }
@@ -344,10 +347,12 @@ impl Sched {
             return;
         }
         let mut s = self.st.borrow_mut();
-        for (t, why) in std::mem::take(&mut core.woken) {
+        // Drained, not taken: the buffer is kept for the next turn.
+        let mut woken = std::mem::take(&mut core.woken);
+        for (t, why) in woken.drain(..) {
             match t {
                 Token::Thread(t) => match core.orphans.iter().position(|o| o.0 == t) {
-                    Some(i) => s.wake(t, Wake::Closed(core.orphans.swap_remove(i).1)),
+                    Some(i) => s.wake(t, Wake::Closed(Some(Box::new(core.orphans.swap_remove(i).1)))),
                     None => s.wake(t, why.into()),
                 },
                 Token::Query(q) => {
@@ -357,9 +362,10 @@ impl Sched {
                 }
             }
         }
+        core.woken = woken;
         core.orphans.clear();
         for (t, a) in core.answers.drain(..) {
-            s.wake(t, Wake::Answer(a));
+            s.wake(t, Wake::Answer(Box::new(a)));
         }
     }
 

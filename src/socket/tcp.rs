@@ -43,8 +43,9 @@ pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<(Value, Value)> {
 /// Socket `id`'s stream and what an operation on it is lent, or the error
 /// to raise: the engine is busy, the socket was collected, no loop runs.
 fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
-    let Some(_) = core.table.get(id) else { return Err(format!("calling '{name}' on a collected cosocket")) };
-    core.sock(id).ok_or_else(|| NOT_IN_LOOP.to_string())
+    let Some(sock) = core.table.get(id) else { return Err(format!("calling '{name}' on a collected cosocket")) };
+    let Some(r) = core.r.as_mut() else { return Err(NOT_IN_LOOP.to_string()) };
+    Ok((sock, Cx { r, spare: &mut core.spare, woken: &mut core.woken }))
 }
 
 fn of(sock: &mut Sock) -> &mut Stream {
@@ -157,14 +158,16 @@ pub fn connect_woken(lua: &Lua, eng: &Engine, id: Id, port: u16, wake: Wake) -> 
     let timeout = sock.timeouts.connect;
     let s = of(sock);
     let step = match (wake, &s.state) {
-        (Wake::Answer(Ok(ips)), State::Resolving { .. }) => {
-            s.state = State::Fresh;
-            s.connect(&mut cx, ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
-        }
-        (Wake::Answer(Err(e)), State::Resolving { .. }) => {
-            s.state = State::Closed;
-            return fail(lua, e.as_str());
-        }
+        (Wake::Answer(a), State::Resolving { .. }) => match *a {
+            Ok(ips) => {
+                s.state = State::Fresh;
+                s.connect(&mut cx, ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
+            }
+            Err(e) => {
+                s.state = State::Closed;
+                return fail(lua, e.as_str());
+            }
+        },
         // The resolver was replaced (`L.config`): ask the new one.
         (Wake::Ready, State::Resolving { name, .. }) => {
             let name = name.clone();
@@ -195,23 +198,19 @@ fn receive_with(lua: &Lua, eng: &Engine, id: Id, p: Pattern) -> Result<Ret> {
     with(lua, eng, id, "receive", |sock, mut cx| {
         let timeout = sock.timeouts.read;
         let s = of(sock);
-        match s.receive(&mut cx, p) {
-            Step::Done(d) => {
-                // Made under the engine's borrow: a finalizer this allocation
-                // runs finds the engine busy (see engine).
-                let v = lua.create_string(d);
-                s.release(cx.spare);
-                ret(Value::String(v?))
-            }
+        let r = match s.receive(&mut cx, p) {
+            // Made under the engine's borrow: a finalizer this allocation
+            // runs finds the engine busy (see engine).
+            Step::Done(d) => lua.create_string(d).map(|v| (Value::String(v), Value::Nil, Value::Nil)),
             Step::Wait(side, dir) => {
                 let src = s.src().expect("a connected stream");
                 eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Receive(id, p)) })
             }
-            Step::Fail(f) => {
-                s.release(cx.spare);
-                partial(lua, &f.err.message(), &f.partial)
-            }
-        }
+            Step::Fail(f) => partial(lua, &f.err.message(), &f.partial),
+        };
+        // An empty buffer goes back to the pool: an idle socket holds none.
+        s.release(cx.spare);
+        r
     })
 }
 
@@ -234,10 +233,8 @@ pub fn receive_woken(lua: &Lua, eng: &Engine, id: Id, p: Pattern, wake: Wake) ->
             drop(core);
             partial(lua, "timeout", &f.partial)
         }
-        Wake::Closed(mut buf) => {
-            let taken = buf.take_partial(p).to_vec();
-            partial(lua, "closed", &taken)
-        }
+        Wake::Closed(None) => partial(lua, "closed", b""),
+        Wake::Closed(Some(mut buf)) => partial(lua, "closed", buf.take_partial(p)),
     }
 }
 
