@@ -198,23 +198,22 @@ impl Sched {
         if tok >= HELD && !busy {
             self.threads.raw_set(tok, &th)?;
         }
+        let mut s = self.st.borrow_mut();
+        s.task(tok).start = Some(args);
         if busy {
-            let mut s = self.st.borrow_mut();
-            let t = s.task(tok);
-            t.start = Some(args);
-            t.parked = Parked::Queued;
+            s.task(tok).parked = Parked::Queued;
             s.runq.push_back(tok);
-        } else {
-            self.step(lua, tok, args)?;
+            return Ok(());
         }
-        Ok(())
+        drop(s);
+        self.step(lua, tok)
     }
 
     /// Resumes one thread and files it wherever its yield (or end) sends it.
     /// A thread woken in a socket operation has the operation finished here
     /// first: it is resumed with the result (one call into Rust saved per wait),
     /// or, if the wake was early, parked again without being resumed at all.
-    fn step(&self, lua: &Lua, tok: u32, args: impl IntoLuaMulti) -> Result<()> {
+    fn step(&self, lua: &Lua, tok: u32) -> Result<()> {
         let eng = &*self.eng;
         let (op, wake, start) = {
             let mut s = self.st.borrow_mut();
@@ -243,10 +242,7 @@ impl Sched {
                 if let Wake::Answer(a) = wake {
                     eng.answer.replace(Some(*a));
                 }
-                let r = match start {
-                    Some(args) => self.resume(&th, args),
-                    None => self.resume(&th, args),
-                };
+                let r = self.resume(&th, start.unwrap_or_default());
                 if answered {
                     eng.answer.take();
                 }
@@ -512,7 +508,7 @@ impl Sched {
             for _ in 0..n {
                 let tok = self.st.borrow_mut().runq.pop_front();
                 if let Some(tok) = tok {
-                    self.step(lua, tok, ())?;
+                    self.step(lua, tok)?;
                     self.deliver();
                 }
             }

@@ -10,7 +10,7 @@
 //! The cache holds at most `Config::cache_size` names (least recently used
 //! out first); the hosts file is read once, and again when its mtime changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::ErrorKind::WouldBlock;
 use std::net::{IpAddr, SocketAddr};
 
@@ -479,49 +479,41 @@ impl Hosts {
     }
 }
 
-/// Answers by name, at most `cap` of them: the least recently used goes first.
+/// Answers by name, at most `cap` of them: the least recently used goes
+/// first. Finding it is a scan, paid only by a lookup that went to the
+/// network and found the cache full.
 struct Cache {
     cap: usize,
     tick: u64,
+    /// Each answer with its last use.
     map: HashMap<String, (Cached, u64)>,
-    /// Names by their last use.
-    order: BTreeMap<u64, String>,
 }
 
 impl Cache {
     fn new(cap: usize) -> Cache {
-        Cache { cap, tick: 0, map: HashMap::new(), order: BTreeMap::new() }
+        Cache { cap, tick: 0, map: HashMap::new() }
     }
 
     fn get(&mut self, key: &str, now: u64) -> Option<Answer> {
         let (c, used) = self.map.get_mut(key)?;
         if c.expires <= now {
-            let used = *used;
-            self.order.remove(&used);
             self.map.remove(key);
             return None;
         }
-        let key = self.order.remove(used).expect("ordered");
         self.tick += 1;
         *used = self.tick;
-        let answer = c.answer.clone();
-        self.order.insert(self.tick, key);
-        Some(answer)
+        Some(c.answer.clone())
     }
 
     fn insert(&mut self, key: String, c: Cached) {
         if self.cap == 0 {
             return;
         }
-        if let Some((_, used)) = self.map.remove(&key) {
-            self.order.remove(&used);
-        }
-        while self.map.len() >= self.cap {
-            let (_, old) = self.order.pop_first().expect("as many as cached");
-            self.map.remove(&old);
+        if !self.map.contains_key(&key) && self.map.len() >= self.cap {
+            let oldest = self.map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
+            self.map.remove(&oldest.expect("a full cache"));
         }
         self.tick += 1;
-        self.order.insert(self.tick, key.clone());
         self.map.insert(key, (c, self.tick));
     }
 
