@@ -427,10 +427,8 @@ mod tests {
             let mut u = Until::new(&pat, inclusive);
             let got = run(&mut u, &stream, &reads, &sizes);
             assert_eq!(segments(&got, &pat, inclusive), naive(&pat, &stream), "{pat:?} in {stream:?}");
-            let mut call = 0;
-            for g in &got {
+            for (call, g) in got.iter().enumerate() {
                 let size = sizes[call % sizes.len()];
-                call += 1;
                 if let (Got::Data(d, s), true) = (g, size > 0) {
                     let boundary = if inclusive && *s == Scan::Found { pat.len() } else { 0 };
                     assert!(d.len() < size + pat.len() + boundary, "{d:?} for size {size}, {pat:?}");
