@@ -142,6 +142,35 @@ write("recv_buffer", "want-sizes",
       .synth(b"\n", amount=10, want="u32", arg=struct.pack("<I", 0x80000000)).line().all(True).b)
 
 
+# ---------------------------------------------------------------- until
+def until(pat, stream, ops=b"", inclusive=False, letters=0):
+    """An until input; see fuzz/src/until.rs for the format."""
+    return bytes([len(pat) - 1, (letters << 1) | inclusive]) + pat + bytes([len(ops)]) + ops + stream
+
+
+def read(n):
+    return bytes([n << 1])
+
+
+def call(size, timeout=False):
+    return bytes([(size << 2) | (timeout << 1) | 1])
+
+
+write("until", "overlap-aab", until(b"aab", b"xaaabyaab", read(1)))
+write("until", "overlap-dashes", until(b"--abc", b"---abc--ab--abc-", read(3)))
+write("until", "split-boundary", until(b"\r\n--b\r\n", b"part one\r\n--b\r\npart two\r\n--b\r", read(5) + read(1)))
+write("until", "sized-chunks", until(b"--", b"ab--cd----e", call(2) + read(1)))
+write("until", "sized-broken-match", until(b"abc", b"xabdabcabab", call(1) + read(2)))
+write("until", "inclusive-sized", until(b"--", b"abc--de--", call(2) + call(0), inclusive=True))
+write("until", "timeouts-keep-match", until(b"--abc", b"xx--ab--abc--a", call(0, True) + read(3) + call(0)))
+write("until", "one-byte", until(b"x", b"axxbx", read(1) + call(1)))
+write("until", "letters-2", until(bytes([0, 1, 0, 0, 1]), bytes(range(64)) * 4, read(7) + call(3) + call(0),
+                                  letters=1))
+write("until", "letters-3-inclusive", until(bytes([5, 6, 5, 6, 7]), bytes(range(200)), read(2) + call(5, True),
+                                            inclusive=True, letters=2))
+write("until", "long-boundary", until(b"a" * 15 + b"b", b"a" * 40 + b"b" + b"a" * 20, read(4) + call(7)))
+
+
 # ---------------------------------------------------------------- dns_message
 A_RESP = bytes([
     0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0,

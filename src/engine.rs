@@ -15,6 +15,7 @@ use coevent_ffi::reactor::{Reactor, Reason, Token};
 use coevent_ffi::resolver::{Answer, Config, Resolver};
 use coevent_ffi::stream::Cx;
 use coevent_ffi::table::{Id, Sock, Table};
+use coevent_ffi::until::{Key, Matchers};
 use mlua::Result;
 
 use crate::op::Pending;
@@ -50,6 +51,8 @@ pub struct Core {
     /// Some while a loop runs.
     pub r: Option<Reactor>,
     pub table: Table,
+    /// The matchers of `receiveuntil`'s live iterators.
+    pub untils: Matchers,
     /// The running loop's resolver, made at its first lookup, and its settings.
     pub res: Option<Resolver>,
     pub dns: Config,
@@ -105,6 +108,8 @@ pub enum Deferred {
     Drop(Id),
     /// `close` was called while the engine was busy.
     Close(Id),
+    /// A `receiveuntil` iterator was collected.
+    DropUntil(Key),
 }
 
 #[derive(Default)]
@@ -167,6 +172,9 @@ impl Engine {
                 Deferred::Drop(id) => {
                     core.close(id);
                     core.table.remove(id);
+                }
+                Deferred::DropUntil(key) => {
+                    core.untils.remove(key);
                 }
             }
         }

@@ -73,19 +73,29 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("tcp", lua.create_function(move |lua, ()| tcp::new(lua, &e))?)?;
 
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 6] = [
+    let ops: [(&str, Op); 8] = [
         ("connect", tcp::connect),
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("send", |l, e, id, a, _| tcp::send(l, e, id, Data::Value(a))),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
         ("setoption", tcp::setoption),
+        ("until", tcp::until),
+        ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
     ];
     for (name, op) in ops {
         let e = eng.clone();
         let f = func(lua, &eng, move |lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b))?;
         c.raw_set(name, f)?;
     }
+
+    let e = eng.clone();
+    let receiveuntil = move |lua: &Lua, (p, o): (Value, Value)| tcp::receiveuntil(lua, &e, p, o);
+    c.raw_set("receiveuntil", func(lua, &eng, receiveuntil)?)?;
+    let e = eng.clone();
+    let settimeouts =
+        move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| tcp::settimeouts(lua, &e, Id::from(id), [a, b, d]);
+    c.raw_set("settimeouts", func(lua, &eng, settimeouts)?)?;
 
     if cfg!(feature = "luajit") {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.

@@ -7,11 +7,16 @@
 use coevent_ffi::buf::Pattern;
 use coevent_ffi::reactor::{Dir, Side, Src};
 use coevent_ffi::table::Id;
+use coevent_ffi::until::Key;
 
 /// A socket operation to finish when the wait ends.
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
     Receive(Id, Pattern),
+    /// A `receiveuntil` iterator's call, with its matcher.
+    Until(Id, Key),
+    /// `receiveany(max)`.
+    Any(Id, usize),
     Flush(Id),
     /// To this port, once the name resolves or the fd is writable.
     Connect(Id, u16),

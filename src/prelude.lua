@@ -101,6 +101,66 @@ function S:setoption(name, value)
   return r, e
 end
 
+-- receiveuntil's iterator holds the socket (as OpenResty's) and the guard of
+-- its matcher in the engine. Arity errors are OpenResty's words.
+local receiveuntil, read_until, select = C.receiveuntil, C['until'], select
+
+function S:receiveuntil(...)
+  local n = select('#', ...)
+  if n ~= 1 and n ~= 2 then
+    error(('expecting 2 or 3 arguments (including the object), but got %d'):format(n + 1), 2)
+  end
+  local pattern, options = ...
+  if n == 2 and options == nil then error("bad argument #2 to 'receiveuntil' (table expected, got nil)", 2) end
+  local sock = ID[self] and self or bad(self, 'receiveuntil') and self
+  local m, e, l = receiveuntil(pattern, options)
+  if e ~= nil then
+    if m == RAISE then error(e, l or 2) end
+    return m, e
+  end
+  return function(...)
+    local size = ...
+    if size == nil or select('#', ...) > 1 then
+      local k = select('#', ...)
+      if k > 1 then error(('expecting 0 or 1 argument, but seen %d'):format(k), 2) end
+      if k == 1 then error("bad argument #1 to 'iterator' (number expected, got nil)", 2) end
+    end
+    local d, e, partial = read_until(sock[1], m, size)
+    while d == WAIT do
+      d, e, partial = yield(WAIT)
+    end
+    if e == nil then
+      if d == nil then return nil, nil, nil end
+      return d
+    end
+    if d == RAISE then error(e, partial or 2) end
+    if partial == nil then return d, e end
+    return d, e, partial
+  end
+end
+
+function S:receiveany(...)
+  local n = select('#', ...)
+  if n ~= 1 then error(('expecting 2 arguments (including the object), but got %d'):format(n + 1), 2) end
+  local d, e, partial = C.receiveany(ID[self] or bad(self, 'receiveany'), ...)
+  while d == WAIT do
+    d, e, partial = yield(WAIT)
+  end
+  if e == nil then return d end
+  if d == RAISE then error(e, partial or 2) end
+  if partial == nil then return d, e end
+  return d, e, partial
+end
+
+function S:settimeouts(...)
+  local n = select('#', ...)
+  if n ~= 3 then
+    error(('ngx.socket settimeouts: expecting 4 arguments (including the object) but seen %d'):format(n + 1), 2)
+  end
+  local r, e, l = C.settimeouts(ID[self] or bad(self, 'settimeouts'), ...)
+  if r == RAISE then error(e, l or 2) end
+end
+
 function S:settimeout(ms)
   local r, e, l = settimeout(ID[self] or bad(self, 'settimeout'), ms)
   if r == RAISE then error(e, l or 2) end

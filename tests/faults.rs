@@ -107,7 +107,7 @@ mod valgrind {
               fn $name() { run(stringify!($name)) })*
         };
     }
-    base!(receive, send, connect, timeout, threads, concurrency, regress);
+    base!(receive, send, connect, timeout, threads, concurrency, regress, until);
 }
 
 /// Outside `mod valgrind`, which `make test` skips.

@@ -76,6 +76,17 @@ impl RecvBuf {
         }
     }
 
+    /// The buffered bytes, for a search made outside (`until`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[self.head..]
+    }
+
+    /// Consumes the first `n` buffered bytes.
+    pub fn skip(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.consume(n);
+    }
+
     /// Takes `pool`'s storage if this buffer has none.
     pub fn lend(&mut self, pool: &mut Vec<u8>) {
         if self.data.capacity() == 0 {

@@ -15,4 +15,5 @@ pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
+pub mod until;
 pub mod wheel;

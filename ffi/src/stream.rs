@@ -14,6 +14,7 @@ use std::io::{self, ErrorKind::WouldBlock};
 use crate::buf::{Pattern, RecvBuf};
 use crate::reactor::{Dir, Reactor, Reason, Side, Src, Token};
 use crate::sys::{self, Addr, SockOpt};
+use crate::until::{Scan, Until};
 
 /// What an operation came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -394,6 +395,100 @@ impl Stream {
         Failure { err: Error::Timeout, partial }
     }
 
+    /// `receiveuntil`'s iterator: the bytes before `u`'s boundary (with it,
+    /// if inclusive), or at most about `size` of them (see `until`), borrowed
+    /// from `u` until its `release`. `size`: Some (0: no limit) starts a call,
+    /// None goes on with one after its wait. `Done(None)`: the call after a
+    /// limited one that reached the boundary. Past `max_receive` held bytes the
+    /// call fails as too large; every failure but busy closes the stream, with
+    /// what the call had read, the started boundary included, as its partial.
+    /// (The limit counts the bytes before the boundary.)
+    pub fn receive_until<'u>(
+        &mut self,
+        cx: &mut Cx,
+        u: &'u mut Until,
+        size: Option<usize>,
+    ) -> Step<Option<&'u [u8]>, Failure> {
+        let max = self.limits.max_receive;
+        let State::Connected(c) = &mut self.state else { return Step::Fail(Failure::new(Error::Closed)) };
+        if cx.r.waiter(c.t.src(), Side::Reader).is_some() {
+            return Step::Fail(Failure::new(Error::BusyReading));
+        }
+        if let Some(size) = size {
+            if std::mem::take(&mut u.ended) {
+                return Step::Done(None);
+            }
+            u.begin(size);
+        }
+        let err = loop {
+            // Everything buffered is scanned once: the bytes of a partial
+            // match move into `u`, so a scan never starts over.
+            let (k, scan) = u.scan(c.buf.bytes());
+            c.buf.skip(k);
+            if scan != Scan::More {
+                return Step::Done(Some(u.output()));
+            }
+            // The bytes before the boundary count (a started boundary is
+            // shorter than the pattern).
+            let out = u.output().len();
+            if out > max {
+                break Error::TooLarge;
+            }
+            if c.eof {
+                break Error::Closed;
+            }
+            c.buf.lend(cx.spare);
+            let (v, room) = c.buf.spare(None);
+            // Never gather more than one byte past the limit (room >= 1).
+            let room = room.min(max.saturating_add(1) - out);
+            match c.t.recv(cx.r, v, room) {
+                Io::Moved(_) => {}
+                Io::Eof => c.eof = true,
+                Io::Wait(dir) => return Step::Wait(Side::Reader, dir),
+                Io::Err(e) => break Error::Os(e),
+            }
+        };
+        let partial = match err {
+            Error::TooLarge => {
+                u.reset();
+                Vec::new()
+            }
+            _ => u.ended_stream().to_vec(),
+        };
+        u.release();
+        self.close(cx);
+        Step::Fail(Failure { err, partial })
+    }
+
+    /// `receiveany(max)`: what is buffered, at most `max` bytes, reading
+    /// once if nothing is. A failure but busy closes the stream.
+    pub fn receive_any(&mut self, cx: &mut Cx, max: usize) -> Step<&[u8], Failure> {
+        let State::Connected(c) = &mut self.state else { return Step::Fail(Failure::new(Error::Closed)) };
+        if cx.r.waiter(c.t.src(), Side::Reader).is_some() {
+            return Step::Fail(Failure::new(Error::BusyReading));
+        }
+        let err = loop {
+            if !c.buf.is_empty() {
+                let State::Connected(c) = &mut self.state else { unreachable!() };
+                let n = c.buf.len().min(max);
+                return Step::Done(c.buf.take(Pattern::Bytes(n), false).expect("buffered"));
+            }
+            if c.eof {
+                break Error::Closed;
+            }
+            c.buf.lend(cx.spare);
+            let (v, room) = c.buf.spare(None);
+            match c.t.recv(cx.r, v, room) {
+                Io::Moved(_) => {}
+                Io::Eof => c.eof = true,
+                Io::Wait(dir) => return Step::Wait(Side::Reader, dir),
+                Io::Err(e) => break Error::Os(e),
+            }
+        };
+        self.close(cx);
+        Step::Fail(Failure::new(err))
+    }
+
     /// Gives an empty receive buffer's storage back to the pool (after the
     /// bytes a receive returned have been copied out).
     pub fn release(&mut self, spare: &mut Vec<u8>) {
@@ -644,6 +739,117 @@ mod tests {
         assert_eq!(env.woken, [(Token::Thread(4), Reason::Closed)]);
         assert_eq!(env.r.pending(), 0);
         assert!(s.close(&mut env.cx()).is_none(), "closed once");
+    }
+
+    /// One call of a `receiveuntil` iterator, waiting as long as it must.
+    fn until(env: &mut Env, s: &mut Stream, u: &mut Until, size: usize) -> Result<Option<Vec<u8>>, Failure> {
+        until_from(env, s, u, Some(size))
+    }
+
+    /// `until`, or its rest after a wait (`size` None).
+    fn until_from(
+        env: &mut Env,
+        s: &mut Stream,
+        u: &mut Until,
+        mut size: Option<usize>,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        loop {
+            match s.receive_until(&mut env.cx(), u, size.take()) {
+                Step::Done(d) => {
+                    let d = d.map(<[u8]>::to_vec);
+                    u.release();
+                    return Ok(d);
+                }
+                Step::Fail(f) => return Err(f),
+                Step::Wait(side, dir) => assert_eq!(env.wait(s, side, dir, 5000), Reason::Ready),
+            }
+        }
+    }
+
+    #[test]
+    fn until_boundaries_split_across_reads() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        let mut u = Until::new(b"--abc", false);
+        assert!(matches!(s.receive_until(&mut env.cx(), &mut u, Some(0)), Step::Wait(Side::Reader, Dir::Read)));
+        peer.write_all(b"one---a").unwrap();
+        env.r.poll(Some(1000), &mut Vec::new()).unwrap();
+        assert!(matches!(s.receive_until(&mut env.cx(), &mut u, None), Step::Wait(..)));
+        peer.write_all(b"bc--ab--abctail").unwrap();
+        assert_eq!(until_from(&mut env, &mut s, &mut u, None).unwrap().unwrap(), b"one-");
+        assert_eq!(until(&mut env, &mut s, &mut u, 0).unwrap().unwrap(), b"--ab");
+        // What follows stays buffered for other reads.
+        assert_eq!(receive(&mut env, &mut s, Pattern::Bytes(4)).unwrap(), b"tail");
+        // Limited: at most the size, then "" at the boundary, then nothing.
+        peer.write_all(b"12345--abc").unwrap();
+        assert_eq!(until(&mut env, &mut s, &mut u, 3).unwrap().unwrap(), b"123");
+        assert_eq!(until(&mut env, &mut s, &mut u, 3).unwrap().unwrap(), b"45");
+        assert_eq!(until(&mut env, &mut s, &mut u, 3).unwrap(), None);
+        // The peer closing mid-boundary: the partial keeps its started bytes.
+        peer.write_all(b"xy--ab").unwrap();
+        drop(peer);
+        let f = until(&mut env, &mut s, &mut u, 0).unwrap_err();
+        assert_eq!((f.err, f.partial), (Error::Closed, b"xy--ab".to_vec()));
+        assert!(!s.is_connected());
+        let f = until(&mut env, &mut s, &mut u, 0).unwrap_err();
+        assert_eq!(f, Failure::new(Error::Closed));
+    }
+
+    #[test]
+    fn until_timeouts_keep_the_stream_and_the_started_boundary() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        let mut u = Until::new(b"--abc", true);
+        peer.write_all(b"xx--ab").unwrap();
+        env.r.poll(Some(1000), &mut Vec::new()).unwrap();
+        let Step::Wait(side, dir) = s.receive_until(&mut env.cx(), &mut u, Some(0)) else { panic!() };
+        assert_eq!(env.wait(&s, side, dir, 5), Reason::Timeout);
+        assert_eq!(u.timed_out(), b"xx");
+        u.release();
+        assert!(s.is_connected());
+        peer.write_all(b"c!").unwrap();
+        assert_eq!(until(&mut env, &mut s, &mut u, 0).unwrap().unwrap(), b"--abc", "inclusive");
+        assert_eq!(receive(&mut env, &mut s, Pattern::Bytes(1)).unwrap(), b"!");
+    }
+
+    #[test]
+    fn until_is_bounded_by_max_receive() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        s.limits.max_receive = 8;
+        let mut u = Until::new(b"--", false);
+        peer.write_all(b"123456789-").unwrap();
+        assert_eq!(until(&mut env, &mut s, &mut u, 0).unwrap_err(), Failure::new(Error::TooLarge));
+        assert!(!s.is_connected());
+        assert_eq!(u.held(), 0);
+        // Eight bytes and the boundary fit.
+        let (mut s, mut peer2) = pair(&mut env);
+        s.limits.max_receive = 8;
+        peer2.write_all(b"12345678--").unwrap();
+        assert_eq!(until(&mut env, &mut s, &mut u, 0).unwrap().unwrap(), b"12345678");
+        drop(peer);
+    }
+
+    #[test]
+    fn receive_any_takes_what_there_is() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = pair(&mut env);
+        let any = |env: &mut Env, s: &mut Stream, max| loop {
+            match s.receive_any(&mut env.cx(), max) {
+                Step::Done(d) => return Ok(d.to_vec()),
+                Step::Fail(f) => return Err(f),
+                Step::Wait(side, dir) => assert_eq!(env.wait(s, side, dir, 5000), Reason::Ready),
+            }
+        };
+        assert!(matches!(s.receive_any(&mut env.cx(), 10), Step::Wait(Side::Reader, Dir::Read)));
+        peer.write_all(b"hello").unwrap();
+        assert_eq!(any(&mut env, &mut s, 3).unwrap(), b"hel");
+        assert_eq!(any(&mut env, &mut s, 10).unwrap(), b"lo");
+        peer.write_all(b"z").unwrap();
+        assert_eq!(any(&mut env, &mut s, 10).unwrap(), b"z");
+        drop(peer);
+        assert_eq!(any(&mut env, &mut s, 10).unwrap_err(), Failure::new(Error::Closed));
+        assert!(!s.is_connected());
     }
 
     #[test]

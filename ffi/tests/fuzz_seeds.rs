@@ -10,6 +10,8 @@ mod dns_message;
 mod receive_pattern;
 #[path = "../../fuzz/src/recv_buffer.rs"]
 mod recv_buffer;
+#[path = "../../fuzz/src/until.rs"]
+mod until;
 
 /// Runs `check` on every seed of `target`, reporting all failing files at once.
 fn replay(target: &str, check: fn(&[u8])) {
@@ -44,4 +46,9 @@ fn recv_buffer_seeds() {
 #[test]
 fn dns_message_seeds() {
     replay("dns_message", dns_message::check);
+}
+
+#[test]
+fn until_seeds() {
+    replay("until", until::check);
 }

@@ -7,3 +7,4 @@
 pub mod dns_message;
 pub mod receive_pattern;
 pub mod recv_buffer;
+pub mod until;

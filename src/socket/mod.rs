@@ -11,6 +11,7 @@ pub mod tcp;
 use std::rc::Rc;
 
 use coevent_ffi::table::Id;
+use coevent_ffi::until::Key;
 use mlua::{Lua, Result, UserData};
 
 use crate::engine::{Deferred, Engine, Wake};
@@ -44,6 +45,31 @@ impl Drop for Guard {
     }
 }
 
+/// A `receiveuntil` iterator's hold on its matcher: its collection frees it.
+pub struct UntilGuard {
+    eng: Rc<Engine>,
+    pub key: Key,
+}
+
+impl UntilGuard {
+    pub fn new(eng: &Rc<Engine>, key: Key) -> UntilGuard {
+        UntilGuard { eng: eng.clone(), key }
+    }
+}
+
+impl UserData for UntilGuard {}
+
+impl Drop for UntilGuard {
+    fn drop(&mut self) {
+        match self.eng.core() {
+            Some(mut core) => {
+                core.untils.remove(self.key);
+            }
+            None => self.eng.defer(Deferred::DropUntil(self.key)),
+        }
+    }
+}
+
 #[cold]
 pub fn collected(lua: &Lua, name: &str) -> Result<Ret> {
     raise(lua, &format!("calling '{name}' on a collected cosocket"))
@@ -53,6 +79,8 @@ pub fn collected(lua: &Lua, name: &str) -> Result<Ret> {
 pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
     match op {
         Op::Receive(id, p) => tcp::receive_woken(lua, eng, id, p, wake),
+        Op::Until(id, key) => tcp::until_woken(lua, eng, id, key, wake),
+        Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
     }

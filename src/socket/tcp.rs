@@ -9,12 +9,14 @@ use std::rc::Rc;
 use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::Pattern;
 use coevent_ffi::resolver::Lookup;
+use coevent_ffi::stream::Error;
 use coevent_ffi::stream::{Cx, State, Step, Stream};
 use coevent_ffi::sys::{self, Addr, SockOpt};
-use coevent_ffi::table::{Id, Kind, Sock};
+use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
+use coevent_ffi::until::{Key, Until};
 use mlua::{AnyUserData, BString, Lua, Result, Value};
 
-use super::{collected, Guard};
+use super::{collected, Guard, UntilGuard};
 use crate::engine::{Core, Engine, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;
@@ -238,6 +240,182 @@ pub fn receive_woken(lua: &Lua, eng: &Engine, id: Id, p: Pattern, wake: Wake) ->
     }
 }
 
+/// `receiveuntil(pattern, options?)`: a new matcher, and the guard that
+/// frees it when the iterator holding it is collected.
+pub fn receiveuntil(lua: &Lua, eng: &Rc<Engine>, pattern: Value, options: Value) -> Result<Ret> {
+    // OpenResty's order: the options first, then the pattern.
+    let inclusive = match &options {
+        Value::Nil => false,
+        Value::Table(t) => match t.get::<Value>("inclusive")? {
+            Value::Nil => false,
+            Value::Boolean(b) => b,
+            v => return raise(lua, &format!("bad \"inclusive\" option value type: {}", type_name(&v))),
+        },
+        v => return bad_arg(lua, 2, "receiveuntil", &expected("table", v)),
+    };
+    let pat = match &pattern {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(pattern.clone())? {
+            Some(s) => s.as_bytes().to_vec(),
+            None => return bad_arg(lua, 1, "receiveuntil", &expected("string", &pattern)),
+        },
+        v => return bad_arg(lua, 1, "receiveuntil", &expected("string", v)),
+    };
+    if pat.is_empty() {
+        return fail(lua, "pattern is empty");
+    }
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let key = core.untils.insert(Until::new(&pat, inclusive));
+    drop(core);
+    // Made without the engine's borrow; if it fails, the matcher goes too.
+    match lua.create_userdata(UntilGuard::new(eng, key)) {
+        Ok(guard) => ret(Value::UserData(guard)),
+        Err(e) => {
+            if let Some(mut core) = eng.core() {
+                core.untils.remove(key);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Socket `id`'s stream, matcher `key` and what an operation is lent.
+fn with_until(
+    lua: &Lua,
+    eng: &Engine,
+    id: Id,
+    key: Key,
+    op: impl FnOnce(&mut Stream, &mut Until, Cx, Option<u64>) -> Result<Ret>,
+) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let core = &mut *core;
+    let Some(sock) = core.table.get(id) else { return raise(lua, "calling 'receiveuntil' on a collected cosocket") };
+    let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
+    let Some(u) = core.untils.get(key) else { return fail(lua, "closed") };
+    let timeout = sock.timeouts.read;
+    op(of(sock), u, Cx { r, spare: &mut core.spare, woken: &mut core.woken }, timeout)
+}
+
+/// A call of a `receiveuntil` iterator: `it(size?)`.
+pub fn until(lua: &Lua, eng: &Engine, id: Id, guard: Value, size: Value) -> Result<Ret> {
+    let Value::UserData(guard) = &guard else { return raise(lua, "bad receiveuntil iterator") };
+    let key = guard.borrow::<UntilGuard>()?.key;
+    // luaL_checkinteger, as LuaJIT has it: a fraction is cut off.
+    let size = match &size {
+        Value::Nil => 0,
+        v => match number(lua, v) {
+            Some(n) if n > 0.0 => n.min(usize::MAX as f64) as usize,
+            Some(_) => 0,
+            None => return bad_arg(lua, 1, "iterator", &expected("number", v)),
+        },
+    };
+    until_step(lua, eng, id, key, Some(size))
+}
+
+/// Runs a call of the iterator (`size` Some) or its rest after a wait.
+fn until_step(lua: &Lua, eng: &Engine, id: Id, key: Key, size: Option<usize>) -> Result<Ret> {
+    with_until(lua, eng, id, key, |s, u, mut cx, timeout| {
+        if size.is_some() && !s.is_connected() {
+            // OpenResty's word for a socket closed before the call: no partial.
+            return fail(lua, "closed");
+        }
+        // The matcher's output is emptied once copied out; a wait keeps it,
+        // and a busy call leaves it to the call that waits.
+        let r = match s.receive_until(&mut cx, u, size) {
+            Step::Done(Some(d)) => {
+                let r = lua.create_string(d).map(|v| (Value::String(v), Value::Nil, Value::Nil));
+                u.release();
+                r
+            }
+            // Past a limited call's boundary: nil, nil, nil (the prelude makes three).
+            Step::Done(None) => ret(Value::Nil),
+            Step::Wait(side, dir) => {
+                let src = s.src().expect("a connected stream");
+                return eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Until(id, key)) });
+            }
+            Step::Fail(f) if f.err == Error::BusyReading => return fail(lua, &f.err.message()),
+            Step::Fail(f) => partial(lua, &f.err.message(), &f.partial),
+        };
+        s.release(cx.spare);
+        r
+    })
+}
+
+/// The rest of an iterator's call after a wait.
+pub fn until_woken(lua: &Lua, eng: &Engine, id: Id, key: Key, wake: Wake) -> Result<Ret> {
+    let (err, buf) = match wake {
+        Wake::Ready | Wake::Answer(_) => return until_step(lua, eng, id, key, None),
+        Wake::Timeout => ("timeout", None),
+        Wake::Closed(buf) => ("closed", buf),
+    };
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let Some(u) = core.untils.get(key) else {
+        drop(core);
+        return partial(lua, err, b"");
+    };
+    let v = match buf {
+        // A read timeout leaves the socket and the started boundary.
+        None if err == "timeout" => u.timed_out().to_vec(),
+        None => u.ended_stream().to_vec(),
+        Some(mut buf) => {
+            let mut v = u.ended_stream().to_vec();
+            v.extend_from_slice(buf.take_partial(Pattern::All));
+            v
+        }
+    };
+    u.release();
+    drop(core);
+    partial(lua, err, &v)
+}
+
+/// `receiveany(max)`: what is buffered or arrives first, at most `max` bytes.
+pub fn receiveany(lua: &Lua, eng: &Engine, id: Id, max: Value) -> Result<Ret> {
+    // As OpenResty: a closed socket is reported before the argument is looked at.
+    let open = with(lua, eng, id, "receiveany", |sock, _| ret(Value::Boolean(of(sock).is_connected())))?;
+    match open.0 {
+        Value::Boolean(true) => {}
+        Value::Boolean(false) => return fail(lua, "closed"),
+        _ => return Ok(open),
+    }
+    let max = match number(lua, &max) {
+        Some(n) if n >= 1.0 => n.min(usize::MAX as f64) as usize,
+        _ => return bad_arg(lua, 1, "receiveany", "bad max argument"),
+    };
+    receiveany_step(lua, eng, id, max)
+}
+
+fn receiveany_step(lua: &Lua, eng: &Engine, id: Id, max: usize) -> Result<Ret> {
+    with(lua, eng, id, "receiveany", |sock, mut cx| {
+        let timeout = sock.timeouts.read;
+        let s = of(sock);
+        let r = match s.receive_any(&mut cx, max) {
+            Step::Done(d) => lua.create_string(d).map(|v| (Value::String(v), Value::Nil, Value::Nil)),
+            Step::Wait(side, dir) => {
+                let src = s.src().expect("a connected stream");
+                eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Any(id, max)) })
+            }
+            Step::Fail(f) if f.err == Error::BusyReading => fail(lua, &f.err.message()),
+            Step::Fail(f) => partial(lua, &f.err.message(), &f.partial),
+        };
+        s.release(cx.spare);
+        r
+    })
+}
+
+/// The rest of `receiveany` after a wait.
+pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake) -> Result<Ret> {
+    match wake {
+        Wake::Ready | Wake::Answer(_) => receiveany_step(lua, eng, id, max),
+        // Nothing had arrived: nothing to give back; the socket stays open.
+        Wake::Timeout => partial(lua, "timeout", b""),
+        Wake::Closed(None) => partial(lua, "closed", b""),
+        Wake::Closed(Some(mut buf)) => {
+            let n = buf.len().min(max);
+            partial(lua, "closed", buf.take_partial(Pattern::Bytes(n)))
+        }
+    }
+}
+
 /// Appends `v` (a string, a number, or a nested table of those) to `out`.
 fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result::Result<(), String> {
     match v {
@@ -352,7 +530,28 @@ pub fn settimeout(lua: &Lua, eng: &Engine, id: Id, ms: Value) -> Result<Ret> {
         drop(core);
         return collected(lua, "settimeout");
     };
-    sock.timeouts = coevent_ffi::table::Timeouts { connect: t, send: t, read: t };
+    sock.timeouts = Timeouts { connect: t, send: t, read: t };
+    ret(Value::Nil)
+}
+
+/// `settimeouts(connect, send, read)`, in ms, as OpenResty reads them: a
+/// value that is no number is 0, and 0 is the default (60 s); below 0 or
+/// from 2^31 on raises.
+pub fn settimeouts(lua: &Lua, eng: &Engine, id: Id, ms: [Value; 3]) -> Result<Ret> {
+    let mut t = [None; 3];
+    for (t, v) in t.iter_mut().zip(&ms) {
+        let n = number(lua, v).filter(|n| !n.is_nan()).unwrap_or(0.0).trunc();
+        if !(0.0..2147483648.0).contains(&n) {
+            return raise(lua, "bad timeout value");
+        }
+        *t = Some(if n == 0.0 { DEFAULT_TIMEOUT } else { n as u64 });
+    }
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let Some(sock) = core.table.get(id) else {
+        drop(core);
+        return collected(lua, "settimeouts");
+    };
+    sock.timeouts = Timeouts { connect: t[0], send: t[1], read: t[2] };
     ret(Value::Nil)
 }
 
