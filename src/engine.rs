@@ -85,6 +85,19 @@ impl Core {
         }
     }
 
+    /// Frees what a collected object held.
+    pub fn release(&mut self, h: Held) {
+        match h {
+            Held::Socket(id) => {
+                self.close(id);
+                self.table.remove(id);
+            }
+            Held::Matcher(key) => {
+                self.untils.remove(key);
+            }
+        }
+    }
+
     /// Ends the loop's part: every socket closed, every query ended.
     pub fn end_loop(&mut self) {
         if let Some(r) = self.r.as_mut() {
@@ -102,14 +115,20 @@ impl Core {
     }
 }
 
+/// What a Lua object holds in the engine (see `socket::Guard`).
+#[derive(Clone, Copy, Debug)]
+pub enum Held {
+    Socket(Id),
+    /// A `receiveuntil` iterator's matcher.
+    Matcher(Key),
+}
+
 /// Work a finalizer leaves for the loop.
 pub enum Deferred {
-    /// A cosocket was collected.
-    Drop(Id),
     /// `close` was called while the engine was busy.
     Close(Id),
-    /// A `receiveuntil` iterator was collected.
-    DropUntil(Key),
+    /// An object was collected while the engine was busy.
+    Release(Held),
 }
 
 #[derive(Default)]
@@ -169,13 +188,7 @@ impl Engine {
         for d in work {
             match d {
                 Deferred::Close(id) => core.close(id),
-                Deferred::Drop(id) => {
-                    core.close(id);
-                    core.table.remove(id);
-                }
-                Deferred::DropUntil(key) => {
-                    core.untils.remove(key);
-                }
+                Deferred::Release(h) => core.release(h),
             }
         }
     }

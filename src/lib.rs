@@ -19,7 +19,7 @@ mod socket;
 use std::rc::Rc;
 
 use coevent_ffi::table::Id;
-use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Thread, Value};
+use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Value};
 
 use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
@@ -51,51 +51,51 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let c = lua.create_table()?;
     c.raw_set("done", sched.done.clone())?;
 
-    let s = sched.clone();
-    c.raw_set("run", func(lua, &eng, move |lua, (f, args): (Value, MultiValue)| s.run(lua, f, args))?)?;
-    let s = sched.clone();
-    let spawn = move |lua: &Lua, (th, f, args): (Option<Thread>, Value, MultiValue)| s.spawn(lua, th, f, args);
-    c.raw_set("spawn", func(lua, &eng, spawn)?)?;
+    // Functions of one signature share one closure type, so mlua's glue is
+    // compiled once for all of them (each copy costs the module kilobytes).
+    type Start = fn(&Lua, &Sched, Value, Value, MultiValue) -> Result<Ret>;
+    let starts: [(&str, Start); 2] =
+        [("run", |l, s, _, f, args| s.run(l, f, args)), ("spawn", |l, s, th, f, args| s.spawn(l, th, f, args))];
+    for (name, f) in starts {
+        let s = sched.clone();
+        let g = move |lua: &Lua, (a, b, args): (Value, Value, MultiValue)| f(lua, &s, a, b, args);
+        c.raw_set(name, func(lua, &eng, g)?)?;
+    }
     c.raw_set("body", sched.body.clone())?;
-    let s = sched.clone();
-    c.raw_set("join", func(lua, &eng, move |lua, t: Value| s.join(lua, t))?)?;
-    let s = sched.clone();
-    c.raw_set("kill", func(lua, &eng, move |lua, t: Value| s.kill(lua, t))?)?;
-    let e = eng.clone();
-    c.raw_set("sleep", func(lua, &eng, move |lua, s: Value| sched::sleep(lua, &e, s))?)?;
-    let e = eng.clone();
-    c.raw_set("swop", func(lua, &eng, move |lua, ()| sched::swop(lua, &e))?)?;
-    let e = eng.clone();
-    c.raw_set("resolve", func(lua, &eng, move |lua, name: Value| resolve::resolve(lua, &e, name))?)?;
-    let e = eng.clone();
-    c.raw_set("config", func(lua, &eng, move |lua, t: Value| resolve::config(lua, &e, t))?)?;
-    let e = eng.clone();
-    c.raw_set("tcp", lua.create_function(move |lua, ()| tcp::new(lua, &e))?)?;
 
-    type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 8] = [
-        ("connect", tcp::connect),
-        ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
-        ("send", |l, e, id, a, _| tcp::send(l, e, id, Data::Value(a))),
-        ("close", |l, e, id, _, _| tcp::close(l, e, id)),
-        ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
-        ("setoption", tcp::setoption),
-        ("until", tcp::until),
-        ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+    type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
+    let funs: [(&str, Fun); 8] = [
+        ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
+        ("join", |l, s, t, _| s.join(l, t)),
+        ("kill", |l, s, t, _| s.kill(l, t)),
+        ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),
+        ("swop", |l, s, _, _| sched::swop(l, s.eng())),
+        ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
+        ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
+        ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
+    ];
+    for (name, f) in funs {
+        let s = sched.clone();
+        c.raw_set(name, func(lua, &eng, move |lua, (a, b): (Value, Value)| f(lua, &s, a, b))?)?;
+    }
+
+    type Op = fn(&Lua, &Engine, Id, Value, Value, Value) -> Result<Ret>;
+    let ops: [(&str, Op); 9] = [
+        ("connect", |l, e, id, a, b, _| tcp::connect(l, e, id, a, b)),
+        ("receive", |l, e, id, a, _, _| tcp::receive(l, e, id, a)),
+        ("send", |l, e, id, a, _, _| tcp::send(l, e, id, Data::Value(a))),
+        ("close", |l, e, id, _, _, _| tcp::close(l, e, id)),
+        ("settimeout", |l, e, id, a, _, _| tcp::settimeout(l, e, id, a)),
+        ("settimeouts", |l, e, id, a, b, c| tcp::settimeouts(l, e, id, [a, b, c])),
+        ("setoption", |l, e, id, a, b, _| tcp::setoption(l, e, id, a, b)),
+        ("until", |l, e, id, a, b, _| tcp::until(l, e, id, a, b)),
+        ("receiveany", |l, e, id, a, _, _| tcp::receiveany(l, e, id, a)),
     ];
     for (name, op) in ops {
         let e = eng.clone();
-        let f = func(lua, &eng, move |lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b))?;
-        c.raw_set(name, f)?;
+        let f = move |lua: &Lua, (id, a, b, c): (i64, Value, Value, Value)| op(lua, &e, Id::from(id), a, b, c);
+        c.raw_set(name, func(lua, &eng, f)?)?;
     }
-
-    let e = eng.clone();
-    let receiveuntil = move |lua: &Lua, (p, o): (Value, Value)| tcp::receiveuntil(lua, &e, p, o);
-    c.raw_set("receiveuntil", func(lua, &eng, receiveuntil)?)?;
-    let e = eng.clone();
-    let settimeouts =
-        move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| tcp::settimeouts(lua, &e, Id::from(id), [a, b, d]);
-    c.raw_set("settimeouts", func(lua, &eng, settimeouts)?)?;
 
     if cfg!(feature = "luajit") {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.

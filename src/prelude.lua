@@ -169,8 +169,8 @@ end
 local L = {}
 
 function L.tcp()
-  local guard, id = C.tcp()
-  if not guard then error(id, 2) end
+  local guard, id, l = C.tcp()
+  if guard == RAISE then error(id, l or 2) end
   local s = setmetatable({ id, guard }, MT)
   ID[s] = id
   return s
@@ -309,7 +309,7 @@ setmetatable(L, {
   __call = function(_, f, ...)
     local outer = S.receive
     S.receive = receive_yielding
-    local ok, co, err = pcall(C.run, f, ...)
+    local ok, co, err = pcall(C.run, nil, f, ...)
     S.receive = outer
     if not ok then error(co, 0) end
     if co == RAISE then error(err, 2) end

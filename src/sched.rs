@@ -147,12 +147,16 @@ impl Sched {
         }
     }
 
+    pub fn eng(&self) -> &Rc<Engine> {
+        &self.eng
+    }
+
     /// `th` is a new coroutine of `body`, made by the prelude.
-    pub fn spawn(&self, lua: &Lua, th: Option<Thread>, f: Value, args: MultiValue) -> Result<Ret> {
+    pub fn spawn(&self, lua: &Lua, th: Value, f: Value, args: MultiValue) -> Result<Ret> {
         if self.eng.current().is_none() {
             return raise(lua, NOT_IN_LOOP);
         }
-        let (Some(th), Value::Function(f)) = (th, &f) else {
+        let (Value::Thread(th), Value::Function(f)) = (th, &f) else {
             return bad_arg(lua, 1, "newthread", &expected("function", &f));
         };
         self.start(lua, th.clone(), f.clone(), args)?;

@@ -10,23 +10,32 @@ pub mod tcp;
 
 use std::rc::Rc;
 
-use coevent_ffi::table::Id;
 use coevent_ffi::until::Key;
 use mlua::{Lua, Result, UserData};
 
-use crate::engine::{Deferred, Engine, Wake};
+use crate::engine::{Deferred, Engine, Held, Wake};
 use crate::op::Op;
 use crate::ret::{raise, Ret};
 
-/// The guard: its collection closes the socket and frees its slot.
+/// A userdata whose collection releases what it holds in the engine: a
+/// socket (closed, its slot freed) or a `receiveuntil` matcher. One type for
+/// both: each userdata type costs the module its own copy of mlua's glue.
 pub struct Guard {
     eng: Rc<Engine>,
-    id: Id,
+    held: Held,
 }
 
 impl Guard {
-    pub fn new(eng: &Rc<Engine>, id: Id) -> Guard {
-        Guard { eng: eng.clone(), id }
+    pub fn new(eng: &Rc<Engine>, held: Held) -> Guard {
+        Guard { eng: eng.clone(), held }
+    }
+
+    /// The matcher it holds, if it is a `receiveuntil` iterator's.
+    pub fn matcher(&self) -> Option<Key> {
+        match self.held {
+            Held::Matcher(key) => Some(key),
+            Held::Socket(_) => None,
+        }
     }
 }
 
@@ -36,36 +45,8 @@ impl Drop for Guard {
     fn drop(&mut self) {
         // A finalizer: done now unless it interrupted an engine call.
         match self.eng.core() {
-            Some(mut core) => {
-                core.close(self.id);
-                core.table.remove(self.id);
-            }
-            None => self.eng.defer(Deferred::Drop(self.id)),
-        }
-    }
-}
-
-/// A `receiveuntil` iterator's hold on its matcher: its collection frees it.
-pub struct UntilGuard {
-    eng: Rc<Engine>,
-    pub key: Key,
-}
-
-impl UntilGuard {
-    pub fn new(eng: &Rc<Engine>, key: Key) -> UntilGuard {
-        UntilGuard { eng: eng.clone(), key }
-    }
-}
-
-impl UserData for UntilGuard {}
-
-impl Drop for UntilGuard {
-    fn drop(&mut self) {
-        match self.eng.core() {
-            Some(mut core) => {
-                core.untils.remove(self.key);
-            }
-            None => self.eng.defer(Deferred::DropUntil(self.key)),
+            Some(mut core) => core.release(self.held),
+            None => self.eng.defer(Deferred::Release(self.held)),
         }
     }
 }

@@ -16,8 +16,8 @@ use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
 use mlua::{AnyUserData, BString, Lua, Result, Value};
 
-use super::{collected, Guard, UntilGuard};
-use crate::engine::{Core, Engine, Wake, BUSY};
+use super::{collected, Guard};
+use crate::engine::{Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;
 use crate::ret::{
@@ -32,14 +32,12 @@ pub const SHORT: usize = 4096;
 const MAX_DEPTH: usize = 64;
 
 /// A new socket: its guard and its id (see `socket`).
-pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<(Value, Value)> {
-    let Some(mut core) = eng.core() else {
-        return Ok((Value::Nil, Value::String(lua.create_string(BUSY)?)));
-    };
+pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let id = core.table.insert(Sock::stream());
     drop(core);
-    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, id))?;
-    Ok((Value::UserData(guard), Value::Integer(id.number())))
+    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, Held::Socket(id)))?;
+    Ok((Value::UserData(guard), Value::Integer(id.number()), Value::Nil))
 }
 
 /// Socket `id`'s stream and what an operation on it is lent, or the error
@@ -268,7 +266,7 @@ pub fn receiveuntil(lua: &Lua, eng: &Rc<Engine>, pattern: Value, options: Value)
     let key = core.untils.insert(Until::new(&pat, inclusive));
     drop(core);
     // Made without the engine's borrow; if it fails, the matcher goes too.
-    match lua.create_userdata(UntilGuard::new(eng, key)) {
+    match lua.create_userdata(Guard::new(eng, Held::Matcher(key))) {
         Ok(guard) => ret(Value::UserData(guard)),
         Err(e) => {
             if let Some(mut core) = eng.core() {
@@ -299,7 +297,7 @@ fn with_until(
 /// A call of a `receiveuntil` iterator: `it(size?)`.
 pub fn until(lua: &Lua, eng: &Engine, id: Id, guard: Value, size: Value) -> Result<Ret> {
     let Value::UserData(guard) = &guard else { return raise(lua, "bad receiveuntil iterator") };
-    let key = guard.borrow::<UntilGuard>()?.key;
+    let Some(key) = guard.borrow::<Guard>()?.matcher() else { return raise(lua, "bad receiveuntil iterator") };
     // luaL_checkinteger, as LuaJIT has it: a fraction is cut off.
     let size = match &size {
         Value::Nil => 0,
