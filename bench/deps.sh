@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what bench/run.sh needs (Debian, as root). Safe to run again: it
-# installs only what is missing.
+# installs only what is missing. With `openresty`: only what tests/openresty.rs needs.
 #
 # OpenResty's cosocket: Debian's libnginx-mod-http-lua needs lua-resty-core, which
 # needs OpenResty's LuaJIT (libluajit2-5.1-2), which conflicts with Debian's
@@ -15,6 +15,11 @@ cd "$(dirname "$0")"
 
 DEBS="lua5.1 lua5.4 luajit lua-cqueues lua-luv lua-copas lua-socket lua-coxpcall
       nginx libnginx-mod-http-ndk libpcre3 redis-server strace curl valgrind"
+# `bash bench/deps.sh openresty`: only nginx and the private OpenResty tree, what
+# the oracle test (tests/openresty.rs) needs; .ci/run does that before make test.
+if [ "${1:-}" = openresty ]; then
+  DEBS="nginx libnginx-mod-http-ndk libpcre3"
+fi
 PRIVATE="libnginx-mod-http-lua lua-resty-core lua-resty-lrucache libluajit2-5.1-2 libluajit2-5.1-common"
 OR=.deps/openresty
 

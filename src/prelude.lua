@@ -39,7 +39,18 @@ if C.send_bytes then
   end
 end
 
-function S:connect(host, port)
+-- The argument counts OpenResty checks (not on send and receive, the hot path).
+local function nargs(prefix, n, ...)
+  local s = n > 1 and 's' or ''
+  error(('%sexpecting %d argument%s (including the object) but seen %d'):format(prefix, n, s, select('#', ...) + 1), 3)
+end
+
+function S:connect(...)
+  local n = select('#', ...)
+  if n < 1 or n > 3 then
+    error(('ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d'):format(n + 1), 2)
+  end
+  local host, port = ...
   local r, e, l = connect(ID[self] or bad(self, 'connect'), host, port)
   while r == WAIT do
     r, e, l = yield(WAIT)
@@ -66,6 +77,8 @@ function S:receive(pattern)
   end
   if e == nil then return d end
   if d == RAISE then error(e, partial or 2) end
+  -- A socket that was closed already gives no partial (OpenResty's count).
+  if partial == nil then return d, e end
   return d, e, partial
 end
 
@@ -83,11 +96,13 @@ if C.YIELD_RECEIVE then
     end
     if e == nil then return d end
     if d == RAISE then error(e, partial or 2) end
+    if partial == nil then return d, e end
     return d, e, partial
   end
 end
 
-function S:close()
+function S:close(...)
+  if select('#', ...) > 0 then nargs('', 1, ...) end
   local r, e, l = close(ID[self] or bad(self, 'close'))
   if e == nil then return r end
   if r == RAISE then error(e, l or 2) end
@@ -161,7 +176,9 @@ function S:settimeouts(...)
   if r == RAISE then error(e, l or 2) end
 end
 
-function S:settimeout(ms)
+function S:settimeout(...)
+  if select('#', ...) ~= 1 then nargs('ngx.socket settimeout: ', 2, ...) end
+  local ms = ...
   local r, e, l = settimeout(ID[self] or bad(self, 'settimeout'), ms)
   if r == RAISE then error(e, l or 2) end
 end

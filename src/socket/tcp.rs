@@ -86,19 +86,25 @@ fn connecting(
 }
 
 /// `connect(host, port)`: closes what the socket had, then connects to the
-/// first of the host's addresses that takes the connection.
+/// first of the host's addresses that takes the connection. As OpenResty: a
+/// number is a host name too, the port is truncated to a whole number, and
+/// a port that is missing or out of range is an error returned, not raised.
 pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Result<Ret> {
-    let Value::String(host) = &host else {
-        return bad_arg(lua, 1, "connect", &expected("string", &host));
+    let host = match &host {
+        Value::String(_) | Value::Integer(_) | Value::Number(_) => match lua.coerce_string(host.clone())? {
+            Some(h) => h,
+            None => return bad_arg(lua, 1, "connect", &expected("string", &host)),
+        },
+        _ => return bad_arg(lua, 1, "connect", &expected("string", &host)),
     };
     let host = host.as_bytes();
     let port = if host.starts_with(b"unix:") {
         0
     } else {
-        match number(lua, &port) {
-            Some(p) if (0.0..=65535.0).contains(&p) && p.fract() == 0.0 => p as u16,
-            Some(_) => return bad_arg(lua, 2, "connect", "port out of range"),
-            None => return bad_arg(lua, 2, "connect", &expected("number", &port)),
+        match number(lua, &port).map(f64::trunc) {
+            Some(p) if (0.0..=65535.0).contains(&p) => p as u16,
+            Some(p) => return fail(lua, &format!("bad port number: {}", p as i64)),
+            None => return fail(lua, "missing the port number"),
         }
     };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
@@ -114,7 +120,7 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
         Ok(Host::Name(name)) => return resolving(lua, eng, &mut core, id, name.to_string(), port),
         Err(e) => {
             drop(core);
-            return fail(lua, e);
+            return fail(lua, &unparsed(&host, e));
         }
     };
     let (sock, mut cx) = core.sock(id).expect("checked above");
@@ -122,6 +128,17 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
     let s = of(sock);
     let step = s.connect(&mut cx, addrs);
     connecting(lua, eng, id, port, s, timeout, step)
+}
+
+/// Why `host` is no address, in OpenResty's words where it has them.
+fn unparsed(host: &[u8], e: &str) -> String {
+    let why = match e {
+        "empty unix socket path" => "no path in the unix domain socket",
+        "unix socket path too long" => "too long path in the unix domain socket",
+        _ if host.is_empty() => "no host",
+        _ => return e.to_string(),
+    };
+    format!("failed to parse host name \"{}\": {why}", String::from_utf8_lossy(host))
 }
 
 /// The resolving part of connect, until the name's addresses are known.
@@ -185,19 +202,46 @@ pub fn receive(lua: &Lua, eng: &Engine, id: Id, pat: Value) -> Result<Ret> {
     let p = match &pat {
         Value::Nil => Some(Pattern::All),
         Value::LightUserData(_) => marked_pattern(&pat),
-        Value::String(st) => Pattern::parse(&st.as_bytes()).or_else(|| number(lua, &pat).and_then(Pattern::count)),
-        v => number(lua, v).and_then(Pattern::count),
+        // A count is truncated to a whole number, as OpenResty's lua_tointeger does.
+        Value::String(st) => Pattern::parse(&st.as_bytes()).or_else(|| number(lua, &pat).and_then(count)),
+        v => number(lua, v).and_then(count),
     };
     let Some(p) = p else {
-        return bad_arg(lua, 1, "receive", "bad pattern argument");
+        let what = match &pat {
+            // A string that is no number and no '*x' is named in the message.
+            Value::String(st)
+                if number(lua, &pat).is_none() && !(st.as_bytes().len() == 2 && st.as_bytes()[0] == b'*') =>
+            {
+                format!("bad pattern argument: {}", st.to_string_lossy())
+            }
+            _ => "bad pattern argument".to_string(),
+        };
+        // OpenResty looks at the socket first: a closed one answers so.
+        return with(lua, eng, id, "receive", |sock, _| match closed(of(sock)) {
+            true => fail(lua, "closed"),
+            false => bad_arg(lua, 1, "receive", &what),
+        });
     };
     receive_with(lua, eng, id, p)
+}
+
+fn count(n: f64) -> Option<Pattern> {
+    Pattern::count(n.trunc())
+}
+
+/// Never connected, or closed: OpenResty's receive answers `nil, "closed"`
+/// there, with no partial.
+fn closed(s: &Stream) -> bool {
+    matches!(s.state, State::Fresh | State::Closed)
 }
 
 fn receive_with(lua: &Lua, eng: &Engine, id: Id, p: Pattern) -> Result<Ret> {
     with(lua, eng, id, "receive", |sock, mut cx| {
         let timeout = sock.timeouts.read;
         let s = of(sock);
+        if closed(s) {
+            return fail(lua, "closed");
+        }
         let r = match s.receive(&mut cx, p) {
             // Made under the engine's borrow: a finalizer this allocation
             // runs finds the engine busy (see engine).
@@ -414,7 +458,21 @@ pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake)
     }
 }
 
-/// Appends `v` (a string, a number, or a nested table of those) to `out`.
+/// Appends `v` to `out`, as OpenResty's send takes it: a string, a number,
+/// `nil`, a boolean (sent as `"nil"`, `"true"`, `"false"`) or an array
+/// table of strings, numbers and array tables.
+fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    match v {
+        Value::Nil => out.extend_from_slice(b"nil"),
+        Value::Boolean(true) => out.extend_from_slice(b"true"),
+        Value::Boolean(false) => out.extend_from_slice(b"false"),
+        Value::String(_) | Value::Integer(_) | Value::Number(_) | Value::Table(_) => flatten(lua, v, out, 0)?,
+        v => return Err(format!("string, number, boolean, nil, or array table expected, got {}", type_name(v))),
+    }
+    Ok(())
+}
+
+/// Appends `v` (a string, a number, or a nested array table of those) to `out`.
 fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result::Result<(), String> {
     match v {
         Value::String(s) => out.extend_from_slice(&s.as_bytes()),
@@ -423,7 +481,17 @@ fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result
             _ => return Err("bad data type number found".into()),
         },
         Value::Table(t) if depth < MAX_DEPTH => {
-            for i in 1..=t.raw_len() {
+            // As OpenResty: every key a whole number from 1 (holes are nils, refused below).
+            let mut len = 0;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair.map_err(|e| e.to_string())?;
+                match k {
+                    Value::Integer(i) if i >= 1 => len = len.max(i as usize),
+                    Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => len = len.max(n as usize),
+                    _ => return Err("non-array table found".into()),
+                }
+            }
+            for i in 1..=len {
                 let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
                 flatten(lua, &v, out, depth + 1)?;
             }
@@ -463,7 +531,7 @@ pub fn send(lua: &Lua, eng: &Engine, id: Id, data: Data) -> Result<Ret> {
         let step = match &data {
             Data::Bytes(b) => s.send(&mut cx, b),
             Data::Value(Value::String(st)) => s.send(&mut cx, &st.as_bytes()),
-            Data::Value(v) => match s.send_filled(&mut cx, |out| flatten(lua, v, out, 0)) {
+            Data::Value(v) => match s.send_filled(&mut cx, |out| flatten_arg(lua, v, out)) {
                 Ok(step) => step,
                 Err(e) => {
                     bad = Some(e);
@@ -516,19 +584,24 @@ pub fn close(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
     ret(Value::Integer(1))
 }
 
-/// `settimeout(ms)`: for the following connect, send and receive.
+/// `settimeout(ms)`: for the following connect, send and receive. As
+/// OpenResty: what is not a number counts as 0, a fraction is truncated, 0
+/// means the default (60 s), and below 0 or from 2^31 on raises.
 pub fn settimeout(lua: &Lua, eng: &Engine, id: Id, ms: Value) -> Result<Ret> {
-    let t = match number(lua, &ms) {
-        Some(ms) if ms >= 0.0 => Some(ms.min(u64::MAX as f64) as u64),
-        Some(_) => return bad_arg(lua, 1, "settimeout", "timeout must be >= 0"),
-        None => return bad_arg(lua, 1, "settimeout", &expected("number", &ms)),
-    };
+    let ms = number(lua, &ms).unwrap_or(0.0).trunc();
+    if !(0.0..2_147_483_648.0).contains(&ms) {
+        return raise(lua, "bad timeout value");
+    }
+    let t = Some(ms as u64);
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let Some(sock) = core.table.get(id) else {
         drop(core);
         return collected(lua, "settimeout");
     };
-    sock.timeouts = Timeouts { connect: t, send: t, read: t };
+    sock.timeouts = match t {
+        Some(0) => coevent_ffi::table::Timeouts::default(),
+        t => coevent_ffi::table::Timeouts { connect: t, send: t, read: t },
+    };
     ret(Value::Nil)
 }
 
@@ -553,59 +626,75 @@ pub fn settimeouts(lua: &Lua, eng: &Engine, id: Id, ms: [Value; 3]) -> Result<Re
     ret(Value::Nil)
 }
 
-/// `setoption(name, value)`: socket options and the receive limits.
+/// `setoption(name, value)`: socket options and the receive limits. As
+/// OpenResty's: `true`, or `nil, err` for a missing or unknown option; a
+/// never connected socket raises. Booleans and numbers are taken for any
+/// option (true is 1).
 pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> Result<Ret> {
-    let name = match &name {
-        Value::String(n) => n.to_string_lossy(),
-        v => return bad_arg(lua, 1, "setoption", &expected("string", v)),
-    };
-    let opt = match name.as_str() {
-        "max-line" | "max-receive" => {
-            let n = match number(lua, &value) {
-                // Past usize::MAX a limit is no limit: clamped.
-                Some(n) if n >= 1.0 && n.fract() == 0.0 => n.min(usize::MAX as f64) as usize,
-                _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
-            };
-            let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-            let Some(sock) = core.table.get(id) else {
+    let limit = matches!(&name, Value::String(n) if matches!(&*n.as_bytes(), b"max-line" | b"max-receive"));
+    if limit {
+        return setlimit(lua, eng, id, &name.to_string()?, value);
+    }
+    let fd = {
+        let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+        match core.table.get(id).map(of) {
+            Some(s) if matches!(s.state, State::Fresh) => None,
+            Some(s) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
+            None => {
                 drop(core);
                 return collected(lua, "setoption");
-            };
-            let limits = &mut of(sock).limits;
-            if name == "max-line" {
-                limits.max_line = n;
-            } else {
-                limits.max_receive = n;
             }
-            return ret(Value::Integer(1));
         }
-        "tcp-nodelay" => SockOpt::NoDelay,
-        "keepalive" => SockOpt::KeepAlive,
-        "sndbuf" => SockOpt::SndBuf,
-        "rcvbuf" => SockOpt::RcvBuf,
-        _ => return bad_arg(lua, 1, "setoption", &format!("unknown option '{name}'")),
     };
-    let v = match (&value, opt) {
-        (Value::Boolean(b), SockOpt::NoDelay | SockOpt::KeepAlive) => *b as i32,
-        (v, SockOpt::NoDelay | SockOpt::KeepAlive) => return bad_arg(lua, 2, "setoption", &expected("boolean", v)),
-        (v, _) => match number(lua, v) {
-            Some(n) if n >= 0.0 && n <= i32::MAX as f64 => n as i32,
-            Some(_) => return bad_arg(lua, 2, "setoption", &format!("{name} out of range")),
-            None => return bad_arg(lua, 2, "setoption", &expected("number", v)),
+    let Some(fd) = fd else { return raise(lua, "socket is never created nor connected") };
+    let opt = match &name {
+        Value::Nil => return fail(lua, "missing the \"option\" argument"),
+        _ if value.is_nil() => return fail(lua, "missing the \"value\" argument"),
+        Value::String(n) => match &*n.as_bytes() {
+            b"tcp-nodelay" => Some(SockOpt::NoDelay),
+            b"keepalive" => Some(SockOpt::KeepAlive),
+            b"reuseaddr" => Some(SockOpt::ReuseAddr),
+            b"sndbuf" => Some(SockOpt::SndBuf),
+            b"rcvbuf" => Some(SockOpt::RcvBuf),
+            _ => None,
         },
+        _ => None,
     };
-    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-    let fd = match core.table.get(id) {
-        Some(sock) => of(sock).src().filter(|_| of(sock).is_connected()).map(|src| src.fd),
-        None => {
-            drop(core);
-            return collected(lua, "setoption");
-        }
+    let Some(opt) = opt else {
+        return fail(lua, &format!("unsupported option {}", name.to_string()?));
     };
-    drop(core);
+    let v = match &value {
+        Value::Boolean(b) => *b as i32,
+        Value::Integer(_) | Value::Number(_) => match number(lua, &value).map(f64::trunc) {
+            Some(n) if (i32::MIN as f64..=i32::MAX as f64).contains(&n) => n as i32,
+            _ => return bad_arg(lua, 2, "setoption", &format!("{} out of range", name.to_string()?)),
+        },
+        v => return bad_arg(lua, 2, "setoption", &expected("number", v)),
+    };
     let Some(fd) = fd else { return fail(lua, "closed") };
     match sys::set_option(fd, opt, v) {
-        Ok(()) => ret(Value::Integer(1)),
+        Ok(()) => ret(Value::Boolean(true)),
         Err(e) => fail(lua, &sys::error_string(&e)),
     }
+}
+
+/// `setoption('max-line' | 'max-receive', n)`: the receive limits (coevent's own).
+fn setlimit(lua: &Lua, eng: &Engine, id: Id, name: &str, value: Value) -> Result<Ret> {
+    let n = match number(lua, &value) {
+        // Past usize::MAX a limit is no limit: clamped.
+        Some(n) if n >= 1.0 && n.fract() == 0.0 => n.min(usize::MAX as f64) as usize,
+        _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
+    };
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let Some(sock) = core.table.get(id) else {
+        drop(core);
+        return collected(lua, "setoption");
+    };
+    let limits = &mut of(sock).limits;
+    if name == "max-line" {
+        limits.max_line = n;
+    } else {
+        limits.max_receive = n;
+    }
+    ret(Value::Boolean(true))
 }

@@ -75,17 +75,26 @@ end)
 
 T.case('bad data raises, sends nothing, and leaves the socket working', function()
   local s = T.connect('echo')
-  T.raises(function() s:send(nil) end, "bad argument #1 to 'send' (bad data type nil found)")
-  T.raises(function() s:send(true) end, "bad argument #1 to 'send' (bad data type boolean found)")
-  T.raises(function() s:send(print) end, "bad argument #1 to 'send' (bad data type function found)")
+  T.raises(function() s:send(print) end,
+    "bad argument #1 to 'send' (string, number, boolean, nil, or array table expected, got function)")
   T.raises(function() s:send({ 'a', { 'b', true } }) end, "bad argument #1 to 'send' (bad data type boolean found)")
+  T.raises(function() s:send({ 'a', { 'b', print } }) end, "bad argument #1 to 'send' (bad data type function found)")
+  T.raises(function() s:send({ 'a', nil, 'c' }) end, "bad argument #1 to 'send' (bad data type nil found)")
+  T.raises(function() s:send({ 'a', x = 'b' }) end, "bad argument #1 to 'send' (non-array table found)")
   local loop = {}
   loop[1] = loop
   T.raises(function() s:send(loop) end, "bad argument #1 to 'send'")
-  local e = T.raises(function() s:send() end, "bad argument #1 to 'send' (bad data type nil found)")
+  local e = T.raises(function() s:send(print) end, 'got function')
   T.ok(e:find('send.lua:%d+: bad argument') ~= nil, "the error names the caller's line: " .. e)
   eq(s:send('c\n'), 2, 'send after the raises')
   eq(s:receive('*l'), 'c', 'nothing of the bad data went out')
+end)
+
+T.case('nil and booleans are sent as OpenResty sends them: "nil", "true", "false"', function()
+  local s = T.connect('echo')
+  same(pack(s:send(nil), s:send(true), s:send(false), s:send('\n')), pack(3, 4, 5, 1), 'sent')
+  eq(s:receive('*l'), 'niltruefalse', 'echoed')
+  eq(s:close(), 1, 'close')
 end)
 
 T.case('send on a bad self raises', function()

@@ -58,6 +58,7 @@ pub fn take_error(fd: Fd) -> io::Result<c_int> {
 pub enum SockOpt {
     NoDelay,
     KeepAlive,
+    ReuseAddr,
     SndBuf,
     RcvBuf,
 }
@@ -66,6 +67,7 @@ pub fn set_option(fd: Fd, opt: SockOpt, value: c_int) -> io::Result<()> {
     let (level, name) = match opt {
         SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
         SockOpt::KeepAlive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        SockOpt::ReuseAddr => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
         SockOpt::SndBuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
         SockOpt::RcvBuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
     };
