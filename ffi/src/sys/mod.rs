@@ -75,7 +75,7 @@ pub fn error_string(e: &io::Error) -> String {
         Some(i) => &s[..i],
         None => &s,
     };
-    s.to_lowercase()
+    s.to_ascii_lowercase()
 }
 
 /// A non-blocking pipe, for tests.
