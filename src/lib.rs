@@ -79,23 +79,30 @@ pub fn open(lua: &Lua) -> Result<Table> {
         c.raw_set(name, func(lua, &eng, move |lua, (a, b): (Value, Value)| f(lua, &s, a, b))?)?;
     }
 
-    type Op = fn(&Lua, &Engine, Id, Value, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 9] = [
-        ("connect", |l, e, id, a, b, _| tcp::connect(l, e, id, a, b)),
-        ("receive", |l, e, id, a, _, _| tcp::receive(l, e, id, a)),
-        ("send", |l, e, id, a, _, _| tcp::send(l, e, id, Data::Value(a))),
-        ("close", |l, e, id, _, _, _| tcp::close(l, e, id)),
-        ("settimeout", |l, e, id, a, _, _| tcp::settimeout(l, e, id, a)),
-        ("settimeouts", |l, e, id, a, b, c| tcp::settimeouts(l, e, id, [a, b, c])),
-        ("setoption", |l, e, id, a, b, _| tcp::setoption(l, e, id, a, b)),
-        ("until", |l, e, id, a, b, _| tcp::until(l, e, id, a, b)),
-        ("receiveany", |l, e, id, a, _, _| tcp::receiveany(l, e, id, a)),
+    // Send is on every round trip: called directly, not through a table.
+    let e = eng.clone();
+    let send = move |lua: &Lua, (id, a): (i64, Value)| tcp::send(lua, &e, Id::from(id), Data::Value(a));
+    c.raw_set("send", func(lua, &eng, send)?)?;
+    // The other socket methods: (id, a, b).
+    type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
+    let ops: [(&str, Op); 7] = [
+        ("connect", tcp::connect),
+        ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
+        ("close", |l, e, id, _, _| tcp::close(l, e, id)),
+        ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
+        ("setoption", tcp::setoption),
+        ("until", tcp::until),
+        ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
     ];
     for (name, op) in ops {
         let e = eng.clone();
-        let f = move |lua: &Lua, (id, a, b, c): (i64, Value, Value, Value)| op(lua, &e, Id::from(id), a, b, c);
+        let f = move |lua: &Lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b);
         c.raw_set(name, func(lua, &eng, f)?)?;
     }
+    let e = eng.clone();
+    let settimeouts =
+        move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| tcp::settimeouts(lua, &e, Id::from(id), [a, b, d]);
+    c.raw_set("settimeouts", func(lua, &eng, settimeouts)?)?;
 
     if cfg!(feature = "luajit") {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.
