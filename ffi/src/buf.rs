@@ -133,6 +133,18 @@ impl RecvBuf {
         }
     }
 
+    /// Takes what `find` just found, `n` bytes as it measured them (a line's
+    /// LF after them is consumed too), without searching again.
+    pub fn take_found(&mut self, p: Pattern, n: usize) -> &[u8] {
+        match p {
+            Pattern::Line => {
+                let end = self.head + n;
+                self.take_line(end, end + 1)
+            }
+            _ => self.take_raw(n),
+        }
+    }
+
     /// The length of the line of `n` buffered bytes once its CRs are dropped.
     pub fn line_len(&self, n: usize) -> usize {
         n - self.data[self.head..self.head + n].iter().filter(|&&b| b == b'\r').count()

@@ -349,9 +349,9 @@ impl Stream {
                 Some(n) if p == Pattern::Line && n > limits.max_line && c.buf.line_len(n) > limits.max_line => {
                     break Error::LineTooLong
                 }
-                Some(_) => {
+                Some(n) => {
                     let State::Connected(c) = &mut self.state else { unreachable!() };
-                    return Step::Done(c.buf.take(p, c.eof).expect("found"));
+                    return Step::Done(c.buf.take_found(p, n));
                 }
                 None if p == Pattern::Line && c.buf.len() > limits.max_line => break Error::LineTooLong,
                 None if p == Pattern::All && c.buf.len() > limits.max_receive => break Error::TooLarge,
