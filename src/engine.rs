@@ -3,10 +3,10 @@
 //! the work finalizers leave for the loop.
 //!
 //! A GC finalizer can run at any Lua allocation, so no borrow of `Core` is held
-//! across a Lua call, and the one allocation made under it (a received
-//! string) finds it busy: a finalizer then closes a socket by deferring the
-//! close (`Deferred`), which the loop carries out, never by reaching into the
-//! engine mid-operation.
+//! across a Lua call; the Lua values an operation returns are made under it,
+//! and a finalizer that such an allocation runs finds the engine busy: it then
+//! closes a socket by deferring the close (`Deferred`), which the loop carries
+//! out, never by reaching into the engine mid-operation.
 
 use std::cell::{Cell, RefCell, RefMut};
 
@@ -68,11 +68,11 @@ pub struct Core {
 }
 
 impl Core {
-    /// Socket `id`, and what an operation on it is lent, if a loop runs.
-    pub fn sock(&mut self, id: Id) -> Option<(&mut Sock, Cx<'_>)> {
-        let sock = self.table.get(id)?;
-        let cx = Cx { r: self.r.as_mut()?, spare: &mut self.spare, woken: &mut self.woken };
-        Some((sock, cx))
+    /// Socket `id`, and what an operation on it is lent.
+    pub fn sock(&mut self, id: Id) -> std::result::Result<(&mut Sock, Cx<'_>), Absent> {
+        let sock = self.table.get(id).ok_or(Absent::Collected)?;
+        let r = self.r.as_mut().ok_or(Absent::NoLoop)?;
+        Ok((sock, Cx { r, spare: &mut self.spare, woken: &mut self.woken }))
     }
 
     /// The close path of socket `id`: its fd closed, its waits ended, its
@@ -113,6 +113,15 @@ impl Core {
         self.orphans.clear();
         self.answers.clear();
     }
+}
+
+/// Why `Core::sock` has no socket to lend.
+#[derive(Clone, Copy, Debug)]
+pub enum Absent {
+    /// Its object was collected (an id kept by a resurrected one).
+    Collected,
+    /// No loop runs: nothing is open.
+    NoLoop,
 }
 
 /// What a Lua object holds in the engine (see `socket::Guard`).

@@ -302,6 +302,21 @@ impl Stream {
         Step::Done(())
     }
 
+    /// The answer for the name a `Resolving` stream waited on: connect to
+    /// its addresses, or fail with the resolver's word for why.
+    pub fn resolved(&mut self, cx: &mut Cx, addrs: Result<Vec<Addr>, &'static str>) -> Step<()> {
+        match addrs {
+            Ok(addrs) => {
+                self.state = State::Fresh;
+                self.connect(cx, addrs)
+            }
+            Err(e) => {
+                self.state = State::Closed;
+                Step::Fail(Error::Resolve(e))
+            }
+        }
+    }
+
     /// The rest of a connect after its wait ended by readiness.
     pub fn connect_ready(&mut self, cx: &mut Cx) -> Step<()> {
         let State::Connecting { src, .. } = self.state else { return Step::Fail(Error::Closed) };
@@ -925,6 +940,18 @@ mod tests {
         assert_eq!(step.map_err_message(), Some("no such file or directory".into()));
         assert!(matches!(s.state, State::Closed));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_s_answer_connects_or_fails_with_the_resolver_s_word() {
+        let mut env = Env::new();
+        let mut s = Stream::new();
+        s.state = State::Resolving { name: "x.test".into(), port: 1, wait: None };
+        assert_eq!(s.resolved(&mut env.cx(), Err("no such host")), Step::Fail(Error::Resolve("no such host")));
+        assert!(matches!(s.state, State::Closed));
+        s.state = State::Resolving { name: "x.test".into(), port: 1, wait: None };
+        let step = s.resolved(&mut env.cx(), Ok(vec![Addr::Unix(b"/nonexistent/coevent.sock".to_vec())]));
+        assert_eq!(step.map_err_message(), Some("no such file or directory".into()));
     }
 
     impl<T> Step<T> {

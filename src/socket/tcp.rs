@@ -3,21 +3,20 @@
 //! when it must wait, the operation answers the wait marker with its `Op`,
 //! and the scheduler finishes it (`*_woken`) when the wait ends.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::Pattern;
 use coevent_ffi::resolver::Lookup;
-use coevent_ffi::stream::Error;
-use coevent_ffi::stream::{Cx, State, Step, Stream};
+use coevent_ffi::stream::{Cx, Error, State, Step, Stream};
 use coevent_ffi::sys::{self, Addr, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
 use mlua::{AnyUserData, BString, Lua, Result, Value};
 
 use super::{collected, Guard};
-use crate::engine::{Core, Engine, Held, Wake, BUSY};
+use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;
 use crate::ret::{
@@ -43,9 +42,15 @@ pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
 /// Socket `id`'s stream and what an operation on it is lent, or the error
 /// to raise: the engine is busy, the socket was collected, no loop runs.
 fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
-    let Some(sock) = core.table.get(id) else { return Err(format!("calling '{name}' on a collected cosocket")) };
-    let Some(r) = core.r.as_mut() else { return Err(NOT_IN_LOOP.to_string()) };
-    Ok((sock, Cx { r, spare: &mut core.spare, woken: &mut core.woken }))
+    core.sock(id).map_err(|a| match a {
+        Absent::Collected => format!("calling '{name}' on a collected cosocket"),
+        Absent::NoLoop => NOT_IN_LOOP.to_string(),
+    })
+}
+
+/// The addresses of `ips` at `port`.
+fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
+    ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect()
 }
 
 fn of(sock: &mut Sock) -> &mut Stream {
@@ -144,19 +149,12 @@ fn unparsed(host: &[u8], e: &str) -> String {
 /// The resolving part of connect, until the name's addresses are known.
 fn resolving(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, name: String, port: u16) -> Result<Ret> {
     match resolve::lookup(core, &name) {
-        Lookup::Done(Ok(ips)) => {
-            let addrs = ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect();
+        Lookup::Done(a) => {
             let (sock, mut cx) = core.sock(id).expect("a live socket");
             let timeout = sock.timeouts.connect;
             let s = of(sock);
-            s.state = State::Fresh;
-            let step = s.connect(&mut cx, addrs);
+            let step = s.resolved(&mut cx, a.map(|ips| at(ips, port)).map_err(|e| e.as_str()));
             connecting(lua, eng, id, port, s, timeout, step)
-        }
-        Lookup::Done(Err(e)) => {
-            let (sock, _) = core.sock(id).expect("a live socket");
-            of(sock).state = State::Closed;
-            fail(lua, e.as_str())
         }
         Lookup::Wait(q) => {
             let (sock, _) = core.sock(id).expect("a live socket");
@@ -171,20 +169,13 @@ fn resolving(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, name: String, por
 pub fn connect_woken(lua: &Lua, eng: &Engine, id: Id, port: u16, wake: Wake) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let core = &mut *core;
-    let Some((sock, mut cx)) = core.sock(id) else { return fail(lua, "closed") };
+    let Ok((sock, mut cx)) = core.sock(id) else { return fail(lua, "closed") };
     let timeout = sock.timeouts.connect;
     let s = of(sock);
     let step = match (wake, &s.state) {
-        (Wake::Answer(a), State::Resolving { .. }) => match *a {
-            Ok(ips) => {
-                s.state = State::Fresh;
-                s.connect(&mut cx, ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect())
-            }
-            Err(e) => {
-                s.state = State::Closed;
-                return fail(lua, e.as_str());
-            }
-        },
+        (Wake::Answer(a), State::Resolving { .. }) => {
+            s.resolved(&mut cx, a.map(|ips| at(ips, port)).map_err(|e| e.as_str()))
+        }
         // The resolver was replaced (`L.config`): ask the new one.
         (Wake::Ready, State::Resolving { name, .. }) => {
             let name = name.clone();
