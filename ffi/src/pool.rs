@@ -137,8 +137,9 @@ impl Pools {
         Some(timer)
     }
 
-    /// Pool `p` loses one of its count: forgotten at none.
-    fn left(&mut self, p: u32) {
+    /// Pool `p` loses one of its count: forgotten at none. (A connect out of
+    /// the backlog that took an idle connection: it counted twice.)
+    pub fn left(&mut self, p: u32) {
         let pool = self.pool(p);
         pool.count -= 1;
         if pool.count == 0 {
