@@ -22,11 +22,14 @@ local S = {} -- cosocket methods
 -- is its id, the argument its operations take.
 local MT = { __index = S }
 local ID = setmetatable({}, { __mode = 'k' })
+-- coevent.ngx's cosockets: the same methods but receive's default pattern.
+local SN = {}
+local MTN = { __index = SN }
 
 -- Not in ID: a cosocket a finalizer resurrected (its id finds no socket, and
 -- Rust says so), or no cosocket at all.
 local function bad(self, name)
-  if type(self) == 'table' and getmetatable(self) == MT then return rawget(self, 1) end
+  if type(self) == 'table' and (getmetatable(self) == MT or getmetatable(self) == MTN) then return rawget(self, 1) end
   error(("calling '%s' on bad self (cosocket expected, got %s)"):format(name, type(self)), 3)
 end
 
@@ -77,27 +80,29 @@ function S:send(data)
   return n, e
 end
 
-function S:receive(pattern)
-  local d, e, partial = receive(ID[self] or bad(self, 'receive'), PATTERN[pattern] or pattern)
-  while d == WAIT do
-    d, e, partial = yield(WAIT)
+-- receive's two versions for a default pattern: nil for cosocket.tcp (the
+-- seed's '*a', chosen in Rust), '*l' for coevent.ngx's sockets (OpenResty's).
+local function receivers(default)
+  local function receive_now(self, pattern)
+    local d, e, partial = receive(ID[self] or bad(self, 'receive'), PATTERN[pattern or default] or pattern)
+    while d == WAIT do
+      d, e, partial = yield(WAIT)
+    end
+    if e == nil then return d end
+    if d == RAISE then error(e, partial or 2) end
+    -- A socket that was closed already gives no partial (OpenResty's count).
+    if partial == nil then return d, e end
+    return d, e, partial
   end
-  if e == nil then return d end
-  if d == RAISE then error(e, partial or 2) end
-  -- A socket that was closed already gives no partial (OpenResty's count).
-  if partial == nil then return d, e end
-  return d, e, partial
-end
 
--- Inside a loop (not on PUC 5.1, which cannot yield across pcall) receive
--- yields its request to the scheduler, which reads (or waits) and resumes
--- the thread with the result: a receive that must wait crosses into Rust
--- once instead of twice. L installs it for the loop's duration. (It repeats
--- S:receive's tail: a helper shared by both costs LuaJIT 2.5% per round trip.)
-local receive_yielding = S.receive
-if C.YIELD_RECEIVE then
-  function receive_yielding(self, pattern)
-    local d, e, partial = yield(WAIT, ID[self] or bad(self, 'receive'), PATTERN[pattern] or pattern)
+  -- Inside a loop (not on PUC 5.1, which cannot yield across pcall) receive
+  -- yields its request to the scheduler, which reads (or waits) and resumes
+  -- the thread with the result: a receive that must wait crosses into Rust
+  -- once instead of twice. L installs it for the loop's duration. (It repeats
+  -- receive_now's tail: a helper shared by both costs LuaJIT 2.5% per round trip.)
+  if not C.YIELD_RECEIVE then return receive_now, receive_now end
+  return receive_now, function(self, pattern)
+    local d, e, partial = yield(WAIT, ID[self] or bad(self, 'receive'), PATTERN[pattern or default] or pattern)
     while d == WAIT do
       d, e, partial = yield(WAIT)
     end
@@ -107,6 +112,8 @@ if C.YIELD_RECEIVE then
     return d, e, partial
   end
 end
+local receive_yielding
+S.receive, receive_yielding = receivers(nil)
 
 function S:close(...)
   if select('#', ...) > 0 then nargs('', 1, ...) end
@@ -214,12 +221,18 @@ function S:settimeout(...)
   if r == RAISE then error(e, l or 2) end
 end
 
+for k, f in pairs(S) do
+  SN[k] = f
+end
+local receive_yielding_ngx
+SN.receive, receive_yielding_ngx = receivers('*l')
+
 local L = {}
 
-local function tcp(level)
+local function tcp(level, mt)
   local guard, id, l = C.tcp()
   if guard == RAISE then error(id, l or level) end
-  local s = setmetatable({ id, guard }, MT)
+  local s = setmetatable({ id, guard }, mt or MT)
   ID[s] = id
   return s
 end
@@ -367,10 +380,10 @@ end
 
 setmetatable(L, {
   __call = function(_, f, ...)
-    local outer = S.receive
-    S.receive = receive_yielding
+    local outer, outer_ngx = S.receive, SN.receive
+    S.receive, SN.receive = receive_yielding, receive_yielding_ngx
     local ok, co, err = pcall(C.run, nil, f, ...)
-    S.receive = outer
+    S.receive, SN.receive = outer, outer_ngx
     if not ok then error(co, 0) end
     if co == RAISE then error(err, 2) end
     if err then error(err, 0) end
@@ -378,6 +391,20 @@ setmetatable(L, {
     return unpack(r, 2, r.n)
   end,
 })
+
+-- For coevent.ngx (src/ngx.lua): its sockets, and the threads' outcomes.
+C.NGX = {
+  tcp = function()
+    return tcp(3, MTN)
+  end,
+  connect = function(...)
+    local s = tcp(3, MTN)
+    local r, e = dial(s[1], ...)
+    if r then return s end
+    return nil, e
+  end,
+  done = done,
+}
 
 -- The seed's globals.
 cosocket = { tcp = L.tcp, connect = L.connect }
