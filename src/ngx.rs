@@ -123,15 +123,16 @@ fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValu
         return out(lua, [Value::Nil, string(lua, "pattern is not valid UTF-8")?]);
     };
     let f = int(&a, 1) as u32;
-    let mut pat = pat;
+    let mut full = pat.clone();
     if f & ANCHORED != 0 {
         // \G: the match starts where the search does (PCRE2_ANCHORED). The
         // newline ends a trailing comment in extended mode.
-        pat = format!("\\G(?:{pat}{})", if f & EXTENDED != 0 { "\n" } else { "" });
+        full = format!("\\G(?:{full}{})", if f & EXTENDED != 0 { "\n" } else { "" });
     }
     if f & DUPNAMES != 0 {
-        pat = format!("(?J){pat}");
+        full = format!("(?J){full}");
     }
+    let added = full.find(pat.as_str()).unwrap_or(0);
     let mut b = RegexBuilder::new();
     b.caseless(f & CASELESS != 0)
         .multi_line(f & MULTILINE != 0)
@@ -139,7 +140,7 @@ fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValu
         .extended(f & EXTENDED != 0)
         .utf(f & UTF != 0)
         .jit_if_available(f & JIT != 0);
-    match b.build(&pat) {
+    match b.build(&full) {
         Ok(re) => {
             let mut st = st.borrow_mut();
             if st.regexes.len() >= MAX_REGEXES {
@@ -150,7 +151,16 @@ fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValu
             st.regexes.push((re, locs));
             out(lua, [Value::Integer(st.regexes.len() as i64 - 1)])
         }
-        Err(e) => out(lua, [Value::Nil, string(lua, e.to_string())?]),
+        Err(e) => {
+            // OpenResty's words: pcre2_compile() failed: <msg> in "<pattern>" at "<rest>".
+            let text = e.to_string();
+            let msg = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
+            let msg = msg.split_once(": ").map_or(msg, |(_, m)| m);
+            let at = e.offset().unwrap_or(0).saturating_sub(added).min(pat.len());
+            let rest = pat.get(at..).unwrap_or("");
+            let err = format!("pcre2_compile() failed: {msg} in \"{pat}\" at \"{rest}\"");
+            out(lua, [Value::Nil, string(lua, err)?])
+        }
     }
 }
 
