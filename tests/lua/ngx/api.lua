@@ -69,8 +69,10 @@ T.case('timers: at and every run as light threads, premature at the end of M.run
   end)
   T.eq(log[1], 'at false x')
   T.eq(log[2], 'every false')
-  T.eq(log[#log], 'late true true')
-  T.eq(log[#log - 1], 'every true')
+  -- The two pending at the end, in either order.
+  local last = { log[#log - 1], log[#log] }
+  table.sort(last)
+  T.same(last, { 'every true', 'late true true' })
   T.raises(function() ngx.timer.at('1', print) end, "bad argument #1 to 'at' (number expected, got string)")
 end, { loop = false })
 
