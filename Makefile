@@ -40,9 +40,11 @@ endif
 # Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std.
 # UNGUARDED=1: the `unguarded` feature (Cargo.toml; docs/building.md), into build/<lua>-unguarded.
 UNGUARDED ?= 0
+# NGX=0: without coevent.ngx (the `ngx` feature: PCRE2, digests; docs/ngx.md), into build/<lua>-nongx.
+NGX ?= 1
 comma := ,
-FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)
-OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)
+FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)$(if $(filter 1,$(NGX)),$(comma)ngx)
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)$(if $(filter 0,$(NGX)),-nongx)
 # Expanded only where used (`modules`), not on every make run.
 RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
@@ -51,7 +53,8 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # 10,000-connection test, valgrind for `make valgrind`; for the install tests
 # (tests/install.rs) luarocks with the Lua headers it checks for even when a
 # Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture).
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev
+# libpcre2-dev and memcached for coevent.ngx (ngx.re links the system's PCRE2; tests/ngx.rs).
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libpcre2-dev memcached
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local
@@ -160,6 +163,8 @@ deps:
 	fi
 	@# OpenResty's Lua module for the oracle test, unpacked privately (as root; without it the test says skipped).
 	@if [ ! -f bench/.deps/openresty/usr/lib/nginx/modules/ngx_http_lua_module.so ] && [ "$$(id -u)" = 0 ]; then bash bench/deps.sh openresty; fi
+	@# Debian's OpenResty client libraries for tests/ngx.rs, unpacked privately likewise.
+	@if [ "$$(id -u)" = 0 ]; then bash tests/ngxdeps.sh; fi
 
 # Ends with one summary line over every test binary: "N passed, M failed".
 # The valgrind runs and the soak have targets of their own (below). The release
