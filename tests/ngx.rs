@@ -81,3 +81,39 @@ fn serve_ngx() {
 }
 
 common::scripts!(api, redis, memcached);
+
+/// `coevent --ngx`: the script in coevent.ngx's loop, as resty runs one.
+fn resty(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(common::RUNNER).args(args).output().expect("run the runner");
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn runner_ngx_flag() {
+    let script = r#"
+        local d = ngx.shared.dogs
+        d:set('a', 1)
+        ngx.say('dogs ', d:capacity(), ' ', d:get('a'), ' cats ', ngx.shared.cats:capacity(), ' ', ...)
+        ngx.log(ngx.INFO, 'info line')
+        ngx.log(ngx.ERR, 'error line')
+        ngx.timer.at(60, function(premature) ngx.say('timer premature ', premature) end)
+        ngx.sleep(0.001)"#;
+    let (ok, out, err) =
+        resty(&["--ngx", "--shdict", "dogs 1m", "--shdict", "cats 20k", "--errlog-level", "info", "-e", script, "x"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "dogs 1048576 1 cats 20480 x\ntimer premature true\n");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].ends_with("[lua] (command line):5: f(): info line") && lines[0].contains(" [info] "), "{err}");
+    assert!(lines[1].contains(" [error] ") && lines[1].ends_with("error line"), "{err}");
+    // The default level is warn, as resty's.
+    let (ok, _, err) = resty(&["--ngx", "--shdict", "dogs 1m", "--shdict", "cats 20k", "-e", script]);
+    assert!(ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (ok, _, err) = resty(&["--shdict", "dogs 1m", "-e", "print(1)"]);
+    assert!(!ok);
+    assert_eq!(err, "coevent: --shdict and --errlog-level go with --ngx\n");
+    let (ok, _, err) = resty(&["--ngx", "--shdict", "dogs", "-e", "print(1)"]);
+    assert!(!ok);
+    assert!(err.contains("--shdict: 'name size' expected, got 'dogs'"), "{err}");
+}
