@@ -290,13 +290,21 @@ ngx.decode_base64 = function(s)
   return digest(6, s)
 end
 
--- URI escaping: RFC 3986's unreserved characters stay, as OpenResty's
--- escape_uri (type 2); type 0 keeps the characters of a full URI too.
-local function hexbyte(c) return fmt('%%%02X', byte(c)) end
+-- URI escaping: the bytes nginx's ngx_escape_uri escapes for each type
+-- (0: a URI, 1: arguments, 2: a component, the default), as the oracle
+-- lists them (tests/oracle/ngx_encode.lua).
+local ESCAPE = {}
+for t, keep in pairs({ [0] = '[!-~]', [1] = '[!-~]', [2] = "[%w%-%._~!'()*]" }) do
+  local e = {}
+  for b = 0, 255 do
+    local c = char(b)
+    if not c:match(keep) or (t < 2 and c:match('[#%%?]')) or (t == 1 and c == '+') then e[c] = fmt('%%%02X', b) end
+  end
+  ESCAPE[t] = e
+end
 ngx.escape_uri = function(s, t)
   s = str_arg('escape_uri', 1, s, true)
-  if t == 0 then return (gsub(s, "[^%w%-%._~!#$&'()*+,/:;=?@%[%]]", hexbyte)) end
-  return (gsub(s, '[^%w%-%._~]', hexbyte))
+  return (gsub(s, '.', ESCAPE[t] or ESCAPE[2]))
 end
 local function unhex(h) return char(tonumber(h, 16)) end
 ngx.unescape_uri = function(s)
@@ -342,7 +350,8 @@ ngx.decode_args = function(s, max)
       k, v = ngx.unescape_uri(part), true
     end
     local old = args[k]
-    if old == nil then
+    if k == '' then -- an empty name: skipped, as OpenResty's
+    elseif old == nil then
       args[k] = v
     elseif type(old) == 'table' then
       old[#old + 1] = v
@@ -450,6 +459,7 @@ local function match_helper(want_caps, subj, regex, opts, ctx, res_or_nth)
   local ok
   ok, err = exec(c, subj, pos)
   if not ok then
+    if not err then return nil end
     if want_caps then return nil, err end
     return nil, nil, err
   end

@@ -132,7 +132,6 @@ fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValu
     if f & DUPNAMES != 0 {
         full = format!("(?J){full}");
     }
-    let added = full.find(pat.as_str()).unwrap_or(0);
     let mut b = RegexBuilder::new();
     b.caseless(f & CASELESS != 0)
         .multi_line(f & MULTILINE != 0)
@@ -152,13 +151,10 @@ fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValu
             out(lua, [Value::Integer(st.regexes.len() as i64 - 1)])
         }
         Err(e) => {
-            // OpenResty's words: pcre2_compile() failed: <msg> in "<pattern>" at "<rest>".
+            // OpenResty's form, PCRE2's words: pcre2_compile() failed: <msg> in "<pattern>".
             let text = e.to_string();
-            let msg = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
-            let msg = msg.split_once(": ").map_or(msg, |(_, m)| m);
-            let at = e.offset().unwrap_or(0).saturating_sub(added).min(pat.len());
-            let rest = pat.get(at..).unwrap_or("");
-            let err = format!("pcre2_compile() failed: {msg} in \"{pat}\" at \"{rest}\"");
+            let msg = text.splitn(3, ": ").last().unwrap_or(&text);
+            let err = format!("pcre2_compile() failed: {msg} in \"{pat}\"");
             out(lua, [Value::Nil, string(lua, err)?])
         }
     }

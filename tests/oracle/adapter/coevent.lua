@@ -6,6 +6,8 @@ local dir, case, port, unix, refused, dns = ...
 -- Names through the peer's nameserver only, as nginx's `resolver` directive has it.
 L.config({ nameservers = { '127.0.0.1:' .. dns }, hosts = '/dev/null' })
 local common = dofile(dir .. '/adapter/common.lua')
+-- The cases of the ngx API (ngx_*.lua) run with coevent.ngx's global ngx.
+if case:match('^ngx_') then require('coevent.ngx') end
 local function out(line) io.write(line, '\n') end
 local env = common.env(out, {
   tcp = cosocket.tcp,
