@@ -40,11 +40,14 @@ endif
 # Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std.
 # UNGUARDED=1: the `unguarded` feature (Cargo.toml; docs/building.md), into build/<lua>-unguarded.
 UNGUARDED ?= 0
-# NGX=0: without coevent.ngx (the `ngx` feature: PCRE2, digests; docs/ngx.md), into build/<lua>-nongx.
-NGX ?= 1
+# NGX=0|1: without or with coevent.ngx (the `ngx` feature: ngx.re on PCRE2, digests;
+# docs/ngx.md; about 175 KB). With it by default, but in the size-tuned builds
+# (PROFILE=small), which must stay under 400 KiB. Against the default: build/<lua>-nongx, -ngx.
+NGX_DEFAULT := $(if $(filter small,$(PROFILE)),0,1)
+NGX ?= $(NGX_DEFAULT)
 comma := ,
 FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)$(if $(filter 1,$(NGX)),$(comma)ngx)
-OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)$(if $(filter 0,$(NGX)),-nongx)
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)$(if $(filter-out $(NGX_DEFAULT),$(NGX)),$(if $(filter 1,$(NGX)),-ngx,-nongx))
 # Expanded only where used (`modules`), not on every make run.
 RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 

@@ -80,7 +80,7 @@ fn serve_ngx() {
     });
 }
 
-common::scripts!(api, redis, memcached);
+common::scripts!(api, redis, memcached, libs);
 
 /// `coevent --ngx`: the script in coevent.ngx's loop, as resty runs one.
 fn resty(args: &[&str]) -> (bool, String, String) {
