@@ -44,7 +44,6 @@ try('redis close', function(res) res(r:close()) end)
 
 local l = peer('lines')
 try('redis on lines', function(res) res(l:get('x')) end)
-try('redis on lines again', function(res) res(l:get('y')) end)
 try('redis read_reply unsubscribed', function(res) res(l:read_reply()) end)
 l:close()
 
