@@ -46,6 +46,18 @@ T.case("ngx.socket.tcp receives lines by default; cosocket.tcp everything", func
   T.same(T.pack(ngx.socket.connect(T.host, T.refused)), { nil, 'connection refused' })
 end)
 
+T.case('a dropped ngx socket is closed by the collector', function()
+  local before = T.fds()
+  do
+    local s = ngx.socket.tcp()
+    T.eq(s:connect(T.host, T.port), 1)
+  end
+  T.eq(T.fds(), before + 1)
+  collectgarbage()
+  collectgarbage()
+  T.eq(T.fds(), before)
+end)
+
 T.case('ngx.thread.wait returns the first to end; kill', function()
   local slow = ngx.thread.spawn(function() ngx.sleep(0.2) return 'slow' end)
   local fast = ngx.thread.spawn(function() ngx.sleep(0.01) return 'fast', 2 end)
