@@ -63,6 +63,30 @@ T.case("ngx.socket.tcp receives lines by default; cosocket.tcp everything", func
   T.same(T.pack(ngx.socket.connect(T.host, T.refused)), { nil, 'connection refused' })
 end)
 
+T.case('send of a table: joined in Lua or checked in Rust, the same as a cosocket gives', function()
+  local function echo(new)
+    local s = new()
+    T.eq(s:connect(T.host, T.port), 1)
+    T.eq(s:send('echo\n'), 5)
+    return s
+  end
+  local n, c = echo(ngx.socket.tcp), echo(L.tcp)
+  local inputs = {
+    { 'a', 'b', 1, 2.5 }, { 'x', { 'y', { 'z' } } }, { 'a', k = 'v' }, { 'a', nil, 'c' }, { [2] = 'b', [1] = 'a' },
+    { 'a', true }, { 'a', {} }, {}, { [1.0] = 'f' },
+  }
+  for i, data in ipairs(inputs) do
+    local rn = T.pack(pcall(n.send, n, data))
+    local rc = T.pack(pcall(c.send, c, data))
+    T.same(rn, rc, 'input ' .. i)
+    if rn[1] and rn[2] and rn[2] > 0 then
+      T.eq(n:receive(rn[2]), c:receive(rc[2]), 'echoed ' .. i)
+    end
+  end
+  n:close()
+  c:close()
+end)
+
 T.case('a dropped ngx socket is closed by the collector', function()
   local before = T.fds()
   do
