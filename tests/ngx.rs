@@ -9,6 +9,7 @@ mod common;
 #[allow(dead_code)]
 mod peer;
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,6 +58,42 @@ impl Memcached {
     }
 }
 
+/// The websocket server of tests/ngxpeer/ws_echo.py (Debian's python3 and
+/// python3-websockets), stopped by pid when dropped.
+struct WsEcho {
+    child: Child,
+    port: u16,
+}
+
+impl WsEcho {
+    fn start() -> WsEcho {
+        let script = common::root().join("tests/ngxpeer/ws_echo.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start /usr/bin/python3 (Debian: apt-get install python3-websockets)");
+        let mut port = 0;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+            match line.split_once(' ') {
+                Some(("WS_PORT", p)) => port = p.parse().unwrap(),
+                _ if line == "ready" => break,
+                _ => {}
+            }
+        }
+        assert!(port != 0, "the websocket server did not start (Debian: apt-get install python3-websockets)");
+        WsEcho { child, port }
+    }
+}
+
+impl Drop for WsEcho {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn nix_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
@@ -72,15 +109,16 @@ impl Drop for Memcached {
 #[test]
 fn serve_ngx() {
     common::serve(|| {
-        let (peer, redis, mc) = (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start());
+        let (peer, redis, mc, ws) = (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start(), WsEcho::start());
         let mut vars = peer.vars();
         vars.push(("REDIS_PORT", redis.port.to_string()));
         vars.push(("MEMCACHED_PORT", mc.port.to_string()));
-        ((peer, redis, mc), vars)
+        vars.push(("WS_PORT", ws.port.to_string()));
+        ((peer, redis, mc, ws), vars)
     });
 }
 
-common::scripts!(api, redis, memcached, libs);
+common::scripts!(api, redis, memcached, libs, websocket);
 
 /// `coevent --ngx`: the script in coevent.ngx's loop, as resty runs one.
 fn resty(args: &[&str]) -> (bool, String, String) {
