@@ -34,41 +34,12 @@ local function bad(self, name)
 end
 
 -- LuaJIT only (see socket::Data): a short string crosses into Rust as a copy.
--- A flat array of strings and numbers (what client libraries send) joined
--- in Lua: one C call, where Rust reading the table costs about 2,000
--- instructions an element (mlua's references). Anything else (nesting,
--- other keys or types) goes to Rust as it is, which checks it as OpenResty.
-local concat, next, type = table.concat, next, type
-local function flat(t)
-  local n, k = 0, next(t)
-  while k ~= nil do
-    n, k = n + 1, next(t, k)
-  end
-  if n ~= #t then return t end
-  local ok, s = pcall(concat, t)
-  if ok then return s end
-  return t
-end
-
--- The send of coevent.ngx's sockets. (On PUC Lua the cosockets' own send
--- stays without the type() test: it costs a string send more than it saves.)
-local send_flat = function(id, data)
-  if type(data) == 'table' then data = flat(data) end
-  return send(id, data)
-end
-
 if C.send_bytes then
-  local send_value, send_bytes, SHORT = send, C.send_bytes, C.SHORT
+  local send_value, send_bytes, SHORT, type = send, C.send_bytes, C.SHORT, type
   send = function(id, data)
-    local t = type(data)
-    if t == 'table' then
-      data = flat(data)
-      t = type(data)
-    end
-    if t == 'string' and #data <= SHORT then return send_bytes(id, data) end
+    if type(data) == 'string' and #data <= SHORT then return send_bytes(id, data) end
     return send_value(id, data)
   end
-  send_flat = send
 end
 
 -- The argument counts OpenResty checks (not on send and receive, the hot path).
@@ -252,15 +223,6 @@ end
 
 for k, f in pairs(S) do
   SN[k] = f
-end
-function SN:send(data)
-  local n, e, l = send_flat(ID[self] or bad(self, 'send'), data)
-  while n == WAIT do
-    n, e, l = yield(WAIT)
-  end
-  if e == nil then return n end
-  if n == RAISE then error(e, l or 2) end
-  return n, e
 end
 local receive_yielding_ngx
 SN.receive, receive_yielding_ngx = receivers('*l')

@@ -109,7 +109,8 @@ impl Drop for Memcached {
 #[test]
 fn serve_ngx() {
     common::serve(|| {
-        let (peer, redis, mc, ws) = (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start(), WsEcho::start());
+        let (peer, redis, mc, ws) =
+            (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start(), WsEcho::start());
         let mut vars = peer.vars();
         vars.push(("REDIS_PORT", redis.port.to_string()));
         vars.push(("MEMCACHED_PORT", mc.port.to_string()));
