@@ -1,9 +1,10 @@
 //! The sockets of one Lua state: a generational slab, each socket a `Kind`
-//! (a stream today; listeners and datagram sockets next) with the settings
+//! (a stream or a datagram socket; listeners next) with the settings
 //! every kind shares, and the one close path, which wakes every waiter and
 //! closes the fd.
 
 use crate::buf::RecvBuf;
+use crate::dgram::Dgram;
 use crate::reactor::{Reason, Token};
 use crate::resolver::Resolver;
 use crate::stream::{Cx, State, Stream};
@@ -63,6 +64,7 @@ impl Default for Timeouts {
 #[derive(Debug)]
 pub enum Kind {
     Stream(Stream),
+    Dgram(Dgram),
 }
 
 #[derive(Debug)]
@@ -76,17 +78,33 @@ impl Sock {
         Sock { kind: Kind::Stream(Stream::new()), timeouts: Timeouts::default() }
     }
 
+    pub fn dgram() -> Sock {
+        Sock { kind: Kind::Dgram(Dgram::new()), timeouts: Timeouts::default() }
+    }
+
     /// The close path of every socket: ends every wait on it as closed (a
     /// connect waiting for the resolver too) and closes its fd. Returns a
     /// waiting reader with what was buffered for it.
     pub fn close(&mut self, cx: &mut Cx, res: Option<&mut Resolver>) -> Option<(Token, RecvBuf)> {
-        let Kind::Stream(s) = &mut self.kind;
-        if let State::Resolving { wait: Some((q, tok)), .. } = s.state {
+        let resolving = match &self.kind {
+            Kind::Stream(s) => match s.state {
+                State::Resolving { wait, .. } => wait,
+                _ => None,
+            },
+            Kind::Dgram(d) => d.resolving(),
+        };
+        if let Some((q, tok)) = resolving {
             if res.is_some_and(|res| res.remove_waiter(q, tok)) {
                 cx.woken.push((Token::Thread(tok), Reason::Closed));
             }
         }
-        s.close(cx)
+        match &mut self.kind {
+            Kind::Stream(s) => s.close(cx),
+            Kind::Dgram(d) => {
+                d.close(cx);
+                None
+            }
+        }
     }
 }
 

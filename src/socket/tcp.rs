@@ -54,8 +54,11 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
 }
 
 fn of(sock: &mut Sock) -> &mut Stream {
-    let Kind::Stream(s) = &mut sock.kind;
-    s
+    match &mut sock.kind {
+        Kind::Stream(s) => s,
+        // The prelude hands a datagram socket's id to the udp functions only.
+        Kind::Dgram(_) => unreachable!("a stream operation on a datagram socket"),
+    }
 }
 
 /// Runs `op` on socket `id`'s stream, or raises why it cannot.
