@@ -25,6 +25,7 @@ use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
 use socket::tcp::{self, Data};
+use socket::udp;
 
 /// A function for the prelude. An error Lua raised inside it (a finalizer's)
 /// goes back as the raise marker, for the prelude to raise as it was: returned
@@ -64,8 +65,9 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 8] = [
+    let funs: [(&str, Fun); 9] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
+        ("udp", |l, s, _, _| udp::new(l, s.eng())),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),
@@ -85,7 +87,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 7] = [
+    let ops: [(&str, Op); 13] = [
         ("connect", tcp::connect),
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
@@ -93,6 +95,12 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("setoption", tcp::setoption),
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+        ("setpeername", udp::setpeername),
+        ("udp_bind", udp::bind),
+        ("udp_send", |l, e, id, a, _| udp::send(l, e, id, a)),
+        ("udp_receive", |l, e, id, a, _| udp::receive(l, e, id, a)),
+        ("udp_settimeout", |l, e, id, a, _| udp::settimeout(l, e, id, a)),
+        ("udp_close", |l, e, id, _, _| udp::close(l, e, id)),
     ];
     for (name, op) in ops {
         let e = eng.clone();

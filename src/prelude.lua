@@ -25,8 +25,8 @@ local ID = setmetatable({}, { __mode = 'k' })
 
 -- Not in ID: a cosocket a finalizer resurrected (its id finds no socket, and
 -- Rust says so), or no cosocket at all.
-local function bad(self, name)
-  if type(self) == 'table' and getmetatable(self) == MT then return rawget(self, 1) end
+local function bad(self, name, mt)
+  if type(self) == 'table' and getmetatable(self) == (mt or MT) then return rawget(self, 1) end
   error(("calling '%s' on bad self (cosocket expected, got %s)"):format(name, type(self)), 3)
 end
 
@@ -193,6 +193,89 @@ function L.tcp()
   return s
 end
 
+-- UDP sockets (src/socket/udp.rs): tables as tcp's, with OpenResty's
+-- ngx.socket.udp methods and argument counts.
+local U = {}
+local UMT = { __index = U }
+local UID = setmetatable({}, { __mode = 'k' })
+
+function U:setpeername(...)
+  local n = select('#', ...)
+  if n ~= 1 and n ~= 2 then
+    error(('ngx.socket.udp setpeername: expecting 2 or 3 arguments (including the object), but seen %d'):format(n + 1), 2)
+  end
+  local host, port = ...
+  -- A port given as nil (Rust's nil: none given).
+  if n == 2 and port == nil then port = WAIT end
+  local r, e, l = C.setpeername(UID[self] or bad(self, 'setpeername', UMT), host, port)
+  while r == WAIT do
+    r, e, l = yield(WAIT)
+  end
+  if e == nil then return r end
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+function U:bind(...)
+  local n = select('#', ...)
+  if n ~= 1 and n ~= 2 then error(('expecting 2 or 3 arguments, but got %d'):format(n + 1), 2) end
+  local r, e, l = C.udp_bind(UID[self] or bad(self, 'bind', UMT), ...)
+  if e == nil then return r end
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+function U:send(...)
+  local n = select('#', ...)
+  if n ~= 1 then error(('expecting 2 arguments (including the object), but got %d'):format(n + 1), 2) end
+  local r, e, l = C.udp_send(UID[self] or bad(self, 'send', UMT), ...)
+  while r == WAIT do
+    r, e, l = yield(WAIT)
+  end
+  if e == nil then return r end
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+function U:receive(...)
+  local n = select('#', ...)
+  if n > 1 then error(('expecting 1 or 2 arguments (including the object), but got %d'):format(n + 1), 2) end
+  local d, e, l = C.udp_receive(UID[self] or bad(self, 'receive', UMT), ...)
+  while d == WAIT do
+    d, e, l = yield(WAIT)
+  end
+  if e == nil then return d end
+  if d == RAISE then error(e, l or 2) end
+  return d, e
+end
+
+function U:settimeout(...)
+  local n = select('#', ...)
+  if n ~= 1 then
+    error(('ngx.socket settimeout: expecting at least 2 arguments (including the object) but seen %d'):format(n + 1), 2)
+  end
+  local r, e, l = C.udp_settimeout(UID[self] or bad(self, 'settimeout', UMT), ...)
+  if r == RAISE then error(e, l or 2) end
+end
+
+function U:close(...)
+  if select('#', ...) > 0 then nargs('', 1, ...) end
+  local r, e, l = C.udp_close(UID[self] or bad(self, 'close', UMT))
+  if e == nil then return r end
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+function L.udp(...)
+  local n = select('#', ...)
+  if n ~= 0 then error(('expecting zero arguments, but got %d'):format(n), 2) end
+  local guard, id, l = C.udp()
+  if guard == RAISE then error(id, l or 2) end
+  local s = setmetatable({ id, guard }, UMT)
+  UID[s] = id
+  return s
+end
+
 -- A finished thread's results as coroutine_wait returns them.
 local function results(r)
   if not r[1] then return nil, r[2] end
@@ -337,7 +420,7 @@ setmetatable(L, {
 })
 
 -- The seed's globals.
-cosocket = { tcp = L.tcp }
+cosocket = { tcp = L.tcp, udp = L.udp }
 newthread, coroutine_wait, swop = L.spawn, L.wait, L.swop
 
 return L

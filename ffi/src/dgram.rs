@@ -150,10 +150,9 @@ impl Dgram {
         }
     }
 
-    /// The answer for the name a `Resolving` socket waited on: its first
-    /// address is the peer.
-    pub fn resolved(&mut self, cx: &mut Cx, ips: Result<Vec<IpAddr>, &'static str>) -> Result<(), Error> {
-        let State::Resolving { port, .. } = std::mem::take(&mut self.state) else { return Err(Error::Closed) };
+    /// The answer for a name: its first address, at `port`, is the peer.
+    pub fn resolved(&mut self, cx: &mut Cx, port: u16, ips: Result<Vec<IpAddr>, &'static str>) -> Result<(), Error> {
+        self.state = State::Idle;
         match ips.map(|ips| ips.first().copied()) {
             Ok(Some(ip)) => self.open(cx, &Addr::Ip(SocketAddr::new(ip, port))),
             Ok(None) => Err(Error::Resolve("no such host")),
@@ -485,14 +484,13 @@ mod tests {
         let mut d = Dgram::new();
         let me = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap();
         d.local = Some(me);
-        d.state = State::Resolving { name: "x.test".into(), port: addr_port(&addr), wait: None };
-        d.resolved(&mut env.cx(), Ok(vec![Ipv4Addr::LOCALHOST.into()])).unwrap();
+        d.resolved(&mut env.cx(), addr_port(&addr), Ok(vec![Ipv4Addr::LOCALHOST.into()])).unwrap();
         d.send(&mut env.cx(), b"from a known port");
         let (_, from) = peer.recv_from(&mut [0; 32]).unwrap();
         assert_eq!(from, me);
         d.close(&mut env.cx());
         d.state = State::Resolving { name: "x.test".into(), port: 1, wait: None };
-        assert_eq!(d.resolved(&mut env.cx(), Err("no such host")), Err(Error::Resolve("no such host")));
+        assert_eq!(d.resolved(&mut env.cx(), 1, Err("no such host")), Err(Error::Resolve("no such host")));
         assert!(!d.is_open());
         // A local address of the other family.
         d.local = Some("[::1]:0".parse().unwrap());

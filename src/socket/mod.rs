@@ -7,6 +7,7 @@
 //! reaches Rust and raises "calling 'x' on a collected cosocket".
 
 pub mod tcp;
+pub mod udp;
 
 use std::rc::Rc;
 
@@ -64,5 +65,6 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
+        Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
     }
 }

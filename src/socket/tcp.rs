@@ -139,7 +139,7 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
 }
 
 /// Why `host` is no address, in OpenResty's words where it has them.
-fn unparsed(host: &[u8], e: &str) -> String {
+pub(super) fn unparsed(host: &[u8], e: &str) -> String {
     let why = match e {
         "empty unix socket path" => "no path in the unix domain socket",
         "unix socket path too long" => "too long path in the unix domain socket",
@@ -455,7 +455,7 @@ pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake)
 /// Appends `v` to `out`, as OpenResty's send takes it: a string, a number,
 /// `nil`, a boolean (sent as `"nil"`, `"true"`, `"false"`) or an array
 /// table of strings, numbers and array tables.
-fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+pub(super) fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"nil"),
         Value::Boolean(true) => out.extend_from_slice(b"true"),
