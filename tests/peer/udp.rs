@@ -6,6 +6,7 @@
 //! | `many N`   | N datagrams, `1` to `N`                                 |
 //! | `big N`    | one datagram of N bytes, byte i = i % 251               |
 //! | `silent`   | nothing                                                 |
+//! | `whoami`   | the sender's address, `127.0.0.1:PORT` (UDP only)       |
 //! | other      | the same bytes back                                     |
 //!
 //! Also a UDP port nobody listens on (a datagram sent there is answered by
@@ -37,7 +38,8 @@ impl Udp {
         thread::spawn(move || {
             let mut b = vec![0u8; 70_000];
             while let Ok((n, from)) = s.recv_from(&mut b) {
-                for a in answers(&b[..n]) {
+                let who = from.to_string().into_bytes();
+                for a in answers(&b[..n], &who) {
                     let _ = s.send_to(&a, from);
                 }
             }
@@ -47,7 +49,7 @@ impl Udp {
         thread::spawn(move || {
             let mut b = vec![0u8; 70_000];
             while let Ok((n, from)) = u.recv_from(&mut b) {
-                for a in answers(&b[..n]) {
+                for a in answers(&b[..n], b"") {
                     let _ = send_unix(&u, &a, &from);
                 }
             }
@@ -70,7 +72,7 @@ fn send_unix(u: &UnixDatagram, b: &[u8], to: &UnixAddr) -> io::Result<usize> {
     }
 }
 
-fn answers(m: &[u8]) -> Vec<Vec<u8>> {
+fn answers(m: &[u8], who: &[u8]) -> Vec<Vec<u8>> {
     let text = String::from_utf8_lossy(m);
     let (cmd, arg) = text.split_once(' ').unwrap_or((&text, ""));
     let n = arg.trim().parse::<usize>().unwrap_or(0);
@@ -78,6 +80,7 @@ fn answers(m: &[u8]) -> Vec<Vec<u8>> {
         "many" => (1..=n).map(|i| i.to_string().into_bytes()).collect(),
         "big" => vec![(0..n).map(pattern).collect()],
         "silent" => Vec::new(),
+        "whoami" => vec![who.to_vec()],
         _ => vec![m.to_vec()],
     }
 }
