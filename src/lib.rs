@@ -24,6 +24,7 @@ use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Valu
 use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
+use socket::keepalive;
 use socket::tcp::{self, Data};
 use socket::udp;
 
@@ -87,14 +88,18 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 13] = [
-        ("connect", tcp::connect),
+    let ops: [(&str, Op); 17] = [
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
         ("setoption", tcp::setoption),
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+        ("setkeepalive", keepalive::setkeepalive),
+        ("getreusedtimes", |l, e, id, _, _| keepalive::getreusedtimes(l, e, id)),
+        ("getfd", |l, e, id, _, _| tcp::getfd(l, e, id)),
+        ("getpeername", |l, e, id, _, _| tcp::getpeername(l, e, id)),
+        ("shutdown", |l, e, id, a, _| tcp::shutdown(l, e, id, a)),
         ("setpeername", udp::setpeername),
         ("udp_bind", udp::bind),
         ("udp_send", |l, e, id, a, _| udp::send(l, e, id, a)),
@@ -107,10 +112,17 @@ pub fn open(lua: &Lua) -> Result<Table> {
         let f = move |lua: &Lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b);
         c.raw_set(name, func(lua, &eng, f)?)?;
     }
-    let e = eng.clone();
-    let settimeouts =
-        move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| tcp::settimeouts(lua, &e, Id::from(id), [a, b, d]);
-    c.raw_set("settimeouts", func(lua, &eng, settimeouts)?)?;
+    // And those of (id, a, b, c, d).
+    type Op4 = fn(&Lua, &Engine, Id, Value, [Value; 3]) -> Result<Ret>;
+    let ops: [(&str, Op4); 2] =
+        [("connect", tcp::connect), ("settimeouts", |l, e, id, a, [b, c, _]| tcp::settimeouts(l, e, id, [a, b, c]))];
+    for (name, op) in ops {
+        let e = eng.clone();
+        let f = move |lua: &Lua, (id, a, b, c, d): (i64, Value, Value, Value, Value)| {
+            op(lua, &e, Id::from(id), a, [b, c, d])
+        };
+        c.raw_set(name, func(lua, &eng, f)?)?;
+    }
 
     if cfg!(feature = "luajit") {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.
