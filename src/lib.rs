@@ -18,7 +18,7 @@ mod socket;
 
 use std::rc::Rc;
 
-use coevent_ffi::table::Id;
+use coevent_ffi::table::{Id, Sock};
 use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Value};
 
 use engine::Engine;
@@ -67,8 +67,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
     let funs: [(&str, Fun); 9] = [
-        ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
-        ("udp", |l, s, _, _| udp::new(l, s.eng())),
+        ("tcp", |l, s, _, _| socket::new(l, s.eng(), Sock::stream())),
+        ("udp", |l, s, _, _| socket::new(l, s.eng(), Sock::dgram())),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),

@@ -237,77 +237,40 @@ function L.connect(...)
 end
 
 -- UDP sockets (src/socket/udp.rs): tables as tcp's, with OpenResty's
--- ngx.socket.udp methods and argument counts.
+-- ngx.socket.udp methods and argument counts (min to max besides self).
 local U = {}
 local UMT = { __index = U }
 local UID = setmetatable({}, { __mode = 'k' })
 
-function U:setpeername(...)
-  local n = select('#', ...)
-  if n ~= 1 and n ~= 2 then
-    error(('ngx.socket.udp setpeername: expecting 2 or 3 arguments (including the object), but seen %d'):format(n + 1), 2)
+local function method(name, f, min, max, arity)
+  U[name] = function(self, ...)
+    local n = select('#', ...)
+    if n < min or n > max then error(arity:format(n + 1), 2) end
+    local r, e, l = f(UID[self] or bad(self, name, UMT), ...)
+    while r == WAIT do
+      r, e, l = yield(WAIT)
+    end
+    if e == nil then
+      if r == nil then return end -- settimeout: no results
+      return r
+    end
+    if r == RAISE then error(e, l or 2) end
+    return r, e
   end
-  local host, port = ...
-  -- A port given as nil (Rust's nil: none given).
-  if n == 2 and port == nil then port = WAIT end
-  local r, e, l = C.setpeername(UID[self] or bad(self, 'setpeername', UMT), host, port)
-  while r == WAIT do
-    r, e, l = yield(WAIT)
-  end
-  if e == nil then return r end
-  if r == RAISE then error(e, l or 2) end
-  return r, e
 end
 
-function U:bind(...)
-  local n = select('#', ...)
-  if n ~= 1 and n ~= 2 then error(('expecting 2 or 3 arguments, but got %d'):format(n + 1), 2) end
-  local r, e, l = C.udp_bind(UID[self] or bad(self, 'bind', UMT), ...)
-  if e == nil then return r end
-  if r == RAISE then error(e, l or 2) end
-  return r, e
-end
-
-function U:send(...)
-  local n = select('#', ...)
-  if n ~= 1 then error(('expecting 2 arguments (including the object), but got %d'):format(n + 1), 2) end
-  local r, e, l = C.udp_send(UID[self] or bad(self, 'send', UMT), ...)
-  while r == WAIT do
-    r, e, l = yield(WAIT)
-  end
-  if e == nil then return r end
-  if r == RAISE then error(e, l or 2) end
-  return r, e
-end
-
-function U:receive(...)
-  local n = select('#', ...)
-  if n > 1 then error(('expecting 1 or 2 arguments (including the object), but got %d'):format(n + 1), 2) end
-  local d, e, l = C.udp_receive(UID[self] or bad(self, 'receive', UMT), ...)
-  while d == WAIT do
-    d, e, l = yield(WAIT)
-  end
-  if e == nil then return d end
-  if d == RAISE then error(e, l or 2) end
-  return d, e
-end
-
-function U:settimeout(...)
-  local n = select('#', ...)
-  if n ~= 1 then
-    error(('ngx.socket settimeout: expecting at least 2 arguments (including the object) but seen %d'):format(n + 1), 2)
-  end
-  local r, e, l = C.udp_settimeout(UID[self] or bad(self, 'settimeout', UMT), ...)
-  if r == RAISE then error(e, l or 2) end
-end
-
-function U:close(...)
-  if select('#', ...) > 0 then nargs('', 1, ...) end
-  local r, e, l = C.udp_close(UID[self] or bad(self, 'close', UMT))
-  if e == nil then return r end
-  if r == RAISE then error(e, l or 2) end
-  return r, e
-end
+method('setpeername', function(id, host, ...)
+  local port = ...
+  -- A port given as nil; nil alone is none given.
+  if select('#', ...) == 1 and port == nil then port = WAIT end
+  return C.setpeername(id, host, port)
+end, 1, 2, 'ngx.socket.udp setpeername: expecting 2 or 3 arguments (including the object), but seen %d')
+method('bind', C.udp_bind, 1, 2, 'expecting 2 or 3 arguments, but got %d')
+method('send', C.udp_send, 1, 1, 'expecting 2 arguments (including the object), but got %d')
+method('receive', C.udp_receive, 0, 1, 'expecting 1 or 2 arguments (including the object), but got %d')
+method('settimeout', C.udp_settimeout, 1, 1,
+  'ngx.socket settimeout: expecting at least 2 arguments (including the object) but seen %d')
+method('close', C.udp_close, 0, 0, 'expecting 1 argument (including the object) but seen %d')
 
 function L.udp(...)
   local n = select('#', ...)

@@ -220,44 +220,21 @@ impl Dgram {
         }
     }
 
-    /// `send(b)`: the datagram goes whole, now or (copied) once the socket
-    /// takes it.
-    pub fn send(&mut self, cx: &mut Cx, b: &[u8]) -> Step<(), Error> {
-        let c = match self.sendable(cx) {
-            Ok(c) => c,
-            Err(e) => return Step::Fail(e),
-        };
-        let step = flush(cx.r, c.src, b);
-        if matches!(step, Step::Wait(..)) {
-            c.out.clear();
-            c.out.extend_from_slice(b);
-        }
-        step
-    }
-
-    /// `send` of the datagram `fill` writes (a table's pieces); `fill`'s
-    /// error sends nothing.
+    /// `send`: the datagram `fill` writes (copied: a send that must wait
+    /// keeps it) goes whole, now or once the socket takes it; `fill`'s error
+    /// sends nothing.
     pub fn send_filled<E>(
         &mut self,
         cx: &mut Cx,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<Step<(), Error>, E> {
-        let c = match self.sendable(cx) {
-            Ok(c) => c,
-            Err(e) => return Ok(Step::Fail(e)),
-        };
+        let State::Open(c) = &mut self.state else { return Ok(Step::Fail(Error::Closed)) };
+        if cx.r.waiter(c.src, Side::Writer).is_some() {
+            return Ok(Step::Fail(Error::Busy));
+        }
         c.out.clear();
         fill(&mut c.out)?;
         Ok(self.flush(cx))
-    }
-
-    /// The connection, if a send may start on it.
-    fn sendable(&mut self, cx: &mut Cx) -> Result<&mut Conn, Error> {
-        let State::Open(c) = &mut self.state else { return Err(Error::Closed) };
-        if cx.r.waiter(c.src, Side::Writer).is_some() {
-            return Err(Error::Busy);
-        }
-        Ok(c)
     }
 
     /// Hands the kernel the datagram `send` holds; `Wait` until it takes it.
@@ -343,6 +320,16 @@ mod tests {
                     Step::Wait(side, dir) => assert_eq!(self.wait(d, side, dir, 5000), Reason::Ready),
                 }
             }
+        }
+    }
+
+    impl Dgram {
+        fn send(&mut self, cx: &mut Cx, b: &[u8]) -> Step<(), Error> {
+            let Ok(step) = self.send_filled(cx, |out| {
+                out.extend_from_slice(b);
+                Ok::<(), std::convert::Infallible>(())
+            });
+            step
         }
     }
 

@@ -12,10 +12,11 @@ pub mod udp;
 
 use std::rc::Rc;
 
+use coevent_ffi::table::Sock;
 use coevent_ffi::until::Key;
-use mlua::{Lua, Result, UserData};
+use mlua::{Lua, Result, UserData, Value};
 
-use crate::engine::{Deferred, Engine, Held, Wake};
+use crate::engine::{Deferred, Engine, Held, Wake, BUSY};
 use crate::op::Op;
 use crate::ret::{raise, Ret};
 
@@ -51,6 +52,15 @@ impl Drop for Guard {
             None => self.eng.defer(Deferred::Release(self.held)),
         }
     }
+}
+
+/// A new socket object's guard and id, for the prelude to put in its table.
+pub fn new(lua: &Lua, eng: &Rc<Engine>, sock: Sock) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let id = core.table.insert(sock);
+    drop(core);
+    let guard = lua.create_userdata(Guard::new(eng, Held::Socket(id)))?;
+    Ok((Value::UserData(guard), Value::Integer(id.number()), Value::Nil))
 }
 
 #[cold]

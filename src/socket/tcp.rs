@@ -14,7 +14,7 @@ use coevent_ffi::stream::{Cx, Error, State, Step, Stream};
 use coevent_ffi::sys::{self, Addr, Shutdown, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
-use mlua::{AnyUserData, BString, Lua, Result, Value};
+use mlua::{BString, Lua, Result, Value};
 
 use super::{collected, Guard};
 use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
@@ -30,15 +30,6 @@ pub const SHORT: usize = 4096;
 
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
-
-/// A new socket: its guard and its id (see `socket`).
-pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
-    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-    let id = core.table.insert(Sock::stream());
-    drop(core);
-    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, Held::Socket(id)))?;
-    Ok((Value::UserData(guard), Value::Integer(id.number()), Value::Nil))
-}
 
 /// Socket `id`'s stream and what an operation on it is lent, or the error
 /// to raise: the engine is busy, the socket was collected, no loop runs.

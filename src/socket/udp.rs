@@ -4,7 +4,6 @@
 //! The arity checks are the prelude's.
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 use coevent_ffi::addr::{self, Host};
 use coevent_ffi::dgram::{Dgram, Error, Scratch, State, MAX_DATAGRAM};
@@ -13,23 +12,14 @@ use coevent_ffi::resolver::Lookup;
 use coevent_ffi::stream::{Cx, Step};
 use coevent_ffi::sys::Addr;
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
-use mlua::{AnyUserData, Lua, Result, Value};
+use mlua::{Lua, Result, Value};
 
 use super::tcp::{flatten_arg, unparsed};
-use super::{collected, Guard};
-use crate::engine::{Core, Engine, Held, Wake, BUSY};
+use super::collected;
+use crate::engine::{Core, Engine, Wake, BUSY};
 use crate::op::{On, Op, Pending, Udp};
 use crate::resolve;
 use crate::ret::{bad_arg, expected, fail, number, raise, ret, type_name, Ret, NOT_IN_LOOP};
-
-/// A new socket: its guard and its id (see `socket`).
-pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
-    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-    let id = core.table.insert(Sock::dgram());
-    drop(core);
-    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, Held::Socket(id)))?;
-    Ok((Value::UserData(guard), Value::Integer(id.number()), Value::Nil))
-}
 
 /// What an operation on a datagram socket is lent.
 struct Parts<'a> {
@@ -65,15 +55,14 @@ pub fn setpeername(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) ->
     let Some(host) = lua.coerce_string(host.clone())? else {
         return bad_arg(lua, 1, "setpeername", &expected("string", &host));
     };
-    let port = match &port {
-        Value::Nil => 0,
+    let port = match port_arg(lua, &port) {
+        Port::Ok(p) => p,
+        Port::Bad(r) => return r,
         // The prelude's mark of a port given as nil.
-        Value::LightUserData(_) => return bad_arg(lua, 2, "setpeername", "number expected, got nil"),
-        v => match number(lua, v).map(f64::trunc) {
-            Some(p) if (0.0..=65535.0).contains(&p) => p as u16,
-            Some(p) => return fail(lua, &format!("bad port number: {}", p as i64)),
-            None => return bad_arg(lua, 2, "setpeername", &expected("number", v)),
-        },
+        Port::NotNumber(Value::LightUserData(_)) => {
+            return bad_arg(lua, 2, "setpeername", "number expected, got nil")
+        }
+        Port::NotNumber(v) => return bad_arg(lua, 2, "setpeername", &expected("number", v)),
     };
     let host = host.as_bytes();
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
@@ -99,6 +88,26 @@ pub fn setpeername(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) ->
     let r = of(sock).open(&mut cx, &peer);
     drop(core);
     opened(lua, r)
+}
+
+/// A port argument: none (nil) is 0; a number, or a string Lua reads as
+/// one, is cut to a whole number, and out of range returned as OpenResty
+/// does.
+enum Port<'a> {
+    Ok(u16),
+    Bad(Result<Ret>),
+    NotNumber(&'a Value),
+}
+
+fn port_arg<'a>(lua: &Lua, v: &'a Value) -> Port<'a> {
+    match v {
+        Value::Nil => Port::Ok(0),
+        v => match number(lua, v).map(f64::trunc) {
+            Some(p) if (0.0..=65535.0).contains(&p) => Port::Ok(p as u16),
+            Some(p) => Port::Bad(fail(lua, &format!("bad port number: {}", p as i64))),
+            None => Port::NotNumber(v),
+        },
+    }
 }
 
 fn opened(lua: &Lua, r: std::result::Result<(), Error>) -> Result<Ret> {
@@ -129,13 +138,10 @@ fn resolving(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, name: String, por
 /// socket (OpenResty's, with tcp's optional port).
 pub fn bind(lua: &Lua, eng: &Engine, id: Id, address: Value, port: Value) -> Result<Ret> {
     // As tcp's: the port is looked at first.
-    let port = match &port {
-        Value::Nil => 0,
-        v => match number(lua, v).map(f64::trunc) {
-            Some(p) if (0.0..=65535.0).contains(&p) => p as u16,
-            Some(p) => return fail(lua, &format!("bad port number: {}", p as i64)),
-            None => return fail(lua, &format!("expecting port to be anumber but got type: {}", type_name(v))),
-        },
+    let port = match port_arg(lua, &port) {
+        Port::Ok(p) => p,
+        Port::Bad(r) => return r,
+        Port::NotNumber(v) => return fail(lua, &format!("expecting port to be anumber but got type: {}", type_name(v))),
     };
     let Some(text) = lua.coerce_string(address.clone())? else {
         return bad_arg(lua, 1, "bind", &expected("string", &address));
@@ -155,16 +161,12 @@ pub fn bind(lua: &Lua, eng: &Engine, id: Id, address: Value, port: Value) -> Res
 pub fn send(lua: &Lua, eng: &Engine, id: Id, data: Value) -> Result<Ret> {
     let mut bad = None;
     let r = with(lua, eng, id, "send", |mut p| {
-        let step = match &data {
-            Value::String(s) => p.d.send(&mut p.cx, &s.as_bytes()),
-            _ if !p.d.is_open() => Step::Fail(Error::Closed),
-            v => match p.d.send_filled(&mut p.cx, |out| flatten_arg(lua, v, out)) {
-                Ok(step) => step,
-                Err(e) => {
-                    bad = Some(e);
-                    return ret(Value::Nil);
-                }
-            },
+        let step = match p.d.send_filled(&mut p.cx, |out| flatten_arg(lua, &data, out)) {
+            Ok(step) => step,
+            Err(e) => {
+                bad = Some(e);
+                return ret(Value::Nil);
+            }
         };
         sending(lua, eng, id, p, step)
     });
