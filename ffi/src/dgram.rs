@@ -184,7 +184,7 @@ impl Dgram {
             let b = &mut scratch.0[0];
             b.clear();
             b.extend_from_slice(&q[..q.len().min(size)]);
-            self.streak += 1;
+            self.streak = self.streak.saturating_add(1);
             return Step::Done(b);
         }
         if !cx.r.is_ready(src, Dir::Read) {
@@ -203,7 +203,7 @@ impl Dgram {
                     // Fewer than asked for: the queue is drained.
                     cx.r.set_ready(src, Dir::Read, false);
                 }
-                self.streak += 1;
+                self.streak = self.streak.saturating_add(1);
                 let b = &scratch.0[0];
                 Step::Done(&b[..b.len().min(size)])
             }

@@ -14,8 +14,8 @@ use coevent_ffi::sys::Addr;
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
 use mlua::{Lua, Result, Value};
 
-use super::tcp::{flatten_arg, unparsed};
 use super::collected;
+use super::tcp::{flatten_arg, unparsed};
 use crate::engine::{Core, Engine, Wake, BUSY};
 use crate::op::{On, Op, Pending, Udp};
 use crate::resolve;
@@ -59,9 +59,7 @@ pub fn setpeername(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) ->
         Port::Ok(p) => p,
         Port::Bad(r) => return r,
         // The prelude's mark of a port given as nil.
-        Port::NotNumber(Value::LightUserData(_)) => {
-            return bad_arg(lua, 2, "setpeername", "number expected, got nil")
-        }
+        Port::NotNumber(Value::LightUserData(_)) => return bad_arg(lua, 2, "setpeername", "number expected, got nil"),
         Port::NotNumber(v) => return bad_arg(lua, 2, "setpeername", &expected("number", v)),
     };
     let host = host.as_bytes();
@@ -141,7 +139,9 @@ pub fn bind(lua: &Lua, eng: &Engine, id: Id, address: Value, port: Value) -> Res
     let port = match port_arg(lua, &port) {
         Port::Ok(p) => p,
         Port::Bad(r) => return r,
-        Port::NotNumber(v) => return fail(lua, &format!("expecting port to be anumber but got type: {}", type_name(v))),
+        Port::NotNumber(v) => {
+            return fail(lua, &format!("expecting port to be anumber but got type: {}", type_name(v)))
+        }
     };
     let Some(text) = lua.coerce_string(address.clone())? else {
         return bad_arg(lua, 1, "bind", &expected("string", &address));
