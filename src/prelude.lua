@@ -201,7 +201,7 @@ end
 function S:settimeouts(...)
   local n = select('#', ...)
   if n ~= 3 then
-    error(('ngx.socket settimeouts: expecting 4 arguments (including the object) but seen %d'):format(n + 1), 2)
+    error(('ngx.socket settimeout: expecting 4 arguments (including the object) but seen %d'):format(n + 1), 2)
   end
   local r, e, l = C.settimeouts(ID[self] or bad(self, 'settimeouts'), ...)
   if r == RAISE then error(e, l or 2) end

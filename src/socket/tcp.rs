@@ -311,8 +311,10 @@ fn queued_woken(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, wake: Wake) ->
         }
         _ => return fail(lua, "closed"),
     }
+    // Its place in the count goes to the connection it takes or makes.
     if let Some((conn, reused)) = core.pools.take(p, r) {
         s.resume(conn, p, reused + 1);
+        core.pools.left(p);
         return ret(Value::Integer(1));
     }
     s.pool = Some(p);

@@ -10,7 +10,11 @@ local function out(line) io.write(line, '\n') end
 local env = common.env(out, {
   tcp = cosocket.tcp,
   udp = cosocket.udp,
+  sockconnect = cosocket.connect,
   sleep = L.sleep,
+  spawn = newthread,
+  wait = coroutine_wait,
+  kill = L.kill,
   PEER = {
     host = '127.0.0.1', port = tonumber(port), unix = unix, refused = tonumber(refused),
     udp = tonumber(udp), udp_unix = udp_unix, udp_refused = tonumber(udp_refused),
