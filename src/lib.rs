@@ -18,7 +18,7 @@ mod socket;
 
 use std::rc::Rc;
 
-use coevent_ffi::table::{Id, Sock};
+use coevent_ffi::table::Id;
 use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Value};
 
 use engine::Engine;
@@ -66,9 +66,10 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 9] = [
-        ("tcp", |l, s, _, _| socket::new(l, s.eng(), Sock::stream())),
-        ("udp", |l, s, _, _| socket::new(l, s.eng(), Sock::dgram())),
+    let funs: [(&str, Fun); 10] = [
+        ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
+        ("release", |_, s, id, _| socket::release(s.eng(), id)),
+        ("udp", |l, s, _, _| udp::new(l, s.eng())),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),

@@ -18,7 +18,7 @@ local PATTERN = { ['*l'] = C.LINE, l = C.LINE, ['*a'] = C.ALL, a = C.ALL }
 local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
 local S = {} -- cosocket methods
--- A cosocket is { id, guard } with this metatable (see src/socket); ID[cosocket]
+-- A cosocket is { id, guard? } with this metatable (see below); ID[cosocket]
 -- is its id, the argument its operations take.
 local MT = { __index = S }
 local ID = setmetatable({}, { __mode = 'k' })
@@ -216,10 +216,28 @@ end
 
 local L = {}
 
+-- A collected cosocket is closed by a finalizer: its own on Lua 5.2 and
+-- later; on 5.1 and LuaJIT, whose tables have none, that of a newproxy
+-- userdata it holds, which finds the id in GID (weak keys stay until the
+-- finalizer has run). Made here, not in Rust: a userdata made by mlua costs
+-- a protected call on most builds (about 6,000 instructions on LuaJIT).
+local release, guard = C.release, nil
+if newproxy then
+  local GID, proto = setmetatable({}, { __mode = 'k' }), newproxy(true)
+  getmetatable(proto).__gc = function(p) release(GID[p]) end
+  guard = function(id)
+    local p = newproxy(proto)
+    GID[p] = id
+    return p
+  end
+else
+  MT.__gc = function(s) release(rawget(s, 1)) end
+end
+
 local function tcp(level)
-  local guard, id, l = C.tcp()
-  if guard == RAISE then error(id, l or level) end
-  local s = setmetatable({ id, guard }, MT)
+  local id, e, l = C.tcp()
+  if id == RAISE then error(e, l or level) end
+  local s = setmetatable({ id, guard and guard(id) }, MT)
   ID[s] = id
   return s
 end
@@ -239,7 +257,7 @@ end
 -- UDP sockets (src/socket/udp.rs): tables as tcp's, with OpenResty's
 -- ngx.socket.udp methods and argument counts (min to max besides self).
 local U = {}
-local UMT = { __index = U }
+local UMT = { __index = U, __gc = MT.__gc }
 local UID = setmetatable({}, { __mode = 'k' })
 
 local function method(name, f, min, max, arity)
@@ -275,9 +293,9 @@ method('close', C.udp_close, 0, 0, 'expecting 1 argument (including the object) 
 function L.udp(...)
   local n = select('#', ...)
   if n ~= 0 then error(('expecting zero arguments, but got %d'):format(n), 2) end
-  local guard, id, l = C.udp()
-  if guard == RAISE then error(id, l or 2) end
-  local s = setmetatable({ id, guard }, UMT)
+  local id, e, l = C.udp()
+  if id == RAISE then error(e, l or 2) end
+  local s = setmetatable({ id, guard and guard(id) }, UMT)
   UID[s] = id
   return s
 end

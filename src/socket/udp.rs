@@ -21,6 +21,13 @@ use crate::op::{On, Op, Pending, Udp};
 use crate::resolve;
 use crate::ret::{bad_arg, expected, fail, number, raise, ret, type_name, Ret, NOT_IN_LOOP};
 
+/// A new socket's id (see `socket`).
+pub fn new(lua: &Lua, eng: &Engine) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let id = core.table.insert(Sock::dgram());
+    ret(Value::Integer(id.number()))
+}
+
 /// What an operation on a datagram socket is lent.
 struct Parts<'a> {
     d: &'a mut Dgram,
