@@ -20,6 +20,18 @@ pub enum Op {
     Flush(Id),
     /// To this port, once the name resolves or the fd is writable.
     Connect(Id, u16),
+    /// A datagram socket's.
+    Udp(Id, Udp),
+}
+
+/// What a datagram socket waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Udp {
+    /// `setpeername`, for its name's addresses.
+    Peer,
+    /// `receive(size)`.
+    Receive(usize),
+    Send,
 }
 
 /// What the wait is on.

@@ -8,6 +8,7 @@
 
 pub mod keepalive;
 pub mod tcp;
+pub mod udp;
 
 use std::rc::Rc;
 
@@ -80,5 +81,6 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
+        Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
     }
 }
