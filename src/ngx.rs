@@ -259,8 +259,8 @@ fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
         },
         // set, safe_set, add, safe_add, replace: (value, exptime, flags)
         op @ 2..=6 => {
-            let mode = [Mode::Set, Mode::Set, Mode::Add, Mode::Add, Mode::Replace][op as usize - 2];
-            let force = !matches!(op, 3 | 5);
+            let mode = [Mode::Set, Mode::SafeSet, Mode::Add, Mode::SafeAdd, Mode::Replace][op as usize - 2];
+            let force = !matches!(mode, Mode::SafeSet | Mode::SafeAdd);
             let v = arg(&a, 3);
             let val = match v {
                 Value::Nil => None,
@@ -270,7 +270,7 @@ fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
                 },
             };
             let expires = shdict::deadline(now, num(&a, 4));
-            match d.store(mode, &key, val, expires, int(&a, 5) as u32, now, force) {
+            match d.store(mode, &key, val, expires, int(&a, 5) as u32, now) {
                 Ok(forced) => out(lua, [Value::Boolean(true), Value::Nil, Value::Boolean(forced)]),
                 Err(e @ shdict::Err::NoMemory) if !force => nil_err(e),
                 Err(e) => {

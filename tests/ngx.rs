@@ -108,7 +108,14 @@ impl Dnsmasq {
         let big = (0..12).map(|i| format!("{i:02}").repeat(30)).collect::<Vec<_>>().join(",");
         let mut cmd = Command::new("/usr/sbin/dnsmasq");
         cmd.args(["--keep-in-foreground", "--no-daemon", &format!("--port={port}"), "--listen-address=127.0.0.1"])
-            .args(["--bind-interfaces", "--no-resolv", "--no-hosts", "--no-poll", "--conf-file=/dev/null", "--pid-file="])
+            .args([
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+            ])
             .args(["--local-ttl=30", "--local=/#/"])
             .args(["--host-record=a.ngx.test,10.0.0.1,2001:db8::1", "--cname=www.ngx.test,a.ngx.test"])
             .args(["--srv-host=_sip._tcp.ngx.test,sip.ngx.test,5060,10,20", "--mx-host=ngx.test,mail.ngx.test,5"])

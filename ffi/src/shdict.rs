@@ -53,11 +53,13 @@ impl Err {
 }
 
 /// How `store` treats an entry of the key: set, add (only if absent or
-/// expired), replace (only if present), and whether it may evict live ones.
+/// expired), replace (only if present); the safe ones never evict live entries.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Mode {
     Set,
+    SafeSet,
     Add,
+    SafeAdd,
     Replace,
 }
 
@@ -162,7 +164,7 @@ impl Dict {
         Some(forced)
     }
 
-    /// set / safe_set (force false) / add / replace. `val` None deletes.
+    /// set, add, replace and their safe forms. `val` None deletes.
     /// Ok(forcible).
     pub fn store(
         &mut self,
@@ -172,11 +174,11 @@ impl Dict {
         expires: u64,
         flags: u32,
         now: u64,
-        force: bool,
     ) -> Result<bool, Err> {
         let present = self.map.get(key).is_some_and(|e| live(e, now));
+        let force = !matches!(mode, Mode::SafeSet | Mode::SafeAdd);
         match mode {
-            Mode::Add if present => return Err(Err::Exists),
+            Mode::Add | Mode::SafeAdd if present => return Err(Err::Exists),
             Mode::Replace if !present => return Err(Err::NotFound),
             _ => {}
         }
@@ -185,7 +187,7 @@ impl Dict {
         let need = key.len() + val_size(&val) + OVERHEAD;
         let Some(forced) = self.room(need, now, force) else {
             // OpenResty's set drops the old value when the new one fits nowhere.
-            if let (Some(old), false) = (old, mode == Mode::Set) {
+            if let (Some(old), false) = (old, matches!(mode, Mode::Set | Mode::SafeSet)) {
                 self.insert(key, old.val, old.expires, old.flags);
             }
             return Err(Err::NoMemory);
@@ -214,7 +216,7 @@ impl Dict {
             _ => {
                 let Some((init, expires)) = init else { return Err(Err::NotFound) };
                 let v = init + by;
-                let forced = self.store(Mode::Set, key, Some(Val::Num(v)), expires, 0, now, true)?;
+                let forced = self.store(Mode::Set, key, Some(Val::Num(v)), expires, 0, now)?;
                 Ok((v, forced))
             }
         }
@@ -245,7 +247,7 @@ impl Dict {
                 Ok(n)
             }
             _ => {
-                self.store(Mode::Set, key, Some(Val::List(VecDeque::from([v]))), 0, 0, now, true)?;
+                self.store(Mode::Set, key, Some(Val::List(VecDeque::from([v]))), 0, 0, now)?;
                 Ok(1)
             }
         }
@@ -343,14 +345,14 @@ mod tests {
     #[test]
     fn set_get_expiry_and_stale() {
         let mut d = Dict::new(1 << 20);
-        assert_eq!(d.store(Mode::Set, b"k", s("v"), deadline(0, 1.5), 7, 0, true), Ok(false));
+        assert_eq!(d.store(Mode::Set, b"k", s("v"), deadline(0, 1.5), 7, 0), Ok(false));
         assert_eq!(d.get(b"k", 1499), Some((&Val::Str(b"v".to_vec()), 7)));
         assert_eq!(d.ttl(b"k", 500), Some(1.0));
         assert_eq!(d.get(b"k", 1500), None);
         assert_eq!(d.get_stale(b"k", 1500), Some((&Val::Str(b"v".to_vec()), 7, true)));
-        assert_eq!(d.store(Mode::Replace, b"k", s("w"), 0, 0, 1500, true), Err(Err::NotFound));
-        assert_eq!(d.store(Mode::Add, b"k", s("w"), 0, 0, 1500, true), Ok(false));
-        assert_eq!(d.store(Mode::Add, b"k", s("x"), 0, 0, 1500, true), Err(Err::Exists));
+        assert_eq!(d.store(Mode::Replace, b"k", s("w"), 0, 0, 1500), Err(Err::NotFound));
+        assert_eq!(d.store(Mode::Add, b"k", s("w"), 0, 0, 1500), Ok(false));
+        assert_eq!(d.store(Mode::Add, b"k", s("x"), 0, 0, 1500), Err(Err::Exists));
         assert_eq!(d.ttl(b"k", 9999), Some(0.0));
         assert!(d.expire(b"k", deadline(2000, 1.0), 2000));
         assert_eq!(d.keys(2999, 0), vec![b"k".as_slice()]);
@@ -365,19 +367,19 @@ mod tests {
         let mut d = Dict::new(per * 3);
         let v = || Some(Val::Str(vec![b'x'; 100]));
         for k in [b"a", b"b", b"c"] {
-            assert_eq!(d.store(Mode::Set, k, v(), 0, 0, 0, true), Ok(false));
+            assert_eq!(d.store(Mode::Set, k, v(), 0, 0, 0), Ok(false));
         }
         assert_eq!(d.free_space(), 0);
         d.get(b"a", 0); // a is now the most recent: b goes first
-        assert_eq!(d.store(Mode::Set, b"d", v(), 0, 0, 0, false), Err(Err::NoMemory));
-        assert_eq!(d.store(Mode::Set, b"d", v(), 0, 0, 0, true), Ok(true));
+        assert_eq!(d.store(Mode::SafeSet, b"d", v(), 0, 0, 0), Err(Err::NoMemory));
+        assert_eq!(d.store(Mode::Set, b"d", v(), 0, 0, 0), Ok(true));
         assert_eq!(d.keys(0, 0), vec![b"c".as_slice(), b"a", b"d"]);
         // An expired entry makes room without forcing.
         d.expire(b"c", 5, 0);
-        assert_eq!(d.store(Mode::Set, b"e", v(), 0, 0, 10, true), Ok(false));
+        assert_eq!(d.store(Mode::Set, b"e", v(), 0, 0, 10), Ok(false));
         assert_eq!(d.keys(10, 2), vec![b"a".as_slice(), b"d"]);
         // Too big for the whole dictionary.
-        assert_eq!(d.store(Mode::Set, b"f", Some(Val::Str(vec![0; per * 3])), 0, 0, 10, true), Err(Err::NoMemory));
+        assert_eq!(d.store(Mode::Set, b"f", Some(Val::Str(vec![0; per * 3])), 0, 0, 10), Err(Err::NoMemory));
     }
 
     #[test]
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(d.incr(b"n", 1.0, None, 0), Err(Err::NotFound));
         assert_eq!(d.incr(b"n", 2.0, Some((10.0, 0)), 0), Ok((12.0, false)));
         assert_eq!(d.incr(b"n", -0.5, None, 0), Ok((11.5, false)));
-        d.store(Mode::Set, b"s", s("x"), 0, 0, 0, true).unwrap();
+        d.store(Mode::Set, b"s", s("x"), 0, 0, 0).unwrap();
         assert_eq!(d.incr(b"s", 1.0, None, 0), Err(Err::NotANumber));
         assert_eq!(d.push(b"s", Val::Num(1.0), true, 0), Err(Err::NotAList));
         assert_eq!(d.push(b"l", Val::Num(1.0), true, 0), Ok(1));
