@@ -620,8 +620,7 @@ end
 
 re.sub = function(subj, regex, replace, opts) return sub_helper(false, subj, regex, replace, opts) end
 re.gsub = function(subj, regex, replace, opts) return sub_helper(true, subj, regex, replace, opts) end
-re.split = missing('ngx.re.split', 'ngx.re.split is lua-resty-core\'s ngx.re module, not part of ngx')
-re.opt = function() end
+re.split = missing('ngx.re.split', "it is lua-resty-core's ngx.re module")
 
 -- ngx.shared.DICT: the store is Rust (coevent_ffi::shdict), per process.
 local dict = N.dict

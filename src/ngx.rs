@@ -12,7 +12,7 @@ use base64::Engine as _;
 use coevent_ffi::shdict::{self, Dict, Mode, Val};
 use hmac::{KeyInit, Mac};
 use md5::Digest;
-use mlua::{BString, Lua, MultiValue, Result, Table, Value};
+use mlua::{Lua, MultiValue, Result, Table, Value};
 use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 
 /// ngx.decode_base64 takes input with or without its padding, as nginx's decoder.
@@ -81,8 +81,7 @@ fn num(a: &MultiValue, i: usize) -> f64 {
     }
 }
 
-fn out<const N: usize>(lua: &Lua, v: [Value; N]) -> Result<MultiValue> {
-    let _ = lua;
+fn out<const N: usize>(v: [Value; N]) -> Result<MultiValue> {
     Ok(MultiValue::from_iter(v))
 }
 
@@ -114,13 +113,13 @@ fn digest(lua: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
             Err(_) => Value::Nil,
         },
     };
-    out(lua, [v])
+    out([v])
 }
 
 /// `(pattern, flags)` → index | nil, err (PCRE2's message, as OpenResty's).
 fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
     let Ok(pat) = String::from_utf8(bytes(&a, 0)) else {
-        return out(lua, [Value::Nil, string(lua, "pattern is not valid UTF-8")?]);
+        return out([Value::Nil, string(lua, "pattern is not valid UTF-8")?]);
     };
     let f = int(&a, 1) as u32;
     let mut full = pat.clone();
@@ -144,18 +143,18 @@ fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValu
             let mut st = st.borrow_mut();
             if st.regexes.len() >= MAX_REGEXES {
                 st.regexes.clear();
-                return out(lua, [Value::Boolean(false)]);
+                return out([Value::Boolean(false)]);
             }
             let locs = re.capture_locations();
             st.regexes.push((re, locs));
-            out(lua, [Value::Integer(st.regexes.len() as i64 - 1)])
+            out([Value::Integer(st.regexes.len() as i64 - 1)])
         }
         Err(e) => {
             // OpenResty's form, PCRE2's words: pcre2_compile() failed: <msg> in "<pattern>".
             let text = e.to_string();
             let msg = text.splitn(3, ": ").last().unwrap_or(&text);
             let err = format!("pcre2_compile() failed: {msg} in \"{pat}\"");
-            out(lua, [Value::Nil, string(lua, err)?])
+            out([Value::Nil, string(lua, err)?])
         }
     }
 }
@@ -170,15 +169,15 @@ fn re_info(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> 
             names.raw_set(i, n.as_str())?;
         }
     }
-    out(lua, [Value::Integer(re.captures_len() as i64 - 1), Value::Table(names)])
+    out([Value::Integer(re.captures_len() as i64 - 1), Value::Table(names)])
 }
 
 /// `(index, subject, pos, caps)`: from byte `pos` (0-based), fills caps[2i+1],
 /// caps[2i+2] with group i's 1-based start and end (false if unset); returns
 /// true, or nothing if there is no match, or nil, err.
 fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
-    let Value::String(subj) = arg(&a, 1) else { return out(lua, [Value::Nil]) };
-    let Value::Table(caps) = arg(&a, 3) else { return out(lua, [Value::Nil]) };
+    let Value::String(subj) = arg(&a, 1) else { return out([Value::Nil]) };
+    let Value::Table(caps) = arg(&a, 3) else { return out([Value::Nil]) };
     let subj = subj.as_bytes();
     let pos = (int(&a, 2).max(0) as usize).min(subj.len());
     let found = {
@@ -187,10 +186,10 @@ fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> 
         match re.captures_read_at(locs, &subj, pos) {
             Ok(None) => None,
             Ok(Some(_)) => Some((0..locs.len()).map(|i| locs.get(i)).collect::<Vec<_>>()),
-            Err(e) => return out(lua, [Value::Nil, string(lua, format!("pcre_exec() failed: {e}"))?]),
+            Err(e) => return out([Value::Nil, string(lua, format!("pcre_exec() failed: {e}"))?]),
         }
     };
-    let Some(groups) = found else { return out(lua, []) };
+    let Some(groups) = found else { return out([]) };
     for (i, g) in groups.into_iter().enumerate() {
         let (s, e) = match g {
             Some((s, e)) => (Value::Integer(s as i64 + 1), Value::Integer(e as i64)),
@@ -199,14 +198,14 @@ fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> 
         caps.raw_set(2 * i + 1, s)?;
         caps.raw_set(2 * i + 2, e)?;
     }
-    out(lua, [Value::Boolean(true)])
+    out([Value::Boolean(true)])
 }
 
 /// `(size)` → a new dictionary's index.
-fn dict_new(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+fn dict_new(_: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
     let mut st = st.borrow_mut();
     st.dicts.push(Dict::new(int(&a, 0) as usize));
-    out(lua, [Value::Integer(st.dicts.len() as i64 - 1)])
+    out([Value::Integer(st.dicts.len() as i64 - 1)])
 }
 
 fn to_val(v: &Value) -> Option<Val> {
@@ -249,13 +248,13 @@ fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
         // get, get_stale
         0 => match d.get(&key, now) {
             Some((Val::List(_), _)) => nil_err(shdict::Err::NotAList),
-            Some((v, f)) => out(lua, [from_val(lua, v)?, flags(f)]),
-            None => out(lua, [Value::Nil]),
+            Some((v, f)) => out([from_val(lua, v)?, flags(f)]),
+            None => out([Value::Nil]),
         },
         1 => match d.get_stale(&key, now) {
             Some((Val::List(_), _, _)) => nil_err(shdict::Err::NotAList),
-            Some((v, f, stale)) => out(lua, [from_val(lua, v)?, flags(f), Value::Boolean(stale)]),
-            None => out(lua, [Value::Nil]),
+            Some((v, f, stale)) => out([from_val(lua, v)?, flags(f), Value::Boolean(stale)]),
+            None => out([Value::Nil]),
         },
         // set, safe_set, add, safe_add, replace: (value, exptime, flags)
         op @ 2..=6 => {
@@ -266,12 +265,12 @@ fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
                 Value::Nil => None,
                 v => match to_val(v) {
                     Some(v) => Some(v),
-                    None => return out(lua, [Value::Nil, string(lua, "bad value type")?]),
+                    None => return out([Value::Nil, string(lua, "bad value type")?]),
                 },
             };
             let expires = shdict::deadline(now, num(&a, 4));
             match d.store(mode, &key, val, expires, int(&a, 5) as u32, now) {
-                Ok(forced) => out(lua, [Value::Boolean(true), Value::Nil, Value::Boolean(forced)]),
+                Ok(forced) => out([Value::Boolean(true), Value::Nil, Value::Boolean(forced)]),
                 Err(e @ shdict::Err::NoMemory) if !force => nil_err(e),
                 Err(e) => {
                     Ok(MultiValue::from_iter([Value::Boolean(false), string(lua, e.as_str())?, Value::Boolean(false)]))
@@ -287,7 +286,7 @@ fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
             match d.incr(&key, num(&a, 3), init, now) {
                 Ok((n, forced)) => {
                     let n = from_val(lua, &Val::Num(n))?;
-                    out(lua, [n, Value::Nil, Value::Boolean(forced)])
+                    out([n, Value::Nil, Value::Boolean(forced)])
                 }
                 Err(e) => nil_err(e),
             }
@@ -295,56 +294,55 @@ fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
         // lpush, rpush
         op @ 8..=9 => {
             let Some(v @ (Val::Num(_) | Val::Str(_))) = to_val(arg(&a, 3)) else {
-                return out(lua, [Value::Nil, string(lua, "bad value type")?]);
+                return out([Value::Nil, string(lua, "bad value type")?]);
             };
             match d.push(&key, v, op == 8, now) {
-                Ok(n) => out(lua, [Value::Integer(n as i64)]),
+                Ok(n) => out([Value::Integer(n as i64)]),
                 Err(e) => nil_err(e),
             }
         }
         // lpop, rpop
         op @ 10..=11 => match d.pop(&key, op == 10, now) {
-            Ok(Some(v)) => out(lua, [from_val(lua, &v)?]),
-            Ok(None) => out(lua, [Value::Nil]),
+            Ok(Some(v)) => out([from_val(lua, &v)?]),
+            Ok(None) => out([Value::Nil]),
             Err(e) => nil_err(e),
         },
         12 => match d.llen(&key, now) {
-            Ok(n) => out(lua, [Value::Integer(n as i64)]),
+            Ok(n) => out([Value::Integer(n as i64)]),
             Err(e) => nil_err(e),
         },
         13 => {
             d.flush_all(now);
-            out(lua, [])
+            out([])
         }
-        14 => out(lua, [Value::Integer(d.flush_expired(now, num(&a, 3) as usize) as i64)]),
+        14 => out([Value::Integer(d.flush_expired(now, num(&a, 3) as usize) as i64)]),
         15 => {
             let t = lua.create_table()?;
             for (i, k) in d.keys(now, num(&a, 3) as usize).into_iter().enumerate() {
                 t.raw_set(i + 1, lua.create_string(k)?)?;
             }
-            out(lua, [Value::Table(t)])
+            out([Value::Table(t)])
         }
         16 => match d.ttl(&key, now) {
-            Some(t) => out(lua, [Value::Number(t)]),
-            None => out(lua, [Value::Nil, string(lua, "not found")?]),
+            Some(t) => out([Value::Number(t)]),
+            None => out([Value::Nil, string(lua, "not found")?]),
         },
         17 => {
             if d.expire(&key, shdict::deadline(now, num(&a, 3)), now) {
-                out(lua, [Value::Boolean(true)])
+                out([Value::Boolean(true)])
             } else {
-                out(lua, [Value::Nil, string(lua, "not found")?])
+                out([Value::Nil, string(lua, "not found")?])
             }
         }
-        18 => out(lua, [Value::Integer(d.capacity() as i64)]),
-        _ => out(lua, [Value::Integer(d.free_space() as i64)]),
+        18 => out([Value::Integer(d.capacity() as i64)]),
+        _ => out([Value::Integer(d.free_space() as i64)]),
     }
 }
 
 /// `size("10m")` → bytes | nil.
-fn size(lua: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
-    let s = BString::from(bytes(&a, 0));
-    let n = std::str::from_utf8(&s).ok().and_then(shdict::parse_size);
-    out(lua, [n.map_or(Value::Nil, |n| Value::Integer(n as i64))])
+fn size(_: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+    let n = std::str::from_utf8(&bytes(&a, 0)).ok().and_then(shdict::parse_size);
+    out([n.map_or(Value::Nil, |n| Value::Integer(n as i64))])
 }
 
 /// Puts `coevent.ngx` in `package.preload`: loading it runs ngx.lua with
