@@ -45,6 +45,7 @@ T.case('a truncated answer is asked again over TCP', function()
 end)
 
 T.case('100 concurrent queries', function()
+  resolver() -- skips here, not in the threads, where there is no bit module
   local threads = {}
   for i = 1, 100 do
     threads[i] = ngx.thread.spawn(function()
