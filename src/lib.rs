@@ -25,6 +25,7 @@ use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
 use socket::tcp::{self, Data};
+use socket::tls;
 
 /// A function for the prelude. An error Lua raised inside it (a finalizer's)
 /// goes back as the raise marker, for the prelude to raise as it was: returned
@@ -64,7 +65,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 8] = [
+    let funs: [(&str, Fun); 9] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
@@ -73,6 +74,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
         ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
         ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
+        ("session", |l, s, n, _| tls::session(l, s.eng(), n)),
     ];
     for (name, f) in funs {
         let s = sched.clone();
@@ -85,7 +87,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 7] = [
+    let ops: [(&str, Op); 8] = [
         ("connect", tcp::connect),
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
@@ -93,16 +95,21 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("setoption", tcp::setoption),
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+        ("setclientcert", tls::setclientcert),
     ];
     for (name, op) in ops {
         let e = eng.clone();
         let f = move |lua: &Lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b);
         c.raw_set(name, func(lua, &eng, f)?)?;
     }
-    let e = eng.clone();
-    let settimeouts =
-        move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| tcp::settimeouts(lua, &e, Id::from(id), [a, b, d]);
-    c.raw_set("settimeouts", func(lua, &eng, settimeouts)?)?;
+    // (id, a, b, c).
+    type Op3 = fn(&Lua, &Engine, Id, [Value; 3]) -> Result<Ret>;
+    let ops3: [(&str, Op3); 2] = [("settimeouts", tcp::settimeouts), ("sslhandshake", tls::sslhandshake)];
+    for (name, op) in ops3 {
+        let e = eng.clone();
+        let f = move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| op(lua, &e, Id::from(id), [a, b, d]);
+        c.raw_set(name, func(lua, &eng, f)?)?;
+    }
 
     if cfg!(feature = "luajit") {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.

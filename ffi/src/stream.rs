@@ -4,7 +4,7 @@
 //! side waits for which readiness) or `Fail`; after a wait the caller tries
 //! again, or reports the wait's timeout (`*_timed_out`).
 //!
-//! Bytes move through a `Transport`: a plain fd today, a TLS session next,
+//! Bytes move through a `Transport`: a plain fd, or a TLS session (`tls`),
 //! which may need the other direction's readiness than its caller's (the
 //! `Wait` names both).
 
@@ -35,6 +35,8 @@ pub enum Error {
     BusyWriting,
     /// A name that did not resolve, with the resolver's word for why.
     Resolve(&'static str),
+    /// A failed TLS handshake or verification, in OpenResty's words.
+    Tls(String),
     Os(io::Error),
 }
 
@@ -57,6 +59,7 @@ impl Error {
             Error::BusyReading => "socket busy reading",
             Error::BusyWriting => "socket busy writing",
             Error::Resolve(e) => e,
+            Error::Tls(e) => return Cow::Owned(e.clone()),
             Error::Os(e) => return Cow::Owned(sys::error_string(e)),
         })
     }
@@ -107,10 +110,12 @@ impl Default for Limits {
 #[derive(Debug)]
 pub enum Transport {
     Plain(Src),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::Tls>),
 }
 
 /// One transport read or write: bytes moved, or the readiness to wait for.
-enum Io {
+pub(crate) enum Io {
     Moved(usize),
     Wait(Dir),
     Eof,
@@ -118,15 +123,21 @@ enum Io {
 }
 
 impl Transport {
-    fn src(&self) -> Src {
+    pub(crate) fn src(&self) -> Src {
         match self {
             Transport::Plain(src) => *src,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.src(),
         }
     }
 
     /// Appends at most `room` bytes to `v`.
     fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
-        let Transport::Plain(src) = *self;
+        let src = match self {
+            Transport::Plain(src) => *src,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => return t.recv(r, v, room),
+        };
         if !r.is_ready(src, Dir::Read) {
             return Io::Wait(Dir::Read);
         }
@@ -148,7 +159,11 @@ impl Transport {
     }
 
     fn send(&mut self, r: &mut Reactor, b: &[u8]) -> Io {
-        let Transport::Plain(src) = *self;
+        let src = match self {
+            Transport::Plain(src) => *src,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => return t.send(r, b),
+        };
         if !r.is_ready(src, Dir::Write) {
             return Io::Wait(Dir::Write);
         }
@@ -171,7 +186,7 @@ impl Transport {
 /// A live connection: its transport and buffers.
 #[derive(Debug)]
 pub struct Conn {
-    t: Transport,
+    pub(crate) t: Transport,
     buf: RecvBuf,
     /// The peer has closed its side.
     eof: bool,
@@ -206,6 +221,9 @@ pub enum State {
 pub struct Stream {
     pub state: State,
     pub limits: Limits,
+    /// `setclientcert`'s, for the handshakes that follow.
+    #[cfg(feature = "tls")]
+    pub cert: Option<Box<crate::tls::ClientCert>>,
 }
 
 /// `send` keeps at most this much queue storage once a send is done.
@@ -237,7 +255,12 @@ impl Stream {
         let mut orphan = None;
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Connecting { src, .. } => close_src(cx, src),
-            State::Connected(c) => {
+            #[allow(unused_mut)]
+            State::Connected(mut c) => {
+                #[cfg(feature = "tls")]
+                if let Transport::Tls(t) = &mut c.t {
+                    t.shutdown(cx.r);
+                }
                 let src = c.t.src();
                 orphan = cx.r.waiter(src, Side::Reader).map(|t| (t, c.buf));
                 close_src(cx, src);

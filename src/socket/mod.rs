@@ -7,6 +7,7 @@
 //! reaches Rust and raises "calling 'x' on a collected cosocket".
 
 pub mod tcp;
+pub mod tls;
 
 use std::rc::Rc;
 
@@ -34,7 +35,7 @@ impl Guard {
     pub fn matcher(&self) -> Option<Key> {
         match self.held {
             Held::Matcher(key) => Some(key),
-            Held::Socket(_) => None,
+            _ => None,
         }
     }
 }
@@ -64,5 +65,6 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
+        Op::Handshake(id, keep) => tls::handshake_woken(lua, eng, id, keep, wake),
     }
 }

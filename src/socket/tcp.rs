@@ -53,7 +53,7 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
     ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect()
 }
 
-fn of(sock: &mut Sock) -> &mut Stream {
+pub(super) fn of(sock: &mut Sock) -> &mut Stream {
     let Kind::Stream(s) = &mut sock.kind;
     s
 }
