@@ -226,11 +226,7 @@ pub fn configure(
 }
 
 #[cfg(not(feature = "tls"))]
-pub fn configure(
-    _: &Lua,
-    _: &mut crate::engine::Core,
-    keys: &[(String, Value)],
-) -> std::result::Result<(), String> {
+pub fn configure(_: &Lua, _: &mut crate::engine::Core, keys: &[(String, Value)]) -> std::result::Result<(), String> {
     match keys.first() {
         Some((k, _)) => Err(format!("{k}: {NOT_BUILT}")),
         None => Ok(()),
