@@ -24,6 +24,7 @@ use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Valu
 use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
+use socket::keepalive;
 use socket::tcp::{self, Data};
 use socket::tls;
 
@@ -87,8 +88,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 8] = [
-        ("connect", tcp::connect),
+    let ops: [(&str, Op); 12] = [
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
@@ -96,18 +96,29 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
         ("setclientcert", tls::setclientcert),
+        ("setkeepalive", keepalive::setkeepalive),
+        ("getreusedtimes", |l, e, id, _, _| keepalive::getreusedtimes(l, e, id)),
+        ("getfd", |l, e, id, _, _| tcp::getfd(l, e, id)),
+        ("getpeername", |l, e, id, _, _| tcp::getpeername(l, e, id)),
+        ("shutdown", |l, e, id, a, _| tcp::shutdown(l, e, id, a)),
     ];
     for (name, op) in ops {
         let e = eng.clone();
         let f = move |lua: &Lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b);
         c.raw_set(name, func(lua, &eng, f)?)?;
     }
-    // (id, a, b, c).
-    type Op3 = fn(&Lua, &Engine, Id, [Value; 3]) -> Result<Ret>;
-    let ops3: [(&str, Op3); 2] = [("settimeouts", tcp::settimeouts), ("sslhandshake", tls::sslhandshake)];
-    for (name, op) in ops3 {
+    // And those of (id, a, b, c, d).
+    type Op4 = fn(&Lua, &Engine, Id, Value, [Value; 3]) -> Result<Ret>;
+    let ops: [(&str, Op4); 3] = [
+        ("connect", tcp::connect),
+        ("settimeouts", |l, e, id, a, [b, c, _]| tcp::settimeouts(l, e, id, [a, b, c])),
+        ("sslhandshake", |l, e, id, a, [b, c, _]| tls::sslhandshake(l, e, id, [a, b, c])),
+    ];
+    for (name, op) in ops {
         let e = eng.clone();
-        let f = move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| op(lua, &e, Id::from(id), [a, b, d]);
+        let f = move |lua: &Lua, (id, a, b, c, d): (i64, Value, Value, Value, Value)| {
+            op(lua, &e, Id::from(id), a, [b, c, d])
+        };
         c.raw_set(name, func(lua, &eng, f)?)?;
     }
 

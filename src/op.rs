@@ -37,6 +37,8 @@ pub enum On {
     Join(u32),
     /// A resolver query.
     Resolve(u32),
+    /// A place in keepalive pool `pool`'s backlog, for at most the timeout (ms).
+    Pool(u32, Option<u64>),
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -45,18 +45,25 @@ local function nargs(prefix, n, ...)
   error(('%sexpecting %d argument%s (including the object) but seen %d'):format(prefix, n, s, select('#', ...) + 1), 3)
 end
 
-function S:connect(...)
+-- connect's arguments: OpenResty's (host, port?, options?), or the seed's
+-- (host, port, pool_size, pool_key).
+local function dial(id, ...)
   local n = select('#', ...)
-  if n < 1 or n > 3 then
-    error(('ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d'):format(n + 1), 2)
+  if n < 1 or n > 4 then
+    error(('ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d'):format(n + 1), 3)
   end
-  local host, port = ...
-  local r, e, l = connect(ID[self] or bad(self, 'connect'), host, port)
+  local r, e, l = connect(id, ...)
   while r == WAIT do
     r, e, l = yield(WAIT)
   end
+  if r == RAISE then error(e, l or 3) end
+  return r, e
+end
+
+-- (Not tail calls: dial raises at the level of their caller.)
+function S:connect(...)
+  local r, e = dial(ID[self] or bad(self, 'connect'), ...)
   if e == nil then return r end
-  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
@@ -107,6 +114,30 @@ function S:close(...)
   if e == nil then return r end
   if r == RAISE then error(e, l or 2) end
   return r, e
+end
+
+-- Methods that neither wait nor take more than two arguments.
+local function simple(f, name)
+  return function(self, ...)
+    local r, e, l = f(ID[self] or bad(self, name), ...)
+    if e == nil then return r end
+    if r == RAISE then error(e, l or 2) end
+    return r, e
+  end
+end
+S.getfd, S.getpeername, S.shutdown = simple(C.getfd, 'getfd'), simple(C.getpeername, 'getpeername'), simple(C.shutdown, 'shutdown')
+local setkeepalive, getreusedtimes = simple(C.setkeepalive, 'setkeepalive'), simple(C.getreusedtimes, 'getreusedtimes')
+
+function S:setkeepalive(...)
+  local n = select('#', ...)
+  if n > 2 then error(('expecting 1 to 3 arguments (including the object), but got %d'):format(n + 1), 2) end
+  return setkeepalive(self, ...)
+end
+
+function S:getreusedtimes(...)
+  local n = select('#', ...)
+  if n > 0 then error(('expecting 1 argument (including the object), but got %d'):format(n + 1), 2) end
+  return getreusedtimes(self)
 end
 
 function S:setoption(name, value)
@@ -213,12 +244,24 @@ end
 
 local L = {}
 
-function L.tcp()
+local function tcp(level)
   local guard, id, l = C.tcp()
-  if guard == RAISE then error(id, l or 2) end
+  if guard == RAISE then error(id, l or level) end
   local s = setmetatable({ id, guard }, MT)
   ID[s] = id
   return s
+end
+
+function L.tcp()
+  return tcp(3)
+end
+
+-- ngx.socket.connect: a new socket, connected, or nil, err.
+function L.connect(...)
+  local s = tcp(3)
+  local r, e = dial(s[1], ...)
+  if r then return s end
+  return nil, e
 end
 
 -- A finished thread's results as coroutine_wait returns them.
@@ -365,7 +408,7 @@ setmetatable(L, {
 })
 
 -- The seed's globals.
-cosocket = { tcp = L.tcp }
+cosocket = { tcp = L.tcp, connect = L.connect }
 newthread, coroutine_wait, swop = L.spawn, L.wait, L.swop
 
 return L

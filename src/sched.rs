@@ -53,6 +53,8 @@ enum Parked {
     Sleep(TimerId),
     Join(u32),
     Resolve(u32),
+    /// In a keepalive pool's backlog.
+    Pool(u32),
 }
 
 #[derive(Default)]
@@ -330,6 +332,15 @@ impl Sched {
                 s.runq.push_back(tok);
                 Parked::Queued
             }
+            On::Pool(p, timeout) => {
+                let mut core = self.core();
+                let core = &mut *core;
+                if let Some(ms) = timeout {
+                    let timer = reactor(core).sleep(Token::Thread(tok), ms);
+                    core.pools.set_timer(p, tok, timer);
+                }
+                Parked::Pool(p)
+            }
             On::Swop => {
                 s.swopped.push(tok);
                 Parked::Queued
@@ -358,6 +369,11 @@ impl Sched {
                 Token::Query(q) => {
                     if let (Some(res), Some(r)) = (core.res.as_mut(), core.r.as_mut()) {
                         res.on_wake(r, q, why, &mut core.answers);
+                    }
+                }
+                Token::Idle(_) | Token::Pool(_) => {
+                    if let Some(tok) = core.r.as_mut().and_then(|r| core.pools.on_wake(r, t, why)) {
+                        s.wake(tok, Wake::Ready);
                     }
                 }
             }
@@ -413,6 +429,11 @@ impl Sched {
             Parked::Resolve(q) => {
                 if let Some(res) = core.res.as_mut() {
                     res.remove_waiter(q, tok);
+                }
+            }
+            Parked::Pool(p) => {
+                if let Some(Some(timer)) = core.pools.unqueue(p, tok) {
+                    reactor(&mut core).cancel(timer);
                 }
             }
             Parked::Nowhere => {}

@@ -33,6 +33,11 @@ pub enum Error {
     LineTooLong,
     BusyReading,
     BusyWriting,
+    BusyConnecting,
+    /// `setkeepalive` with bytes received and not read.
+    UnreadData,
+    /// `setkeepalive` when the peer has sent more or closed.
+    Dubious,
     /// A name that did not resolve, with the resolver's word for why.
     Resolve(&'static str),
     /// A failed TLS handshake or verification, in OpenResty's words.
@@ -58,6 +63,9 @@ impl Error {
             Error::LineTooLong => "line too long",
             Error::BusyReading => "socket busy reading",
             Error::BusyWriting => "socket busy writing",
+            Error::BusyConnecting => "socket busy connecting",
+            Error::UnreadData => "unread data in buffer",
+            Error::Dubious => "connection in dubious state",
             Error::Resolve(e) => e,
             Error::Tls(e) => return Cow::Owned(e.clone()),
             Error::Os(e) => return Cow::Owned(sys::error_string(e)),
@@ -131,6 +139,15 @@ impl Transport {
         }
     }
 
+    /// Whether bytes the peer sent are held above the fd (TLS records).
+    fn holds_data(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.pending() > 0,
+        }
+    }
+
     /// Appends at most `room` bytes to `v`.
     fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
         let src = match self {
@@ -183,7 +200,8 @@ impl Transport {
     }
 }
 
-/// A live connection: its transport and buffers.
+/// A live connection: its transport and buffers. Moved whole into a
+/// keepalive pool and out again (see `pool`).
 #[derive(Debug)]
 pub struct Conn {
     pub(crate) t: Transport,
@@ -195,6 +213,17 @@ pub struct Conn {
     sent: usize,
     /// What the pending send returns once it is done: its data's length.
     owed: usize,
+}
+
+impl Conn {
+    pub fn src(&self) -> Src {
+        self.t.src()
+    }
+
+    /// Closes an idle connection: no thread waits on it.
+    pub fn close(self, r: &mut Reactor) {
+        close_src(&mut Cx { r, spare: &mut Vec::new(), woken: &mut Vec::new() }, self.t.src());
+    }
 }
 
 #[derive(Debug, Default)]
@@ -213,6 +242,14 @@ pub enum State {
         addr: Addr,
         rest: Vec<Addr>,
     },
+    /// Waiting in keepalive pool `pool`'s backlog (thread `tok`) for a
+    /// connection to `host` to be allowed.
+    Queued {
+        pool: u32,
+        host: Vec<u8>,
+        port: u16,
+        tok: u32,
+    },
     Connected(Conn),
     Closed,
 }
@@ -221,6 +258,13 @@ pub enum State {
 pub struct Stream {
     pub state: State,
     pub limits: Limits,
+    /// The keepalive pool this connection counts in, while it lives.
+    pub pool: Option<u32>,
+    /// How many times its connection came from a pool.
+    pub reused: u32,
+    /// The pool key `setkeepalive` files the connection under, when it did
+    /// not count in a pool already.
+    pub key: Vec<u8>,
     /// `setclientcert`'s, for the handshakes that follow.
     #[cfg(feature = "tls")]
     pub cert: Option<Box<crate::tls::ClientCert>>,
@@ -252,6 +296,9 @@ impl Stream {
     /// no byte read from the peer is lost. The resolver's waiter, if any, is
     /// the caller's to take back (see `State::Resolving`).
     pub fn close(&mut self, cx: &mut Cx) -> Option<(Token, RecvBuf)> {
+        if let Some(p) = self.pool.take() {
+            cx.woken.push((Token::Pool(p), Reason::Closed));
+        }
         let mut orphan = None;
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Connecting { src, .. } => close_src(cx, src),
@@ -265,9 +312,52 @@ impl Stream {
                 orphan = cx.r.waiter(src, Side::Reader).map(|t| (t, c.buf));
                 close_src(cx, src);
             }
-            State::Fresh | State::Resolving { .. } | State::Closed => {}
+            State::Fresh | State::Resolving { .. } | State::Queued { .. } | State::Closed => {}
         }
         orphan
+    }
+
+    /// Takes a connection out of a pool (see `pool`).
+    pub fn resume(&mut self, conn: Conn, pool: u32, reused: u32) {
+        self.state = State::Connected(conn);
+        self.pool = Some(pool);
+        self.reused = reused;
+    }
+
+    /// `setkeepalive`: the connection, for a pool, if it is idle and whole,
+    /// leaving the stream closed. A peer that has sent more or closed makes
+    /// it fail, and close.
+    pub fn keepalive(&mut self, cx: &mut Cx) -> Result<Conn, Error> {
+        let c = match &mut self.state {
+            State::Connected(c) if !c.eof && !cx.r.hung_up(c.t.src(), Dir::Read) => c,
+            State::Resolving { .. } | State::Connecting { .. } | State::Queued { .. } => {
+                return Err(Error::BusyConnecting)
+            }
+            _ => return Err(Error::Closed),
+        };
+        let src = c.t.src();
+        if cx.r.waiter(src, Side::Reader).is_some() {
+            return Err(Error::BusyReading);
+        }
+        if cx.r.waiter(src, Side::Writer).is_some() {
+            return Err(Error::BusyWriting);
+        }
+        if !c.buf.is_empty() || c.t.holds_data() {
+            return Err(Error::UnreadData);
+        }
+        // Readiness not seen drained: look whether the peer sent anything.
+        if cx.r.is_ready(src, Dir::Read) {
+            match sys::peek(src.fd) {
+                Err(e) if e.kind() == WouldBlock => cx.r.set_ready(src, Dir::Read, false),
+                _ => {
+                    self.close(cx);
+                    return Err(Error::Dubious);
+                }
+            }
+        }
+        c.buf.release(cx.spare);
+        let State::Connected(c) = std::mem::replace(&mut self.state, State::Closed) else { unreachable!() };
+        Ok(c)
     }
 
     /// Starts connecting to the first of `addrs` (the stream must be closed
@@ -310,7 +400,7 @@ impl Stream {
                 }
             }
         }
-        self.state = State::Closed;
+        self.close(cx);
         Step::Fail(err)
     }
 
@@ -334,7 +424,7 @@ impl Stream {
                 self.connect(cx, addrs)
             }
             Err(e) => {
-                self.state = State::Closed;
+                self.close(cx);
                 Step::Fail(Error::Resolve(e))
             }
         }

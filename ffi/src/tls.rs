@@ -431,6 +431,11 @@ impl Tls {
         }
     }
 
+    /// Plaintext OpenSSL has read and not handed out.
+    pub fn pending(&self) -> usize {
+        self.s.ssl().pending()
+    }
+
     /// Whether the server resumed the session offered.
     pub fn resumed(&self) -> bool {
         self.s.ssl().session_reused()

@@ -6,6 +6,7 @@
 //! table keeps its methods when a finalizer resurrects it, so a call on it
 //! reaches Rust and raises "calling 'x' on a collected cosocket".
 
+pub mod keepalive;
 pub mod tcp;
 pub mod tls;
 
