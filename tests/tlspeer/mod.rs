@@ -5,16 +5,18 @@
 //! client certificate), `openssl s_server` for the edge cases (each in
 //! `-www` mode: its page says whether the session was resumed), two silent
 //! listeners (one swallows the handshake, one resets it), and nginx with
-//! `ssl` on TCP and a unix socket serving a 1 MiB file. Every child is
+//! `ssl` on TCP and a unix socket serving a 1 MiB file, and a TLS server
+//! that counts its handshakes (`PING` answers `+PONG <handshakes so far>`,
+//! for the pooled-connection test). Every child is
 //! stopped by its pid when the servers end; the files go with them.
 //!
 //! The scripted peer of tests/peer runs beside them (the harness wants it).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
 use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509Name, X509};
 
@@ -285,6 +288,31 @@ impl Servers {
             let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
             let _ = c.read(&mut [0u8; 1]);
             thread::sleep(Duration::from_millis(20));
+        });
+        // Counts handshakes: each `PING` line gets `+PONG <handshakes so far>`.
+        let counting = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        vars.push(("TLS_COUNT_PORT", counting.local_addr().unwrap().port().to_string()));
+        let mut acc = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acc.set_private_key_file(dir.join("server.key"), SslFiletype::PEM).unwrap();
+        acc.set_certificate_chain_file(dir.join("server.pem")).unwrap();
+        let acc = Arc::new(acc.build());
+        let shakes = Arc::new(AtomicUsize::new(0));
+        accept_tcp(counting, stop.clone(), move |c| {
+            let (acc, shakes) = (acc.clone(), shakes.clone());
+            thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+                let Ok(s) = acc.accept(c) else { return };
+                let n = shakes.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut s = BufReader::new(s);
+                let mut line = String::new();
+                while s.read_line(&mut line).unwrap_or(0) > 0 {
+                    if line.trim_end() == "PING" && s.get_mut().write_all(format!("+PONG {n}\r\n").as_bytes()).is_err()
+                    {
+                        break;
+                    }
+                    line.clear();
+                }
+            });
         });
         Servers { _peer: peer, dir, children, stop, vars }
     }

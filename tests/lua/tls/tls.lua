@@ -189,6 +189,32 @@ T.case('a pooled-style second handshake on the same connection returns at once',
   s:close()
 end)
 
+T.case('a pooled TLS connection comes back with its TLS state: no second handshake', function()
+  L.config({ ssl_trusted_certificate = CA })
+  local pool = 'tls-pool-' .. T.pid()
+  local sess, first
+  for round = 1, 3 do
+    local s = L.tcp()
+    eq(s:connect('127.0.0.1', port('TLS_COUNT_PORT'), { pool = pool }), 1, 'connect')
+    eq(s:getreusedtimes(), round - 1, 'reused times')
+    local got, e = s:sslhandshake(sess, 'localhost', true)
+    eq(e, nil, 'handshake')
+    if round == 1 then sess = got else eq(got, sess, 'the session given back at once') end
+    eq(s:send('PING\r\n'), 6, 'send')
+    local pong = s:receive('*l')
+    first = first or pong
+    eq(pong, first, 'the server counted no new handshake (round ' .. round .. ')')
+    eq(s:setkeepalive(), 1, 'setkeepalive')
+  end
+  -- A new connection is a new handshake.
+  local s = connect(port('TLS_COUNT_PORT'))
+  eq(s:sslhandshake(false, 'localhost', true), true, 'handshake')
+  s:send('PING\r\n')
+  local n = tonumber(s:receive('*l'):match('^%+PONG (%d+)$'))
+  T.ok(n > tonumber(first:match('%d+')), 'counted: ' .. tostring(n))
+  s:close()
+end)
+
 -- GET path over a keepalive connection; the body by its length.
 local function get(s, path)
   local n = s:send('GET ' .. path .. ' HTTP/1.1\r\nHost: localhost\r\n\r\n')
