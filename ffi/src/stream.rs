@@ -216,6 +216,11 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A new connection over the plain fd.
+    pub(crate) fn plain(src: Src) -> Conn {
+        Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 }
+    }
+
     pub fn src(&self) -> Src {
         self.t.src()
     }
@@ -409,8 +414,7 @@ impl Stream {
             // Requests are written whole; Nagle would only delay them.
             let _ = sys::set_option(src.fd, SockOpt::NoDelay, 1);
         }
-        let conn =
-            Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 };
+        let conn = Conn::plain(src);
         self.state = State::Connected(conn);
         Step::Done(())
     }

@@ -524,3 +524,210 @@ impl Stream {
         Some(Arc::new(Session { ctx: t.s.ssl().ssl_context().to_owned(), latest: Mutex::new(latest) }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::ssl::SslAcceptor;
+    use openssl::x509::X509Name;
+
+    use crate::buf::Pattern;
+    use crate::reactor::{Reason, Token};
+    use crate::sys::Addr;
+
+    /// A server on a unix socket running `serve` on each TLS connection, and
+    /// a stream connected to it (not yet TLS).
+    fn pair(env: &mut Env, serve: impl FnOnce(&mut ssl::SslStream<UnixStream>) + Send + 'static) -> Stream {
+        let key =
+            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap())
+                .unwrap();
+        let mut name = X509Name::builder().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, "localhost").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let cert = b.build();
+        let mut acc = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acc.set_private_key(&key).unwrap();
+        acc.set_certificate(&cert).unwrap();
+        let acc = acc.build();
+
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("coevent-tls-test-{}-{n}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (c, _) = listener.accept().unwrap();
+            if let Ok(mut s) = acc.accept(c) {
+                serve(&mut s);
+            }
+        });
+        let mut s = Stream::new();
+        let mut step = s.connect(&mut env.cx(), vec![Addr::Unix(path.as_os_str().as_encoded_bytes().to_vec())]);
+        while let Step::Wait(side, dir) = step {
+            assert_eq!(env.wait(&s, side, dir), Reason::Ready);
+            step = s.connect_ready(&mut env.cx());
+        }
+        assert_eq!(step, Step::Done(()));
+        let _ = std::fs::remove_file(&path);
+        s
+    }
+
+    struct Env {
+        r: Reactor,
+        spare: Vec<u8>,
+        woken: Vec<(crate::reactor::Token, Reason)>,
+        ctx: SslContext,
+    }
+
+    impl Env {
+        fn new() -> Env {
+            let ctx = context(&Settings::default()).unwrap();
+            Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new(), ctx }
+        }
+
+        fn cx(&mut self) -> Cx<'_> {
+            Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
+        }
+
+        fn wait(&mut self, s: &Stream, side: Side, dir: Dir) -> Reason {
+            self.r.wait(s.src().unwrap(), side, dir, Token::Thread(1), Some(5000));
+            let mut woken = Vec::new();
+            while woken.is_empty() {
+                self.r.poll(None, &mut woken).unwrap();
+            }
+            woken[0].1
+        }
+
+        fn handshake(&mut self, s: &mut Stream) -> Step<bool> {
+            let ctx = self.ctx.clone();
+            let hello =
+                Hello { ctx: &ctx, name: None, verify: false, status: false, cert: None, resume: None, keep: true };
+            let mut step = s.handshake(&mut self.cx(), Some(hello));
+            while let Step::Wait(side, dir) = step {
+                assert_eq!(self.wait(s, side, dir), Reason::Ready);
+                step = s.handshake(&mut self.cx(), None);
+            }
+            step
+        }
+
+        fn receive(&mut self, s: &mut Stream, p: Pattern) -> Result<Vec<u8>, Error> {
+            loop {
+                match s.receive(&mut self.cx(), p) {
+                    Step::Done(d) => return Ok(d.to_vec()),
+                    Step::Fail(f) => return Err(f.err),
+                    Step::Wait(side, dir) => assert_eq!(self.wait(s, side, dir), Reason::Ready),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_and_sends_over_tls() {
+        let mut env = Env::new();
+        let mut s = pair(&mut env, |s| {
+            s.write_all(b"+PONG\r\nabc").unwrap();
+            let mut got = [0u8; 4];
+            s.read_exact(&mut got).unwrap();
+            s.write_all(&got).unwrap();
+            s.write_all(b"defg\nlast").unwrap();
+            s.shutdown().unwrap();
+        });
+        assert_eq!(env.handshake(&mut s), Step::Done(false));
+        assert_eq!(env.handshake(&mut s), Step::Done(true), "a second handshake returns at once");
+        assert_eq!(env.receive(&mut s, Pattern::Line).unwrap(), b"+PONG");
+        let mut step = s.send(&mut env.cx(), b"PING");
+        while let Step::Wait(side, dir) = step {
+            assert_eq!(env.wait(&s, side, dir), Reason::Ready);
+            step = s.flush(&mut env.cx());
+        }
+        assert_eq!(step, Step::Done(4));
+        assert_eq!(env.receive(&mut s, Pattern::Bytes(7)).unwrap(), b"abcPING");
+        assert_eq!(env.receive(&mut s, Pattern::Line).unwrap(), b"defg");
+        assert_eq!(env.receive(&mut s, Pattern::All).unwrap(), b"last", "close_notify ends '*a'");
+        // A second call on an established session returns at once (a pooled connection).
+        let ctx = env.ctx.clone();
+        let hello =
+            Hello { ctx: &ctx, name: None, verify: false, status: false, cert: None, resume: None, keep: false };
+        assert_eq!(s.handshake(&mut env.cx(), Some(hello)), Step::Done(true));
+        assert!(s.tls_session().is_some());
+    }
+
+    /// OpenSSL holds the rest of a record a small read did not take: the
+    /// next read gets it at once, though the fd is drained (no edge comes).
+    #[test]
+    fn bytes_openssl_holds_are_read_without_an_edge() {
+        let mut env = Env::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let mut s = pair(&mut env, move |s| {
+            s.write_all(b"0123456789").unwrap();
+            let _ = rx.recv();
+        });
+        assert_eq!(env.handshake(&mut s), Step::Done(false));
+        assert_eq!(env.receive(&mut s, Pattern::Bytes(4)).unwrap(), b"0123");
+        assert!(s.tls().unwrap().pending() > 0, "the rest of the record is OpenSSL's");
+        // Whatever the fd's state, the cache saying "drained" must not park the reader.
+        env.r.set_ready(s.src().unwrap(), Dir::Read, false);
+        match s.receive(&mut env.cx(), Pattern::Bytes(6)) {
+            Step::Done(d) => assert_eq!(d, b"456789"),
+            other => panic!("waited for an edge that will not come: {other:?}"),
+        }
+        drop(tx);
+    }
+
+    #[test]
+    fn a_peer_that_speaks_no_tls_fails_the_handshake_and_closes() {
+        let mut env = Env::new();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let _ = b.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
+            let _ = b.read(&mut [0u8; 1024]);
+        });
+        let src = env.r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
+        let mut s = Stream::new();
+        s.state = State::Connected(crate::stream::Conn::plain(src));
+        assert_eq!(env.handshake(&mut s), Step::Fail(Error::Tls("handshake failed".into())));
+        assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let s =
+            |p: &[&str]| Settings { protocols: Some(p.iter().map(|s| s.to_string()).collect()), ..Settings::default() };
+        assert!(context(&s(&["TLSv1.2", "TLSv1.3"])).is_ok());
+        assert_eq!(context(&s(&["SSLv3"])).err().unwrap(), "unknown protocol 'SSLv3'");
+        let c = Settings { ciphers: Some("NOPE".into()), ..Settings::default() };
+        assert!(context(&c).unwrap_err().starts_with("NOPE: "));
+        let mut client = Client::default();
+        let t = Settings { trusted_certificate: Some("/nonexistent.pem".into()), ..Settings::default() };
+        assert!(client.configure(t).unwrap_err().starts_with("/nonexistent.pem: "));
+        assert!(client.context().is_ok(), "the old settings stay");
+    }
+
+    #[test]
+    fn sessions_slab_keys_do_not_outlive_their_slot() {
+        let ctx = context(&Settings::default()).unwrap();
+        let mut ss = Sessions::default();
+        let one = || Arc::new(Session { ctx: ctx.clone(), latest: Mutex::new(None) });
+        let a = ss.insert(one());
+        ss.remove(a);
+        let b = ss.insert(one());
+        assert!(ss.get(a).is_none());
+        assert!(ss.get(b).is_some());
+        assert_eq!(SessionKey::from(b.number()), b);
+    }
+}
