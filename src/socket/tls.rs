@@ -45,7 +45,7 @@ pub use built::*;
 mod built {
     use super::*;
 
-    use coevent_ffi::stream::{Cx, Step};
+    use coevent_ffi::stream::{Cx, State, Step};
     use coevent_ffi::tls::{ClientCert, Hello, SessionKey, Settings};
     use mlua::AnyUserData;
 
@@ -89,6 +89,9 @@ mod built {
         };
         let timeout = sock.timeouts.connect;
         let s = of(sock);
+        if matches!(s.state, State::Fresh) {
+            return raise(lua, "socket is never created nor connected");
+        }
         let resume = resume.and_then(|k| core.tls.sessions.get(k)).cloned();
         let cert = s.cert.take();
         let hello = Hello {
