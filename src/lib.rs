@@ -112,7 +112,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     let ops: [(&str, Op4); 3] = [
         ("connect", tcp::connect),
         ("settimeouts", |l, e, id, a, [b, c, _]| tcp::settimeouts(l, e, id, [a, b, c])),
-        ("sslhandshake", |l, e, id, a, [b, c, _]| tls::sslhandshake(l, e, id, [a, b, c])),
+        ("sslhandshake", tls::sslhandshake),
     ];
     for (name, op) in ops {
         let e = eng.clone();

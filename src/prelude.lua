@@ -214,16 +214,15 @@ function S:settimeout(...)
   if r == RAISE then error(e, l or 2) end
 end
 
--- TLS (src/socket/tls.rs). The flags cross folded into one number; a
--- session crosses back as a number that C.session wraps in its object.
+-- TLS (src/socket/tls.rs). A session crosses back as a number that
+-- C.session wraps in its object.
 function S:sslhandshake(...)
   local n = select('#', ...)
   if n > 4 then
     error(('ngx.socket sslhandshake: expecting 1 ~ 5 arguments (including the object), but seen %d'):format(n + 1), 2)
   end
-  local reused, name, verify, status = ...
-  local flags = (verify and 1 or 0) + (status and 2 or 0)
-  local r, e, l = C.sslhandshake(ID[self] or bad(self, 'sslhandshake'), reused, name, flags)
+  local reused = ...
+  local r, e, l = C.sslhandshake(ID[self] or bad(self, 'sslhandshake'), ...)
   while r == WAIT do
     r, e, l = yield(WAIT)
   end

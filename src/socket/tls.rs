@@ -13,13 +13,12 @@ use crate::ret::{fail, Ret};
 #[cfg(not(feature = "tls"))]
 const NOT_BUILT: &str = "tls not built in";
 
-/// `sslhandshake(reused_session, server_name, flags)`; flags: 1 ssl_verify,
-/// 2 send_status_req (the prelude folds them). Returns `true` when no
-/// session is to be returned, or for the session the caller passed (a
-/// pooled connection: the prelude returns that object), else the new
-/// session's number for `session` to wrap.
+/// `sslhandshake(reused_session, server_name, ssl_verify, send_status_req)`.
+/// Returns `true` when no session is to be returned, or for the session the
+/// caller passed (a pooled connection: the prelude returns that object),
+/// else the new session's number for `session` to wrap.
 #[cfg(not(feature = "tls"))]
-pub fn sslhandshake(lua: &Lua, _: &Engine, _: Id, _: [Value; 3]) -> Result<Ret> {
+pub fn sslhandshake(lua: &Lua, _: &Engine, _: Id, _: Value, _: [Value; 3]) -> Result<Ret> {
     fail(lua, NOT_BUILT)
 }
 
@@ -63,7 +62,13 @@ mod built {
         }
     }
 
-    pub fn sslhandshake(lua: &Lua, eng: &Engine, id: Id, [reused, name, flags]: [Value; 3]) -> Result<Ret> {
+    pub fn sslhandshake(
+        lua: &Lua,
+        eng: &Engine,
+        id: Id,
+        reused: Value,
+        [name, verify, status]: [Value; 3],
+    ) -> Result<Ret> {
         // As OpenResty: anything but a session or false is no session.
         let keep = !matches!(reused, Value::Boolean(false));
         let resume = session_key(&reused);
@@ -73,10 +78,7 @@ mod built {
             Value::Integer(_) | Value::Number(_) => lua.coerce_string(name.clone())?.map(|s| s.to_string_lossy()),
             v => return bad_arg(lua, 2, "sslhandshake", &expected("string", v)),
         };
-        let flags = match flags {
-            Value::Integer(f) => f,
-            _ => 0,
-        };
+        let truthy = |v: &Value| !matches!(v, Value::Nil | Value::Boolean(false));
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
         let core = &mut *core;
         let Some(sock) = core.table.get(id) else {
@@ -97,8 +99,8 @@ mod built {
         let hello = Hello {
             ctx: &ctx,
             name: name.as_deref(),
-            verify: flags & 1 != 0,
-            status: flags & 2 != 0,
+            verify: truthy(&verify),
+            status: truthy(&status),
             cert: cert.as_deref(),
             resume: resume.as_deref(),
             keep,
