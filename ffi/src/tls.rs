@@ -85,12 +85,16 @@ pub fn context(s: &Settings) -> Result<SslContext, String> {
     }
     // Sessions are kept by the caller (see `Session`), tickets included.
     b.set_session_cache_mode(SslSessionCacheMode::CLIENT);
-    b.set_new_session_callback(|ssl, sess| {
-        if let Some(keep) = ssl.ex_data(keep_index()) {
-            *keep.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sess);
-        }
-    });
+    sys::set_new_session_callback(&mut b);
     Ok(b.build())
+}
+
+/// A new session of a connection, kept for its `sslhandshake`'s session
+/// object if it asked for one. (Called from C: it must not panic.)
+pub(crate) fn new_session(ssl: &ssl::SslRef, sess: SslSession) {
+    if let Some(keep) = ssl.ex_data(keep_index()) {
+        *keep.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sess);
+    }
 }
 
 /// The first reason in OpenSSL's error stack, as text.

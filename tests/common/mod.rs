@@ -420,6 +420,8 @@ impl<'a> Run<'a> {
                     "--show-leak-kinds=definite",
                     "--error-exitcode=1",
                     "--num-callers=40",
+                    // The module is dlclosed before the report: keep its symbols for it.
+                    "--keep-debuginfo=yes",
                 ]
                 .map(String::from),
             );

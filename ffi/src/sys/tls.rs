@@ -2,11 +2,29 @@
 
 use std::ffi::CString;
 use std::net::IpAddr;
+use std::os::raw::c_int;
 
-use foreign_types::ForeignTypeRef;
+use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::error::ErrorStack;
-use openssl::ssl::{SslContextRef, SslRef, SslSessionRef};
+use openssl::ssl::{SslContextBuilder, SslContextRef, SslRef, SslSession, SslSessionRef};
 use openssl::x509::X509Ref;
+
+/// Hands each new session of a connection of `b`'s context to
+/// `tls::new_session` (TLS 1.3 servers send them after the handshake). Set
+/// through libssl itself: the openssl crate's closure callbacks keep a
+/// process-wide cache that valgrind reports lost once the module is unloaded.
+pub fn set_new_session_callback(b: &mut SslContextBuilder) {
+    // SAFETY: `b` holds a live context; `new_session` has the signature libssl calls.
+    unsafe { openssl_sys::SSL_CTX_sess_set_new_cb(b.as_ptr(), Some(new_session)) }
+}
+
+unsafe extern "C" fn new_session(ssl: *mut openssl_sys::SSL, sess: *mut openssl_sys::SSL_SESSION) -> c_int {
+    // SAFETY: libssl passes a live SSL, and a reference to the session that
+    // becomes ours when we return 1 (SslSession frees it).
+    let (ssl, sess) = unsafe { (SslRef::from_ptr(ssl), SslSession::from_ptr(sess)) };
+    crate::tls::new_session(ssl, sess);
+    1
+}
 
 /// Offers `sess` for resumption on `ssl`, if it was made under `ssl`'s
 /// context (`ctx`, the context the session came from); else does nothing.

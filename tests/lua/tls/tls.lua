@@ -280,7 +280,8 @@ T.case('300 handshakes in flight do not stall a ticking thread', function()
   for i = 1, 300 do eq(L.wait(ts[i]), true, 'handshake ' .. i) end
   L.wait(ticker)
   T.ok(ticks > 1, 'the ticker ran meanwhile')
-  eq(late, 0, 'ticks late by CPU')
+  -- (Under valgrind one loop turn of handshakes takes seconds of CPU.)
+  if os.getenv('COEVENT_VALGRIND') ~= '1' then eq(late, 0, 'ticks late by CPU') end
 end)
 
 return T.run()
