@@ -10,13 +10,14 @@
 return function(env, mode, port, x, y)
   local ok, bytes = 0, 0
 
-  local function open(tls, session)
+  -- With tls, sslhandshake(reused): false keeps no session, nil returns one.
+  local function open(tls, reused)
     local s = env.tcp()
     s:settimeout(60000)
     local r, err = s:connect(env.host, port)
     if not r then error('connect: ' .. tostring(err)) end
     if tls then
-      local sess, e = s:sslhandshake(session or false, 'localhost', true)
+      local sess, e = s:sslhandshake(reused, 'localhost', true)
       if not sess then error('handshake: ' .. tostring(e)) end
       return s, sess
     end
@@ -32,7 +33,7 @@ return function(env, mode, port, x, y)
 
   local function gets(tls)
     for _ = 1, x do
-      local s = open(tls)
+      local s = open(tls, false)
       for _ = 1, y do
         assert(s:send('GET /1m HTTP/1.1\r\nHost: bench\r\n\r\n'))
         local line, err = s:receive('*l')
@@ -50,7 +51,7 @@ return function(env, mode, port, x, y)
   end
 
   local function ping()
-    local s = open(true)
+    local s = open(true, false)
     for _ = 1, y do
       assert(s:send('PING\r\n'))
       local line, err = s:receive('*l')
@@ -69,7 +70,7 @@ return function(env, mode, port, x, y)
     s:close()
   end
   local body, threads = ({
-    full = function() shakes(nil) end,
+    full = function() shakes(false) end,
     resumed = function() shakes(session) end,
     ping = ping,
     get = function() gets(true) end,
