@@ -64,7 +64,12 @@ pub fn context(s: &Settings) -> Result<SslContext, String> {
     b.set_options(SslOptions::IGNORE_UNEXPECTED_EOF);
     b.set_verify(SslVerifyMode::NONE);
     match &s.trusted_certificate {
-        Some(path) => b.set_ca_file(path).map_err(|e| format!("{path}: {}", reason(&e)))?,
+        Some(path) => {
+            // OpenSSL's word for a missing file is only "system lib".
+            std::fs::File::open(path)
+                .map_err(|e| format!("ssl_trusted_certificate: {path}: {}", sys::error_string(&e)))?;
+            b.set_ca_file(path).map_err(|e| format!("ssl_trusted_certificate: {path}: {}", reason(&e)))?
+        }
         None => b.set_default_verify_paths().map_err(|e| reason(&e))?,
     }
     if let Some(depth) = s.verify_depth {
@@ -74,14 +79,14 @@ pub fn context(s: &Settings) -> Result<SslContext, String> {
         let mut off = PROTOCOLS.iter().fold(SslOptions::empty(), |o, p| o | p.1);
         for name in list {
             let Some(p) = PROTOCOLS.iter().find(|p| p.0 == name) else {
-                return Err(format!("unknown protocol '{name}'"));
+                return Err(format!("ssl_protocols: unknown protocol '{name}'"));
             };
             off.remove(p.1);
         }
         b.set_options(off);
     }
     if let Some(c) = &s.ciphers {
-        b.set_cipher_list(c).map_err(|e| format!("{c}: {}", reason(&e)))?;
+        b.set_cipher_list(c).map_err(|e| format!("ssl_ciphers: {c}: {}", reason(&e)))?;
     }
     // Sessions are kept by the caller (see `Session`), tickets included.
     b.set_session_cache_mode(SslSessionCacheMode::CLIENT);
@@ -99,7 +104,7 @@ pub(crate) fn new_session(ssl: &ssl::SslRef, sess: SslSession) {
 
 /// The first reason in OpenSSL's error stack, as text.
 fn reason(e: &ErrorStack) -> String {
-    match e.errors().first().and_then(|e| e.reason()) {
+    match e.errors().iter().find_map(|e| e.reason()) {
         Some(r) => r.to_string(),
         None => "ssl error".to_string(),
     }
@@ -716,12 +721,13 @@ mod tests {
         let s =
             |p: &[&str]| Settings { protocols: Some(p.iter().map(|s| s.to_string()).collect()), ..Settings::default() };
         assert!(context(&s(&["TLSv1.2", "TLSv1.3"])).is_ok());
-        assert_eq!(context(&s(&["SSLv3"])).err().unwrap(), "unknown protocol 'SSLv3'");
+        assert_eq!(context(&s(&["SSLv3"])).err().unwrap(), "ssl_protocols: unknown protocol 'SSLv3'");
         let c = Settings { ciphers: Some("NOPE".into()), ..Settings::default() };
-        assert!(context(&c).unwrap_err().starts_with("NOPE: "));
+        assert_eq!(context(&c).unwrap_err(), "ssl_ciphers: NOPE: no cipher match");
         let mut client = Client::default();
         let t = Settings { trusted_certificate: Some("/nonexistent.pem".into()), ..Settings::default() };
-        assert!(client.configure(t).unwrap_err().starts_with("/nonexistent.pem: "));
+        let e = client.configure(t).unwrap_err();
+        assert_eq!(e, "ssl_trusted_certificate: /nonexistent.pem: no such file or directory");
         assert!(client.context().is_ok(), "the old settings stay");
     }
 

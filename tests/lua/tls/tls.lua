@@ -128,9 +128,13 @@ T.case('protocols and ciphers from L.config', function()
   L.config({ ssl_trusted_certificate = CA, ssl_verify_depth = 0 })
   eq(shake(port('TLS_PORT'), 'localhost', true), 'userdata', 'verify depth')
   T.raises(function() L.config({ ssl_verify_depth = -1 }) end, 'ssl_verify_depth: a whole number >= 0 expected')
-  T.raises(function() L.config({ ssl_protocols = { 'SSLv2' } }) end, "bad argument #1 to 'config' (unknown protocol 'SSLv2')")
-  T.raises(function() L.config({ ssl_ciphers = 'NOPE' }) end, "bad argument #1 to 'config' (NOPE: ")
-  T.raises(function() L.config({ ssl_trusted_certificate = DIR .. '/none.pem' }) end, DIR .. '/none.pem: ')
+  local bad = "bad argument #1 to 'config' ("
+  T.raises(function() L.config({ ssl_protocols = { 'SSLv2' } }) end, bad .. "ssl_protocols: unknown protocol 'SSLv2')")
+  T.raises(function() L.config({ ssl_ciphers = 'NOPE' }) end, bad .. 'ssl_ciphers: NOPE: no cipher match)')
+  T.raises(function() L.config({ ssl_trusted_certificate = DIR .. '/none.pem' }) end,
+    bad .. 'ssl_trusted_certificate: ' .. DIR .. '/none.pem: no such file or directory)')
+  T.raises(function() L.config({ ssl_trusted_certificate = DIR .. '/client.key' }) end,
+    bad .. 'ssl_trusted_certificate: ' .. DIR .. '/client.key: ')
   T.raises(function() L.config({ ssl_bogus = 1 }) end, "unknown option 'ssl_bogus'")
   L.config({})
 end)
@@ -172,6 +176,15 @@ T.case('a stalled handshake times out, a reset one fails; both close the socket'
   s:connect('127.0.0.1', port('TLS_PORT'))
   s:close()
   same(pack(s:sslhandshake()), { n = 2, nil, 'closed' }, 'closed')
+end)
+
+T.case('a read timeout over TLS leaves the socket open', function()
+  L.config({ ssl_trusted_certificate = CA })
+  local s = connect(port('TLS_PORT'))
+  eq(type(s:sslhandshake(nil, 'localhost', true)), 'userdata', 'handshake')
+  s:settimeouts(5000, 5000, 100)
+  same(pack(s:receive('*l')), { n = 3, nil, 'timeout', '' }, 'nothing asked, nothing comes')
+  eq(www(s), 'new', 'the request after the timeout')
 end)
 
 T.case('arguments as OpenResty checks them', function()
