@@ -66,8 +66,9 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 9] = [
+    let funs: [(&str, Fun); 10] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
+        ("release", |_, s, id, _| socket::release(s.eng(), id)),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),

@@ -72,16 +72,7 @@ impl Pools {
             return p;
         }
         let pool = Pool { key: key.into(), size, backlog, count: 0, idle: VecDeque::new(), queue: VecDeque::new() };
-        let p = match self.free.pop() {
-            Some(p) => {
-                self.pools[p as usize] = Some(pool);
-                p
-            }
-            None => {
-                self.pools.push(Some(pool));
-                (self.pools.len() - 1) as u32
-            }
-        };
+        let p = fill(&mut self.pools, &mut self.free, pool);
         self.by_key.insert(key.into(), p);
         p
     }
@@ -137,8 +128,9 @@ impl Pools {
         Some(timer)
     }
 
-    /// Pool `p` loses one of its count: forgotten at none.
-    fn left(&mut self, p: u32) {
+    /// Pool `p` loses one of its count: forgotten at none. (A connect out of
+    /// the backlog that took an idle connection: it counted twice.)
+    pub fn left(&mut self, p: u32) {
         let pool = self.pool(p);
         pool.count -= 1;
         if pool.count == 0 {
@@ -190,16 +182,7 @@ impl Pools {
         let src = conn.src();
         let deadline = timeout.map(|ms| r.now().saturating_add(ms));
         let entry = Idle { pool: p, conn, reused, deadline };
-        let i = match self.idle_free.pop() {
-            Some(i) => {
-                self.idle[i as usize] = Some(entry);
-                i
-            }
-            None => {
-                self.idle.push(Some(entry));
-                (self.idle.len() - 1) as u32
-            }
-        };
+        let i = fill(&mut self.idle, &mut self.idle_free, entry);
         self.pool(p).idle.push_front(i);
         r.wait(src, Side::Reader, Dir::Read, Token::Idle(i), timeout);
         // A connect waiting for a place takes this connection.
@@ -245,5 +228,149 @@ impl Pools {
             idle.conn.close(r);
         }
         *self = Pools::default();
+    }
+}
+
+/// Puts `x` into a free slot of `v` (listed in `free`) or a new one; its index.
+fn fill<T>(v: &mut Vec<Option<T>>, free: &mut Vec<u32>, x: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            v[i as usize] = Some(x);
+            i
+        }
+        None => {
+            v.push(Some(x));
+            (v.len() - 1) as u32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::test_conn;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    /// Polls until something wakes, and hands each wake to the pools.
+    fn turn(r: &mut Reactor, pools: &mut Pools) -> (Vec<(Token, Reason)>, Vec<u32>) {
+        let mut woken = Vec::new();
+        while woken.is_empty() {
+            r.poll(Some(5000), &mut woken).unwrap();
+        }
+        let threads = woken.iter().filter_map(|&(t, why)| pools.on_wake(r, t, why)).collect();
+        (woken, threads)
+    }
+
+    /// Whether the peer of a connection the pool closed sees its end (a
+    /// reset, where the pool closed with the peer's bytes unread).
+    fn closed(peer: &mut UnixStream) -> bool {
+        peer.set_nonblocking(true).unwrap();
+        match peer.read(&mut [0; 1]) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
+    #[test]
+    fn most_recent_first_least_recent_evicted() {
+        let mut r = Reactor::new().unwrap();
+        let mut pools = Pools::default();
+        let (mut peers, mut fds) = (Vec::new(), Vec::new());
+        for reused in 0..3 {
+            let (conn, peer) = test_conn(&mut r);
+            fds.push(conn.src().fd);
+            peers.push(peer);
+            // The first put makes the pool, with 2 places; none counted before.
+            assert_eq!(pools.put(&mut r, b"k", None, 2, conn, reused, None), None);
+        }
+        let p = pools.find(b"k").expect("made by the first put");
+        assert_eq!(pools.pool(p).count, 2, "the evicted one no longer counts");
+        assert!(closed(&mut peers[0]), "the least recently used was closed");
+        let (a, ra) = pools.take(p, &mut r).unwrap();
+        let (b, rb) = pools.take(p, &mut r).unwrap();
+        assert_eq!((a.src().fd, ra, b.src().fd, rb), (fds[2], 2, fds[1], 1));
+        assert!(pools.take(p, &mut r).is_none());
+        assert_eq!(r.pending(), 0, "idle watches are not pending waits");
+        a.close(&mut r);
+        b.close(&mut r);
+    }
+
+    #[test]
+    fn the_backlog_queues_and_hands_places_on() {
+        let mut r = Reactor::new().unwrap();
+        let mut pools = Pools::default();
+        let p = pools.get_or_create(b"q", 1, Some(1));
+        assert_eq!(pools.join(p), Join::Go);
+        assert_eq!(pools.join(p), Join::Wait);
+        pools.queue(p, 7);
+        assert_eq!(pools.join(p), Join::Refused, "the backlog holds one");
+        assert_eq!(pools.join(p), Join::Refused);
+        // The live connection comes back: the waiting connect is woken to take it.
+        let (conn, _peer) = test_conn(&mut r);
+        assert_eq!(pools.put(&mut r, b"q", Some(p), 1, conn, 0, None), Some(7));
+        let (conn, _) = pools.take(p, &mut r).unwrap();
+        pools.left(p);
+        assert_eq!(pools.pool(p).count, 1);
+        // A second waiter times out; a third gets the place a close frees.
+        assert_eq!(pools.join(p), Join::Wait);
+        pools.queue(p, 8);
+        assert_eq!(pools.unqueue(p, 8), Some(None));
+        assert_eq!(pools.unqueue(p, 8), None, "taken out once");
+        assert_eq!(pools.join(p), Join::Wait);
+        pools.queue(p, 9);
+        conn.close(&mut r);
+        assert_eq!(pools.on_wake(&mut r, Token::Pool(p), Reason::Closed), Some(9));
+        assert_eq!(pools.pool(p).count, 1, "the woken connect's place");
+        // Its connection ends too: the pool is forgotten.
+        assert_eq!(pools.on_wake(&mut r, Token::Pool(p), Reason::Closed), None);
+        assert_eq!(pools.find(b"q"), None);
+        assert_eq!(pools.get_or_create(b"q", 3, None), p, "the slot is reused");
+    }
+
+    #[test]
+    fn an_idle_connection_closes_on_data_close_or_timeout() {
+        let mut r = Reactor::new().unwrap();
+        let mut pools = Pools::default();
+        let (conn, mut data) = test_conn(&mut r);
+        pools.put(&mut r, b"w", None, 5, conn, 0, None);
+        let (conn, hangup) = test_conn(&mut r);
+        pools.put(&mut r, b"w", None, 5, conn, 0, None);
+        let (conn, mut slow) = test_conn(&mut r);
+        pools.put(&mut r, b"w", None, 5, conn, 0, Some(30));
+        let p = pools.find(b"w").unwrap();
+        assert_eq!(pools.pool(p).count, 3);
+        data.write_all(b"+OK\r\n").unwrap();
+        drop(hangup);
+        let mut reasons = Vec::new();
+        while pools.find(b"w").is_some_and(|p| pools.pool(p).count > 0) {
+            let (woken, threads) = turn(&mut r, &mut pools);
+            assert!(threads.is_empty());
+            reasons.extend(woken.into_iter().map(|(_, why)| why));
+        }
+        reasons.sort_by_key(|w| *w as u8);
+        assert_eq!(reasons, [Reason::Ready, Reason::Ready, Reason::Timeout]);
+        assert!(closed(&mut data) && closed(&mut slow));
+        assert_eq!(pools.find(b"w"), None, "forgotten once empty");
+    }
+
+    #[test]
+    fn a_stale_edge_keeps_watching() {
+        let mut r = Reactor::new().unwrap();
+        let mut pools = Pools::default();
+        let (conn, mut peer) = test_conn(&mut r);
+        let src = conn.src();
+        pools.put(&mut r, b"s", None, 5, conn, 0, None);
+        let p = pools.find(b"s").unwrap();
+        // An edge whose data is gone by the time the pool looks (its wait
+        // ended as the reactor ends it).
+        let i = pools.pool(p).idle[0];
+        r.unwait(src, Side::Reader);
+        assert_eq!(pools.on_wake(&mut r, Token::Idle(i), Reason::Ready), None);
+        assert_eq!(r.waiter(src, Side::Reader), Some(Token::Idle(i)), "watched again");
+        assert_eq!(pools.pool(p).count, 1);
+        peer.write_all(b"x").unwrap();
+        turn(&mut r, &mut pools);
+        assert_eq!(pools.find(b"s"), None);
     }
 }

@@ -718,6 +718,16 @@ impl Stream {
     }
 }
 
+/// For other modules' tests: a connection over a unix socket pair, and its peer.
+#[cfg(test)]
+pub(crate) fn test_conn(r: &mut Reactor) -> (Conn, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let src = r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
+    let conn = Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 };
+    (conn, b)
+}
+
 fn close_src(cx: &mut Cx, src: Src) {
     cx.r.remove(src, cx.woken);
     sys::close(src.fd);

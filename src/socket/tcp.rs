@@ -3,6 +3,7 @@
 //! when it must wait, the operation answers the wait marker with its `Op`,
 //! and the scheduler finishes it (`*_woken`) when the wait ends.
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
@@ -14,7 +15,7 @@ use coevent_ffi::stream::{Cx, Error, State, Step, Stream};
 use coevent_ffi::sys::{self, Addr, Shutdown, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
-use mlua::{AnyUserData, BString, Lua, Result, Value};
+use mlua::{BString, Lua, Result, Value};
 
 use super::{collected, Guard};
 use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
@@ -31,13 +32,11 @@ pub const SHORT: usize = 4096;
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
 
-/// A new socket: its guard and its id (see `socket`).
-pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
+/// A new socket's id (see `socket`).
+pub fn new(lua: &Lua, eng: &Engine) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let id = core.table.insert(Sock::stream());
-    drop(core);
-    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, Held::Socket(id)))?;
-    Ok((Value::UserData(guard), Value::Integer(id.number()), Value::Nil))
+    ret(Value::Integer(id.number()))
 }
 
 /// Socket `id`'s stream and what an operation on it is lent, or the error
@@ -146,9 +145,16 @@ fn pool_args(lua: &Lua, t: &mlua::Table, n: u32) -> Result<std::result::Result<P
 /// number, and a port that is missing or out of range is an error returned.
 pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -> Result<Ret> {
     let [port, c, d] = args;
+    // A string as it is: coercing one is a protected call (about 2,000
+    // instructions on LuaJIT).
+    let coerced;
     let host = match &host {
-        Value::String(_) | Value::Integer(_) | Value::Number(_) => match lua.coerce_string(host.clone())? {
-            Some(h) => h,
+        Value::String(h) => h,
+        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(host.clone())? {
+            Some(h) => {
+                coerced = h;
+                &coerced
+            }
             None => return bad_arg(lua, 1, "connect", &expected("string", &host)),
         },
         _ => return bad_arg(lua, 1, "connect", &expected("string", &host)),
@@ -184,10 +190,21 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -
     // OpenResty's pool key: the host, with ":port" when a port was given.
     let key = match pa.key {
         Some(k) => k,
-        None => match number(lua, &port).and(lua.coerce_string(port.clone())?) {
-            Some(p) => [&host[..], b":", &p.as_bytes()].concat(),
-            None => host.to_vec(),
-        },
+        None => {
+            let mut k = host.to_vec();
+            match &port {
+                Value::String(p) if number(lua, &port).is_some() => {
+                    k.push(b':');
+                    k.extend_from_slice(&p.as_bytes());
+                }
+                p => {
+                    if let Some(p) = number(lua, p) {
+                        let _ = write!(k, ":{}", p as i64);
+                    }
+                }
+            }
+            k
+        }
     };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     if let Err(msg) = stream(&mut core, id, "connect") {
@@ -317,8 +334,10 @@ fn queued_woken(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, wake: Wake) ->
         }
         _ => return fail(lua, "closed"),
     }
+    // Its place in the count goes to the connection it takes or makes.
     if let Some((conn, reused)) = core.pools.take(p, r) {
         s.resume(conn, p, reused + 1);
+        core.pools.left(p);
         return ret(Value::Integer(1));
     }
     s.pool = Some(p);

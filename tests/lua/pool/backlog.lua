@@ -27,6 +27,11 @@ T.case('a connect waits for a place; setkeepalive hands it the connection', func
   local r, reused, id, s2 = L.wait(t2)
   T.same({ r, reused, id }, { 1, 1, id1 }, 'the connection s1 gave back')
   s2:close()
+  -- Nothing lives in the pool now: a connect goes through at once.
+  local s3 = L.tcp()
+  s3:settimeout(500)
+  T.eq(s3:connect(T.host, T.redis, o), 1)
+  s3:close()
 end)
 
 T.case('a close gives its place to the queue; a queued connect times out; a killed one leaves', function()
