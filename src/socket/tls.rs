@@ -95,6 +95,7 @@ mod built {
             return raise(lua, "socket is never created nor connected");
         }
         let resume = resume.and_then(|k| core.tls.sessions.get(k)).cloned();
+        // Lent out of the stream while its handshake borrows it.
         let cert = s.cert.take();
         let hello = Hello {
             ctx: &ctx,
