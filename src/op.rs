@@ -23,6 +23,18 @@ pub enum Op {
     /// `sslhandshake`; whether it keeps the session for Lua.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Handshake(Id, bool),
+    /// A datagram socket's.
+    Udp(Id, Udp),
+}
+
+/// What a datagram socket waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Udp {
+    /// `setpeername`, for its name's addresses.
+    Peer,
+    /// `receive(size)`.
+    Receive(usize),
+    Send,
 }
 
 /// What the wait is on.

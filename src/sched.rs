@@ -19,7 +19,7 @@ use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
 use crate::engine::{Core, Engine, Wake, BUSY};
-use crate::op::{On, Op, Pending};
+use crate::op::{On, Op, Pending, Udp};
 use crate::ret::{self, bad_arg, expected, fail, is_wait, raise, Ret, NOT_IN_LOOP};
 use crate::socket;
 
@@ -441,6 +441,12 @@ impl Sched {
         drop(s);
         match (op, wake) {
             (Some(Op::Receive(..) | Op::Until(..) | Op::Any(..)), Wake::Timeout) | (None, _) => {}
+            // A datagram socket has no position to lose; only a peer half set closes it.
+            (Some(Op::Udp(id, op)), _) => {
+                if op == Udp::Peer {
+                    core.close(id)
+                }
+            }
             (
                 Some(
                     Op::Receive(id, _)

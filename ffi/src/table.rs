@@ -1,9 +1,10 @@
 //! The sockets of one Lua state: a generational slab, each socket a `Kind`
-//! (a stream today; listeners and datagram sockets next) with the settings
+//! (a stream or a datagram socket; listeners next) with the settings
 //! every kind shares, and the one close path, which wakes every waiter and
 //! closes the fd.
 
 use crate::buf::RecvBuf;
+use crate::dgram::Dgram;
 use crate::pool::Pools;
 use crate::reactor::{Reason, Token};
 use crate::resolver::Resolver;
@@ -64,6 +65,7 @@ impl Default for Timeouts {
 #[derive(Debug)]
 pub enum Kind {
     Stream(Stream),
+    Dgram(Dgram),
 }
 
 #[derive(Debug)]
@@ -77,11 +79,26 @@ impl Sock {
         Sock { kind: Kind::Stream(Stream::new()), timeouts: Timeouts::default() }
     }
 
+    pub fn dgram() -> Sock {
+        Sock { kind: Kind::Dgram(Dgram::new()), timeouts: Timeouts::default() }
+    }
+
     /// The close path of every socket: ends every wait on it as closed (a
     /// connect waiting for the resolver or in a pool's backlog too) and
     /// closes its fd. Returns a waiting reader with what was buffered for it.
     pub fn close(&mut self, cx: &mut Cx, res: Option<&mut Resolver>, pools: &mut Pools) -> Option<(Token, RecvBuf)> {
-        let Kind::Stream(s) = &mut self.kind;
+        let s = match &mut self.kind {
+            Kind::Stream(s) => s,
+            Kind::Dgram(d) => {
+                if let Some((q, tok)) = d.resolving() {
+                    if res.is_some_and(|res| res.remove_waiter(q, tok)) {
+                        cx.woken.push((Token::Thread(tok), Reason::Closed));
+                    }
+                }
+                d.close(cx);
+                return None;
+            }
+        };
         match s.state {
             State::Resolving { wait: Some((q, tok)), .. } if res.is_some_and(|res| res.remove_waiter(q, tok)) => {
                 cx.woken.push((Token::Thread(tok), Reason::Closed));

@@ -54,8 +54,11 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
 }
 
 pub(super) fn of(sock: &mut Sock) -> &mut Stream {
-    let Kind::Stream(s) = &mut sock.kind;
-    s
+    match &mut sock.kind {
+        Kind::Stream(s) => s,
+        // The prelude hands a datagram socket's id to the udp functions only.
+        Kind::Dgram(_) => unreachable!("a stream operation on a datagram socket"),
+    }
 }
 
 /// Runs `op` on socket `id`'s stream, or raises why it cannot.
@@ -265,7 +268,7 @@ fn dial(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, host: &[u8], port: u16
 }
 
 /// Why `host` is no address, in OpenResty's words where it has them.
-fn unparsed(host: &[u8], e: &str) -> String {
+pub(super) fn unparsed(host: &[u8], e: &str) -> String {
     let why = match e {
         "empty unix socket path" => "no path in the unix domain socket",
         "unix socket path too long" => "too long path in the unix domain socket",
@@ -608,7 +611,7 @@ pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake)
 /// Appends `v` to `out`, as OpenResty's send takes it: a string, a number,
 /// `nil`, a boolean (sent as `"nil"`, `"true"`, `"false"`) or an array
 /// table of strings, numbers and array tables.
-fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+pub(super) fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"nil"),
         Value::Boolean(true) => out.extend_from_slice(b"true"),

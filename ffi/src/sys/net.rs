@@ -168,3 +168,20 @@ pub fn recv_into(fd: Fd, b: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `b` is valid for writes of its length; the kernel writes at most that.
     retry(|| cvt_size(unsafe { libc::recv(fd, b.as_mut_ptr() as *mut _, b.len(), 0) }))
 }
+
+/// Binds a socket to a local address (a datagram socket's own, before its connect).
+pub fn bind(fd: Fd, addr: &Addr) -> io::Result<()> {
+    let raw = Raw::encode(addr)?;
+    // SAFETY: `raw` holds a valid address of `raw.len` bytes for the call's duration.
+    cvt(unsafe { libc::bind(fd, raw.ptr(), raw.len) }).map(drop)
+}
+
+/// Gives a unix datagram socket an abstract name of the kernel's choosing
+/// (Linux's autobind: a bind of the family alone), so its peer can answer it.
+pub fn autobind(fd: Fd) -> io::Result<()> {
+    let mut raw = Raw::empty();
+    raw.ss.ss_family = libc::AF_UNIX as libc::sa_family_t;
+    let len = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+    // SAFETY: `raw` holds the family, the `len` bytes the call reads.
+    cvt(unsafe { libc::bind(fd, raw.ptr(), len) }).map(drop)
+}
