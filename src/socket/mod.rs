@@ -8,6 +8,7 @@
 
 pub mod keepalive;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::rc::Rc;
@@ -21,7 +22,7 @@ use crate::op::Op;
 use crate::ret::{raise, ret, Ret};
 
 /// A userdata whose collection releases what it holds in the engine: a
-/// `receiveuntil` matcher (or a socket). One type for all: each userdata type
+/// `receiveuntil` matcher, a TLS session (or a socket). One type for all: each userdata type
 /// costs the module its own copy of mlua's glue.
 pub struct Guard {
     eng: Rc<Engine>,
@@ -37,7 +38,7 @@ impl Guard {
     pub fn matcher(&self) -> Option<Key> {
         match self.held {
             Held::Matcher(key) => Some(key),
-            Held::Socket(_) => None,
+            _ => None,
         }
     }
 }
@@ -81,6 +82,7 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
+        Op::Handshake(id, keep) => tls::handshake_woken(lua, eng, id, keep, wake),
         Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
     }
 }

@@ -10,9 +10,13 @@ use std::os::raw::c_int;
 pub mod epoll;
 mod net;
 mod sockaddr;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use net::*;
 pub use sockaddr::{Addr, UNIX_PATH_MAX};
+#[cfg(feature = "tls")]
+pub use tls::{cert_matches, offer_session, set_new_session_callback};
 
 pub type Fd = c_int;
 
