@@ -63,27 +63,30 @@ impl Memcached {
 struct WsEcho {
     child: Child,
     port: u16,
+    tls_port: u16,
 }
 
 impl WsEcho {
-    fn start() -> WsEcho {
+    fn start(cert: &Cert) -> WsEcho {
         let script = common::root().join("tests/ngxpeer/ws_echo.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
+            .args([&cert.cert, &cert.key])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start /usr/bin/python3 (Debian: apt-get install python3-websockets)");
-        let mut port = 0;
+        let (mut port, mut tls_port) = (0, 0);
         for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
             match line.split_once(' ') {
                 Some(("WS_PORT", p)) => port = p.parse().unwrap(),
+                Some(("WSS_PORT", p)) => tls_port = p.parse().unwrap(),
                 _ if line == "ready" => break,
                 _ => {}
             }
         }
         assert!(port != 0, "the websocket server did not start (Debian: apt-get install python3-websockets)");
-        WsEcho { child, port }
+        WsEcho { child, port, tls_port }
     }
 }
 
@@ -142,6 +145,78 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// A self-signed certificate for localhost, made by `openssl req` in a
+/// temporary directory, removed when dropped.
+struct Cert {
+    dir: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Cert {
+    fn make() -> Cert {
+        let dir = std::env::temp_dir().join(format!("coevent-ngx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let ok = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl req failed (Debian: apt-get install openssl)");
+        Cert { dir, cert, key }
+    }
+}
+
+impl Drop for Cert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// redis-server on a TLS port only, stopped by pid when dropped.
+struct RedisTls {
+    child: Child,
+    port: u16,
+}
+
+impl RedisTls {
+    fn start(cert: &Cert) -> RedisTls {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--tls-cert-file")
+            .arg(&cert.cert)
+            .arg("--tls-key-file")
+            .arg(&cert.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&cert.cert)
+            .args(["--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--logfile", ""])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let r = RedisTls { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen on its TLS port {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        r
+    }
+}
+
+impl Drop for RedisTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn nix_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
@@ -157,15 +232,18 @@ impl Drop for Memcached {
 #[test]
 fn serve_ngx() {
     common::serve(|| {
+        let cert = Cert::make();
         let (peer, redis, mc, ws) =
-            (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start(), WsEcho::start());
-        let dns = Dnsmasq::start();
+            (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start(), WsEcho::start(&cert));
+        let (dns, redis_tls) = (Dnsmasq::start(), RedisTls::start(&cert));
         let mut vars = peer.vars();
         vars.push(("REDIS_PORT", redis.port.to_string()));
         vars.push(("MEMCACHED_PORT", mc.port.to_string()));
         vars.push(("WS_PORT", ws.port.to_string()));
         vars.push(("NGX_DNS_PORT", dns.port.to_string()));
-        ((peer, redis, mc, ws, dns), vars)
+        vars.push(("WSS_PORT", ws.tls_port.to_string()));
+        vars.push(("REDIS_TLS_PORT", redis_tls.port.to_string()));
+        ((peer, redis, mc, ws, dns, redis_tls, cert), vars)
     });
 }
 

@@ -80,6 +80,23 @@ T.case('set_keepalive: the next connect reuses the connection, counted by get_re
   end
 end)
 
+T.case("over TLS (redis-server's tls-port): the library's socket, handshaken", function()
+  local tls_port = tonumber(rawget(_G, 'REDIS_TLS_PORT') or os.getenv('COEVENT_REDIS_TLS_PORT'))
+  for i = 1, 2 do
+    local r = redis:new()
+    r:set_timeout(5000)
+    T.eq(r:connect(T.host, tls_port, { pool = 'redis-tls' }), 1)
+    if r:get_reused_times() == 0 then
+      local sess, err = rawget(r, '_sock'):sslhandshake(nil, 'localhost', false)
+      T.ok(sess, err)
+    end
+    T.eq(r:get_reused_times(), i - 1)
+    T.eq(r:set(P .. 'tls', 'secret ' .. i), 'OK')
+    T.eq(r:get(P .. 'tls'), 'secret ' .. i)
+    T.eq(r:set_keepalive(10000, 10), 1)
+  end
+end)
+
 T.case('200 concurrent light threads, 20 round trips each, over one pool', function()
   local threads = {}
   for i = 1, 200 do
