@@ -7,6 +7,7 @@
 pub mod addr;
 pub mod buf;
 pub mod dns;
+pub mod listener;
 pub mod reactor;
 pub mod resolver;
 #[cfg(test)]

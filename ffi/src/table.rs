@@ -4,6 +4,7 @@
 //! closes the fd.
 
 use crate::buf::RecvBuf;
+use crate::listener::Listener;
 use crate::reactor::{Reason, Token};
 use crate::resolver::Resolver;
 use crate::stream::{Cx, State, Stream};
@@ -63,6 +64,7 @@ impl Default for Timeouts {
 #[derive(Debug)]
 pub enum Kind {
     Stream(Stream),
+    Listener(Listener),
 }
 
 #[derive(Debug)]
@@ -80,7 +82,14 @@ impl Sock {
     /// connect waiting for the resolver too) and closes its fd. Returns a
     /// waiting reader with what was buffered for it.
     pub fn close(&mut self, cx: &mut Cx, res: Option<&mut Resolver>) -> Option<(Token, RecvBuf)> {
-        let Kind::Stream(s) = &mut self.kind;
+        let s = match &mut self.kind {
+            Kind::Stream(s) => s,
+            Kind::Listener(l) => {
+                l.close(cx);
+                self.kind = Kind::Stream(Stream { state: State::Closed, ..Stream::default() });
+                return None;
+            }
+        };
         if let State::Resolving { wait: Some((q, tok)), .. } = s.state {
             if res.is_some_and(|res| res.remove_waiter(q, tok)) {
                 cx.woken.push((Token::Thread(tok), Reason::Closed));
@@ -125,6 +134,15 @@ impl Table {
         slot.0 = (slot.0 + 1) % GENERATIONS;
         self.free.push(id.index() as u32);
         slot.1.take()
+    }
+
+    /// Closes every listener (the runner was asked to stop).
+    pub fn close_listeners(&mut self, cx: &mut Cx) {
+        for s in self.slots.iter_mut().filter_map(|(_, s)| s.as_mut()) {
+            if matches!(s.kind, Kind::Listener(_)) {
+                s.close(cx, None);
+            }
+        }
     }
 
     /// Closes every socket (the loop is ending): no fd outlives its loop.
