@@ -64,7 +64,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 8] = [
+    let funs: [(&str, Fun); 9] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
@@ -73,6 +73,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
         ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
         ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
+        ("accept", |l, s, id, _| socket::listener::accept(l, s.eng(), id)),
     ];
     for (name, f) in funs {
         let s = sched.clone();
@@ -85,7 +86,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 7] = [
+    let ops: [(&str, Op); 10] = [
         ("connect", tcp::connect),
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
@@ -93,6 +94,9 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("setoption", tcp::setoption),
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+        ("bind", socket::listener::bind),
+        ("listen", |l, e, id, a, _| socket::listener::listen(l, e, id, a)),
+        ("getsockname", |l, e, id, _, _| socket::listener::getsockname(l, e, id)),
     ];
     for (name, op) in ops {
         let e = eng.clone();

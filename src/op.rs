@@ -20,6 +20,8 @@ pub enum Op {
     Flush(Id),
     /// To this port, once the name resolves or the fd is writable.
     Connect(Id, u16),
+    /// A listener's next connection.
+    Accept(Id),
 }
 
 /// What the wait is on.
@@ -34,6 +36,9 @@ pub enum On {
     Join(u32),
     /// A resolver query.
     Resolve(u32),
+    /// Its turn in a queue the engine keeps (a listener's acceptors), which
+    /// wakes it; for at most the timeout (ms).
+    Turn(Option<u64>),
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -183,6 +183,41 @@ function S:settimeout(...)
   if r == RAISE then error(e, l or 2) end
 end
 
+-- The local side (src/socket/listener.rs): bind, listen, accept, getsockname.
+local function plain(r, e, l)
+  if e == nil then return r end
+  -- (called in tail position: level 2 is the method's caller)
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+function S:bind(host, port)
+  return plain(C.bind(ID[self] or bad(self, 'bind'), host, port))
+end
+
+function S:listen(backlog)
+  return plain(C.listen(ID[self] or bad(self, 'listen'), backlog))
+end
+
+function S:getsockname()
+  local r, e, l = C.getsockname(ID[self] or bad(self, 'getsockname'))
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+local accept = C.accept
+function S:accept()
+  local g, id, l = accept(ID[self] or bad(self, 'accept'))
+  while g == WAIT do
+    g, id, l = yield(WAIT)
+  end
+  if g == RAISE then error(id, l or 2) end
+  if g == nil then return nil, id end
+  local s = setmetatable({ id, g }, MT)
+  ID[s] = id
+  return s
+end
+
 local L = {}
 
 function L.tcp()

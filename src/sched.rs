@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use coevent_ffi::reactor::{Reactor, Side, Src, Token};
+use coevent_ffi::reactor::{Reactor, Reason, Side, Src, Token};
 use coevent_ffi::sys;
 use coevent_ffi::table::Id;
 use coevent_ffi::wheel::TimerId;
@@ -53,6 +53,8 @@ enum Parked {
     Sleep(TimerId),
     Join(u32),
     Resolve(u32),
+    /// In a queue of the engine's, with its timeout's timer.
+    Turn(Option<TimerId>),
 }
 
 #[derive(Default)]
@@ -72,6 +74,14 @@ struct State {
 impl State {
     fn task(&mut self, tok: u32) -> &mut Task {
         self.tasks[tok as usize].as_mut().expect("live task")
+    }
+
+    /// The timer of a task waiting its turn in a queue, if it has one.
+    fn turn_timer(&self, tok: u32) -> Option<TimerId> {
+        match self.tasks.get(tok as usize) {
+            Some(Some(Task { parked: Parked::Turn(timer), .. })) => *timer,
+            _ => None,
+        }
     }
 
     /// Queues a parked task, woken for `why`.
@@ -233,7 +243,7 @@ impl Sched {
         let (th, held) = self.take_thread(tok)?;
         let outer = eng.current.replace(Some(tok));
         let r = match op {
-            Some(op) => match socket::complete(lua, eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
+            Some(op) => match socket::complete(lua, &self.eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
                 // Still not ready: it parks again, unresumed, where `complete` said.
                 Ok(ret) if is_wait(&ret.0) => Ok(ret.0),
                 // A plain result crosses alone: the prelude reads the missing values as nil.
@@ -320,6 +330,7 @@ impl Sched {
                 }
             }
             On::Sleep(ms) => Parked::Sleep(reactor(&mut self.core()).sleep(Token::Thread(tok), ms)),
+            On::Turn(ms) => Parked::Turn(ms.map(|ms| reactor(&mut self.core()).sleep(Token::Thread(tok), ms))),
             On::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
                 s.task(t).joiners.push(tok);
                 s.task(tok).joining = Some(t);
@@ -351,6 +362,12 @@ impl Sched {
         let mut woken = std::mem::take(&mut core.woken);
         for (t, why) in woken.drain(..) {
             match t {
+                // Woken from a queue before its timer fired: the timer goes.
+                Token::Thread(t) if why != Reason::Timeout && s.turn_timer(t).is_some() => {
+                    let timer = s.turn_timer(t).expect("checked");
+                    reactor_of(&mut core.r).cancel(timer);
+                    s.wake(t, why.into());
+                }
                 Token::Thread(t) => match core.orphans.iter().position(|o| o.0 == t) {
                     Some(i) => s.wake(t, Wake::Closed(Some(Box::new(core.orphans.swap_remove(i).1)))),
                     None => s.wake(t, why.into()),
@@ -409,7 +426,8 @@ impl Sched {
             }
             Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
             Parked::Io(src, side) => reactor(&mut core).unwait(src, side),
-            Parked::Sleep(id) => reactor(&mut core).cancel(id),
+            Parked::Sleep(id) | Parked::Turn(Some(id)) => reactor(&mut core).cancel(id),
+            Parked::Turn(None) => {}
             Parked::Resolve(q) => {
                 if let Some(res) = core.res.as_mut() {
                     res.remove_waiter(q, tok);
@@ -419,6 +437,8 @@ impl Sched {
         }
         drop(s);
         match (op, wake) {
+            // A listener stays: the thread leaves its queue.
+            (Some(Op::Accept(id)), _) => socket::listener::forget(&mut core, id, tok),
             (Some(Op::Receive(..) | Op::Until(..) | Op::Any(..)), Wake::Timeout) | (None, _) => {}
             (Some(Op::Receive(id, _) | Op::Until(id, _) | Op::Any(id, _) | Op::Flush(id) | Op::Connect(id, _)), _) => {
                 core.close(id)
@@ -579,7 +599,11 @@ impl Sched {
 type Yield = (Value, Value, Value);
 
 fn reactor(core: &mut Core) -> &mut Reactor {
-    core.r.as_mut().expect("loop running")
+    reactor_of(&mut core.r)
+}
+
+fn reactor_of(r: &mut Option<Reactor>) -> &mut Reactor {
+    r.as_mut().expect("loop running")
 }
 
 /// Tears the loop down however `run` leaves (a panic unwinding included):

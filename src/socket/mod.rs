@@ -6,6 +6,7 @@
 //! table keeps its methods when a finalizer resurrects it, so a call on it
 //! reaches Rust and raises "calling 'x' on a collected cosocket".
 
+pub mod listener;
 pub mod tcp;
 
 use std::rc::Rc;
@@ -57,12 +58,13 @@ pub fn collected(lua: &Lua, name: &str) -> Result<Ret> {
 }
 
 /// Finishes a woken thread's socket operation (see `sched::step`).
-pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
+pub fn complete(lua: &Lua, eng: &Rc<Engine>, op: Op, wake: Wake) -> Result<Ret> {
     match op {
         Op::Receive(id, p) => tcp::receive_woken(lua, eng, id, p, wake),
         Op::Until(id, key) => tcp::until_woken(lua, eng, id, key, wake),
         Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
+        Op::Accept(id) => listener::accept_woken(lua, eng, id, wake),
     }
 }

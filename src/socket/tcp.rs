@@ -42,10 +42,13 @@ pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
 /// Socket `id`'s stream and what an operation on it is lent, or the error
 /// to raise: the engine is busy, the socket was collected, no loop runs.
 fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
-    core.sock(id).map_err(|a| match a {
-        Absent::Collected => format!("calling '{name}' on a collected cosocket"),
-        Absent::NoLoop => NOT_IN_LOOP.to_string(),
-    })
+    match core.sock(id) {
+        Ok((Sock { kind: Kind::Listener(_), .. }, _)) => Err(format!("calling '{name}' on a listening cosocket")),
+        r => r.map_err(|a| match a {
+            Absent::Collected => format!("calling '{name}' on a collected cosocket"),
+            Absent::NoLoop => NOT_IN_LOOP.to_string(),
+        }),
+    }
 }
 
 /// The addresses of `ips` at `port`.
@@ -53,9 +56,17 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
     ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect()
 }
 
+/// A stream socket's stream. Listeners have methods of their own
+/// (socket::listener): every entry point here turns them away first.
 fn of(sock: &mut Sock) -> &mut Stream {
-    let Kind::Stream(s) = &mut sock.kind;
-    s
+    match &mut sock.kind {
+        Kind::Stream(s) => s,
+        Kind::Listener(_) => unreachable!("a listener where a stream was checked"),
+    }
+}
+
+fn is_listener(core: &mut Core, id: Id) -> bool {
+    matches!(core.table.get(id), Some(Sock { kind: Kind::Listener(_), .. }))
 }
 
 /// Runs `op` on socket `id`'s stream, or raises why it cannot.
@@ -117,8 +128,11 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
         drop(core);
         return raise(lua, &msg);
     }
-    // Reconnecting closes the old connection first, as OpenResty does.
-    core.close(id);
+    // Reconnecting closes the old connection first, as OpenResty does (a
+    // socket not connected keeps what `bind` made).
+    if !closed(of(core.table.get(id).expect("checked above"))) {
+        core.close(id);
+    }
     let addrs = match addr::parse_host(&host) {
         Ok(Host::Unix(path)) => vec![Addr::Unix(path.to_vec())],
         Ok(Host::Ip(ip)) => vec![Addr::Ip(SocketAddr::new(ip, port))],
@@ -322,6 +336,9 @@ fn with_until(
 ) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let core = &mut *core;
+    if is_listener(core, id) {
+        return raise(lua, "calling 'receiveuntil' on a listening cosocket");
+    }
     let Some(sock) = core.table.get(id) else { return raise(lua, "calling 'receiveuntil' on a collected cosocket") };
     let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
     let Some(u) = core.untils.get(key) else { return fail(lua, "closed") };
@@ -560,6 +577,10 @@ pub fn close(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
         eng.defer(crate::engine::Deferred::Close(id));
         return ret(Value::Integer(1));
     };
+    if is_listener(&mut core, id) {
+        core.close(id);
+        return ret(Value::Integer(1));
+    }
     let open = match stream(&mut core, id, "close") {
         Ok((sock, _)) => !matches!(of(sock).state, State::Fresh | State::Closed),
         Err(msg) => {
@@ -626,8 +647,15 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
     if limit {
         return setlimit(lua, eng, id, &name.to_string()?, value);
     }
+    if let Some(r) = super::listener::setoption(lua, eng, id, &name, &value)? {
+        return Ok(r);
+    }
     let fd = {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+        if is_listener(&mut core, id) {
+            drop(core);
+            return fail(lua, "unsupported option on a listener");
+        }
         match core.table.get(id).map(of) {
             Some(s) if matches!(s.state, State::Fresh) => None,
             Some(s) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
@@ -677,6 +705,10 @@ fn setlimit(lua: &Lua, eng: &Engine, id: Id, name: &str, value: Value) -> Result
         _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
     };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    if is_listener(&mut core, id) {
+        drop(core);
+        return fail(lua, "unsupported option on a listener");
+    }
     let Some(sock) = core.table.get(id) else {
         drop(core);
         return collected(lua, "setoption");
