@@ -69,6 +69,8 @@ struct State {
     main: Option<u32>,
     /// The first thread's error, with its traceback, for `L` to raise.
     main_error: Option<Value>,
+    /// The listeners were closed by a stop signal.
+    stopped: bool,
 }
 
 impl State {
@@ -512,7 +514,13 @@ impl Sched {
                 return raise(lua, "L: a coevent loop is already running");
             }
             match Reactor::new() {
-                Ok(r) => core.r = Some(r),
+                Ok(mut r) => {
+                    // The runner's stop signals wake the poll (see `drive`).
+                    if let Some(fd) = sys::process::stop_fd() {
+                        let _ = r.add(fd);
+                    }
+                    core.r = Some(r)
+                }
                 Err(e) => {
                     drop(core);
                     return raise(lua, &format!("L: epoll: {}", sys::error_string(&e)));
@@ -558,12 +566,29 @@ impl Sched {
                     .map_err(|e| Error::runtime(format!("coevent: epoll_wait: {e}")))?;
             }
             self.deliver();
+            self.stop_on_signal();
             let s = &mut *self.st.borrow_mut();
             for &t in &s.swopped {
                 s.runq.push_back(t);
             }
             s.swopped.clear();
         }
+    }
+
+    /// SIGINT or SIGTERM to the runner: every listener closes, once, so
+    /// its acceptors get `nil, "closed"` and the loop ends when the threads do.
+    fn stop_on_signal(&self) {
+        if !sys::process::stop_requested() || std::mem::replace(&mut self.st.borrow_mut().stopped, true) {
+            return;
+        }
+        {
+            let mut core = self.core();
+            let core = &mut *core;
+            let r = reactor_of(&mut core.r);
+            let mut cx = coevent_ffi::stream::Cx { r, spare: &mut core.spare, woken: &mut core.woken };
+            core.table.close_listeners(&mut cx);
+        }
+        self.deliver();
     }
 
     /// `coroutine_wait(t)` when `t` has not ended: parks the caller until it does.
