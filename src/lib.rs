@@ -11,6 +11,7 @@
 
 mod engine;
 mod op;
+mod prelude;
 mod resolve;
 mod ret;
 mod sched;
@@ -121,7 +122,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("ALL", all)?;
     // PUC 5.1 cannot yield across pcall: there receive calls first (see prelude).
     c.raw_set("YIELD_RECEIVE", !cfg!(feature = "lua51"))?;
-    lua.load(include_str!("prelude.lua")).set_name("=coevent").call((c, wait_marker(), raise_marker()))
+    lua.load(prelude::PRELUDE).set_name("=coevent").call((c, wait_marker(), raise_marker()))
 }
 
 /// The entry point mlua generates. Lua 5.1, 5.3 and LuaJIT pass a finalizer's

@@ -191,12 +191,11 @@ local function plain(r, e, l)
   return r, e
 end
 
-function S:bind(host, port)
-  return plain(C.bind(ID[self] or bad(self, 'bind'), host, port))
-end
-
-function S:listen(backlog)
-  return plain(C.listen(ID[self] or bad(self, 'listen'), backlog))
+for _, name in ipairs({ 'bind', 'listen' }) do
+  local f = C[name]
+  S[name] = function(self, a, b)
+    return plain(f(ID[self] or bad(self, name), a, b))
+  end
 end
 
 function S:getsockname()

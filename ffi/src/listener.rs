@@ -10,7 +10,6 @@
 //! `PAUSE` ms before it tries again (the connection stays queued in the
 //! kernel), instead of spinning on a listener that stays readable.
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind::WouldBlock};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::raw::c_int;
@@ -116,7 +115,7 @@ pub struct Listener {
     pub src: Src,
     ip: bool,
     /// Threads waiting for their turn on the fd, by token.
-    queue: VecDeque<u32>,
+    queue: Vec<u32>,
     /// Connections taken since the last wait or yield.
     batch: u32,
     /// Out of fds: no accept is tried before this time (the reactor's ms).
@@ -132,14 +131,14 @@ impl Listener {
         sys::listen(fd, backlog).map_err(Error::Os)?;
         let src = cx.r.add(fd).map_err(Error::Os)?;
         local.bound = None;
-        Ok(Listener { src, ip: family != libc::AF_UNIX, queue: VecDeque::new(), batch: 0, pause_until: None })
+        Ok(Listener { src, ip: family != libc::AF_UNIX, queue: Vec::new(), batch: 0, pause_until: None })
     }
 
     /// Tries to take a connection for thread `tok`.
     pub fn accept(&mut self, cx: &mut Cx, tok: u32) -> Accept {
         let src = self.src;
         if cx.r.waiter(src, Side::Reader).is_some() {
-            self.queue.push_back(tok);
+            self.queue.push(tok);
             return Accept::Queue;
         }
         if let Some(t) = self.pause_until {
@@ -215,8 +214,8 @@ impl Listener {
     /// Wakes the first queued thread to try, if no thread waits on the fd.
     fn next(&mut self, cx: &mut Cx) {
         if cx.r.waiter(self.src, Side::Reader).is_none() {
-            if let Some(t) = self.queue.pop_front() {
-                cx.woken.push((Token::Thread(t), Reason::Ready));
+            if !self.queue.is_empty() {
+                cx.woken.push((Token::Thread(self.queue.remove(0)), Reason::Ready));
             }
         }
     }

@@ -12,16 +12,19 @@ use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
 use mlua::{Lua, Result, Value};
 
 use super::Guard;
-use crate::engine::{Core, Engine, Held, Wake, BUSY};
+use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::ret::{bad_arg, expected, fail, number, raise, ret, Ret, NOT_IN_LOOP};
 
 /// Socket `id` of a live loop, or the error to raise.
 fn sock<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<&'a mut Sock, String> {
-    match core.sock(id) {
-        Ok((sock, _)) => Ok(sock),
-        Err(crate::engine::Absent::Collected) => Err(format!("calling '{name}' on a collected cosocket")),
-        Err(crate::engine::Absent::NoLoop) => Err(NOT_IN_LOOP.to_string()),
+    core.sock(id).map(|(s, _)| s).map_err(|a| absent(a, name))
+}
+
+fn absent(a: Absent, name: &str) -> String {
+    match a {
+        Absent::Collected => format!("calling '{name}' on a collected cosocket"),
+        Absent::NoLoop => NOT_IN_LOOP.to_string(),
     }
 }
 
@@ -30,14 +33,9 @@ fn sock<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<&'a m
 pub fn bind(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Result<Ret> {
     let Value::String(host) = &host else { return bad_arg(lua, 1, "bind", &expected("string", &host)) };
     let host = host.as_bytes();
-    let port = if host.starts_with(b"unix:") {
-        0
-    } else {
-        match number(lua, &port).map(f64::trunc) {
-            Some(p) if (0.0..=65535.0).contains(&p) => p as u16,
-            Some(p) => return fail(lua, &format!("bad port number: {}", p as i64)),
-            None => return fail(lua, "missing the port number"),
-        }
+    let port = match super::tcp::port_arg(lua, &host, &port) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let addr = match listener::local_addr(&host, port) {
         Ok(a) => a,
@@ -74,11 +72,7 @@ pub fn listen(lua: &Lua, eng: &Engine, id: Id, backlog: Value) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let (sock, mut cx) = match core.sock(id) {
         Ok(s) => s,
-        Err(_) => {
-            let msg = sock(&mut core, id, "listen").err().unwrap_or_default();
-            drop(core);
-            return raise(lua, &msg);
-        }
+        Err(a) => return raise(lua, &absent(a, "listen")),
     };
     let s = match &mut sock.kind {
         Kind::Stream(s) if s.local.bound.is_some() && matches!(s.state, State::Fresh | State::Closed) => s,
@@ -107,7 +101,7 @@ fn step(lua: &Lua, eng: &Rc<Engine>, id: Id) -> Result<Ret> {
     let core = &mut *core;
     let (sock, mut cx) = match core.sock(id) {
         Ok(s) => s,
-        Err(_) => return raise(lua, "calling 'accept' on a collected cosocket"),
+        Err(a) => return raise(lua, &absent(a, "accept")),
     };
     let timeout = sock.timeouts.read;
     let l = match &mut sock.kind {
@@ -188,30 +182,17 @@ pub fn getsockname(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
     }
 }
 
-/// `setoption('reuseaddr' | 'reuseport', on)` on a socket that is not
-/// connected: kept for `bind`, or set on the listener. None: not this case.
-pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: &Value, value: &Value) -> Result<Option<Ret>> {
-    let opt = match name {
-        Value::String(n) if &*n.as_bytes() == b"reuseaddr" => SockOpt::ReuseAddr,
-        Value::String(n) if &*n.as_bytes() == b"reuseport" => SockOpt::ReusePort,
-        _ => return Ok(None),
-    };
-    let on = match value {
-        Value::Boolean(b) => *b,
-        v => match number(lua, v) {
-            Some(n) => n != 0.0,
-            None => return Ok(None),
-        },
-    };
-    let Some(mut core) = eng.core() else { return raise(lua, BUSY).map(Some) };
+/// `setoption('reuseaddr' | 'reuseport', on)` on a socket not connected:
+/// kept for `bind`, and set at once on a bound fd.
+pub fn set_reuse(lua: &Lua, eng: &Engine, id: Id, opt: SockOpt, on: bool) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let r = match core.table.get(id).map(|s| &mut s.kind) {
-        Some(Kind::Listener(l)) => sys::set_option(l.src.fd, opt, on as i32),
-        Some(Kind::Stream(s)) if matches!(s.state, State::Fresh | State::Closed) => s.local.set(opt, on),
-        _ => return Ok(None),
+        Some(Kind::Stream(s)) => s.local.set(opt, on),
+        _ => return fail(lua, "closed"),
     };
     drop(core);
     match r {
-        Ok(()) => ret(Value::Boolean(true)).map(Some),
-        Err(e) => fail(lua, &sys::error_string(&e)).map(Some),
+        Ok(()) => ret(Value::Boolean(true)),
+        Err(e) => fail(lua, &sys::error_string(&e)),
     }
 }

@@ -114,14 +114,9 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
         _ => return bad_arg(lua, 1, "connect", &expected("string", &host)),
     };
     let host = host.as_bytes();
-    let port = if host.starts_with(b"unix:") {
-        0
-    } else {
-        match number(lua, &port).map(f64::trunc) {
-            Some(p) if (0.0..=65535.0).contains(&p) => p as u16,
-            Some(p) => return fail(lua, &format!("bad port number: {}", p as i64)),
-            None => return fail(lua, "missing the port number"),
-        }
+    let port = match port_arg(lua, &host, &port) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     if let Err(msg) = stream(&mut core, id, "connect") {
@@ -147,6 +142,20 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
     let s = of(sock);
     let step = s.connect(&mut cx, addrs);
     connecting(lua, eng, id, port, s, timeout, step)
+}
+
+/// The port argument of `connect` and `bind`, as OpenResty reads it:
+/// truncated to a whole number, none for a unix socket; out of range or
+/// missing, the `nil, err` to return.
+pub fn port_arg(lua: &Lua, host: &[u8], port: &Value) -> std::result::Result<u16, Result<Ret>> {
+    if host.starts_with(b"unix:") {
+        return Ok(0);
+    }
+    match number(lua, port).map(f64::trunc) {
+        Some(p) if (0.0..=65535.0).contains(&p) => Ok(p as u16),
+        Some(p) => Err(fail(lua, &format!("bad port number: {}", p as i64))),
+        None => Err(fail(lua, "missing the port number")),
+    }
 }
 
 /// Why `host` is no address, in OpenResty's words where it has them.
@@ -647,18 +656,14 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
     if limit {
         return setlimit(lua, eng, id, &name.to_string()?, value);
     }
-    if let Some(r) = super::listener::setoption(lua, eng, id, &name, &value)? {
-        return Ok(r);
-    }
+    // reuseaddr and reuseport before a connection are for `bind` (socket::listener).
+    let reuse = matches!(&name, Value::String(n) if matches!(&*n.as_bytes(), b"reuseaddr" | b"reuseport"));
     let fd = {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-        if is_listener(&mut core, id) {
-            drop(core);
-            return fail(lua, "unsupported option on a listener");
-        }
-        match core.table.get(id).map(of) {
-            Some(s) if matches!(s.state, State::Fresh) => None,
-            Some(s) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
+        match core.table.get(id).map(|s| &mut s.kind) {
+            Some(Kind::Listener(l)) => Some(Some(l.src.fd)),
+            Some(Kind::Stream(s)) if matches!(s.state, State::Fresh) && !reuse => None,
+            Some(Kind::Stream(s)) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
             None => {
                 drop(core);
                 return collected(lua, "setoption");
@@ -673,6 +678,7 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
             b"tcp-nodelay" => Some(SockOpt::NoDelay),
             b"keepalive" => Some(SockOpt::KeepAlive),
             b"reuseaddr" => Some(SockOpt::ReuseAddr),
+            b"reuseport" => Some(SockOpt::ReusePort),
             b"sndbuf" => Some(SockOpt::SndBuf),
             b"rcvbuf" => Some(SockOpt::RcvBuf),
             _ => None,
@@ -690,7 +696,12 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
         },
         v => return bad_arg(lua, 2, "setoption", &expected("number", v)),
     };
-    let Some(fd) = fd else { return fail(lua, "closed") };
+    let Some(fd) = fd else {
+        return match reuse {
+            true => super::listener::set_reuse(lua, eng, id, opt, v != 0),
+            false => fail(lua, "closed"),
+        };
+    };
     match sys::set_option(fd, opt, v) {
         Ok(()) => ret(Value::Boolean(true)),
         Err(e) => fail(lua, &sys::error_string(&e)),
