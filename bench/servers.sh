@@ -21,7 +21,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-OR=${OPENRESTY:-bench/.deps/openresty}
+OR=$(cd "${OPENRESTY:-bench/.deps/openresty}" && pwd)
 SECS=${BENCH_SECONDS:-5}
 OUT=${BENCH_OUT:-bench/SERVERS.md}
 TMP=$(mktemp -d)
@@ -31,7 +31,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TM
 ulimit -n 20000
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" || { echo "server $1 died" >&2; exit 1; }; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 # Starts a server that prints "listening on HOST:PORT": sets PID and PORT.
@@ -60,16 +60,16 @@ pid $d/nginx.pid;
 error_log $d/error.log warn;
 worker_rlimit_nofile 20000;
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module $ROOT/$OR/usr/lib/nginx/modules/ngx_http_lua_module.so;
+load_module $OR/usr/lib/nginx/modules/ngx_http_lua_module.so;
 events { worker_connections 10000; }
 http {
   access_log off;
-  lua_package_path "$ROOT/$OR/usr/share/lua/5.1/?.lua;;";
+  lua_package_path "$OR/usr/share/lua/5.1/?.lua;;";
   client_body_temp_path $d/b; proxy_temp_path $d/p; fastcgi_temp_path $d/f; uwsgi_temp_path $d/u; scgi_temp_path $d/s;
   server { listen 127.0.0.1:$PORT backlog=4096; location = / { $body } }
 }
 CONF
-  LD_LIBRARY_PATH=$ROOT/$OR/usr/lib/x86_64-linux-gnu nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+  LD_LIBRARY_PATH=$OR/usr/lib/x86_64-linux-gnu nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
   PID=$!
   PIDS+=("$PID")
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.05; done
@@ -152,7 +152,7 @@ awk -v a="$R_REDIS" -v b="$R_CE" 'BEGIN { printf "| coevent examples/serve_resp.
 accept_rate() {
   read -r n rps us < <(load "$1" "http://127.0.0.1:$2/" -t1 -c50 -H 'Connection: close')
   stop "$1"
-  awk -v u="$us" -v r="$rps" 'BEGIN { printf "%d %.0f", r, 1e6 / u }'
+  awk -v u="$us" -v r="$rps" 'BEGIN { printf "%d %.0f\n", r, 1e6 / u }'
 }
 nginx_start 'default_type text/plain; return 200 "hello\n";'
 read -r A_NGX_RPS A_NGX < <(accept_rate "$PID" "$PORT")

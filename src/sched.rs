@@ -364,15 +364,15 @@ impl Sched {
         let mut woken = std::mem::take(&mut core.woken);
         for (t, why) in woken.drain(..) {
             match t {
-                // Woken from a queue before its timer fired: the timer goes.
-                Token::Thread(t) if why != Reason::Timeout && s.turn_timer(t).is_some() => {
-                    let timer = s.turn_timer(t).expect("checked");
-                    reactor_of(&mut core.r).cancel(timer);
-                    s.wake(t, why.into());
-                }
                 Token::Thread(t) => match core.orphans.iter().position(|o| o.0 == t) {
                     Some(i) => s.wake(t, Wake::Closed(Some(Box::new(core.orphans.swap_remove(i).1)))),
-                    None => s.wake(t, why.into()),
+                    None => {
+                        // Woken from a queue before its timer fired: the timer goes.
+                        if let Some(timer) = s.turn_timer(t).filter(|_| why != Reason::Timeout) {
+                            reactor_of(&mut core.r).cancel(timer);
+                        }
+                        s.wake(t, why.into())
+                    }
                 },
                 Token::Query(q) => {
                     if let (Some(res), Some(r)) = (core.res.as_mut(), core.r.as_mut()) {

@@ -13,14 +13,17 @@ cq:wrap(function()
   for c in srv:clients() do
     cq:wrap(function()
       c:setmode('t', 'bn')
-      while true do
-        local line = c:read('*l')
-        if not line then break end
-        if line == '' then
-          c:write(RESP)
-          c:flush()
+      -- A reset raises in cqueues: it ends this connection only.
+      pcall(function()
+        while true do
+          local line = c:read('*l')
+          if not line then break end
+          if line == '' then
+            c:write(RESP)
+            c:flush()
+          end
         end
-      end
+      end)
       c:close()
     end)
   end

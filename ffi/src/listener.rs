@@ -213,10 +213,8 @@ impl Listener {
 
     /// Wakes the first queued thread to try, if no thread waits on the fd.
     fn next(&mut self, cx: &mut Cx) {
-        if cx.r.waiter(self.src, Side::Reader).is_none() {
-            if !self.queue.is_empty() {
-                cx.woken.push((Token::Thread(self.queue.remove(0)), Reason::Ready));
-            }
+        if cx.r.waiter(self.src, Side::Reader).is_none() && !self.queue.is_empty() {
+            cx.woken.push((Token::Thread(self.queue.remove(0)), Reason::Ready));
         }
     }
 

@@ -21,7 +21,8 @@ fn sock<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<&'a m
     core.sock(id).map(|(s, _)| s).map_err(|a| absent(a, name))
 }
 
-fn absent(a: Absent, name: &str) -> String {
+/// The error to raise for a socket `Core::sock` did not lend.
+pub fn absent(a: Absent, name: &str) -> String {
     match a {
         Absent::Collected => format!("calling '{name}' on a collected cosocket"),
         Absent::NoLoop => NOT_IN_LOOP.to_string(),

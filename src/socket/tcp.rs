@@ -16,7 +16,7 @@ use coevent_ffi::until::{Key, Until};
 use mlua::{AnyUserData, BString, Lua, Result, Value};
 
 use super::{collected, Guard};
-use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
+use crate::engine::{Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;
 use crate::ret::{
@@ -44,10 +44,7 @@ pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
 fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
     match core.sock(id) {
         Ok((Sock { kind: Kind::Listener(_), .. }, _)) => Err(format!("calling '{name}' on a listening cosocket")),
-        r => r.map_err(|a| match a {
-            Absent::Collected => format!("calling '{name}' on a collected cosocket"),
-            Absent::NoLoop => NOT_IN_LOOP.to_string(),
-        }),
+        r => r.map_err(|a| super::listener::absent(a, name)),
     }
 }
 
@@ -61,7 +58,7 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
 fn of(sock: &mut Sock) -> &mut Stream {
     match &mut sock.kind {
         Kind::Stream(s) => s,
-        Kind::Listener(_) => unreachable!("a listener where a stream was checked"),
+        Kind::Listener(_) => unreachable!(),
     }
 }
 
