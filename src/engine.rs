@@ -11,6 +11,7 @@
 use std::cell::{Cell, RefCell, RefMut};
 
 use coevent_ffi::buf::RecvBuf;
+use coevent_ffi::pool::Pools;
 use coevent_ffi::reactor::{Reactor, Reason, Token};
 use coevent_ffi::resolver::{Answer, Config, Resolver};
 use coevent_ffi::stream::Cx;
@@ -51,6 +52,8 @@ pub struct Core {
     /// Some while a loop runs.
     pub r: Option<Reactor>,
     pub table: Table,
+    /// Keepalive pools and their idle connections.
+    pub pools: Pools,
     /// The matchers of `receiveuntil`'s live iterators.
     pub untils: Matchers,
     /// The running loop's resolver, made at its first lookup, and its settings.
@@ -80,7 +83,7 @@ impl Core {
     pub fn close(&mut self, id: Id) {
         let (Some(sock), Some(r)) = (self.table.get(id), self.r.as_mut()) else { return };
         let mut cx = Cx { r, spare: &mut self.spare, woken: &mut self.woken };
-        if let Some((Token::Thread(t), buf)) = sock.close(&mut cx, self.res.as_mut()) {
+        if let Some((Token::Thread(t), buf)) = sock.close(&mut cx, self.res.as_mut(), &mut self.pools) {
             self.orphans.push((t, buf));
         }
     }
@@ -98,11 +101,12 @@ impl Core {
         }
     }
 
-    /// Ends the loop's part: every socket closed, every query ended.
+    /// Ends the loop's part: every socket closed (pooled ones too), every query ended.
     pub fn end_loop(&mut self) {
         if let Some(r) = self.r.as_mut() {
             let mut cx = Cx { r, spare: &mut self.spare, woken: &mut self.woken };
-            self.table.close_all(&mut cx, self.res.as_mut());
+            self.table.close_all(&mut cx, self.res.as_mut(), &mut self.pools);
+            self.pools.close_all(r);
             if let Some(mut res) = self.res.take() {
                 res.abort(r, &mut Vec::new());
             }

@@ -25,6 +25,7 @@ use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Valu
 use engine::Engine;
 use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
+use socket::keepalive;
 use socket::tcp::{self, Data};
 
 /// A function for the prelude. An error Lua raised inside it (a finalizer's)
@@ -67,6 +68,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
     let funs: [(&str, Fun); 9] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
+        ("release", |_, s, id, _| socket::release(s.eng(), id)),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),
@@ -74,7 +76,6 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
         ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
         ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
-        ("accept", |l, s, id, _| socket::listener::accept(l, s.eng(), id)),
     ];
     for (name, f) in funs {
         let s = sched.clone();
@@ -87,27 +88,39 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 10] = [
-        ("connect", tcp::connect),
+    let ops: [(&str, Op); 15] = [
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
         ("setoption", tcp::setoption),
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+        ("setkeepalive", keepalive::setkeepalive),
+        ("getreusedtimes", |l, e, id, _, _| keepalive::getreusedtimes(l, e, id)),
+        ("getfd", |l, e, id, _, _| tcp::getfd(l, e, id)),
+        ("getpeername", |l, e, id, _, _| tcp::getpeername(l, e, id)),
+        ("shutdown", |l, e, id, a, _| tcp::shutdown(l, e, id, a)),
         ("bind", socket::listener::bind),
         ("listen", |l, e, id, a, _| socket::listener::listen(l, e, id, a)),
         ("getsockname", |l, e, id, _, _| socket::listener::getsockname(l, e, id)),
+        ("accept", |l, e, id, _, _| socket::listener::accept(l, e, id)),
     ];
     for (name, op) in ops {
         let e = eng.clone();
         let f = move |lua: &Lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b);
         c.raw_set(name, func(lua, &eng, f)?)?;
     }
-    let e = eng.clone();
-    let settimeouts =
-        move |lua: &Lua, (id, a, b, d): (i64, Value, Value, Value)| tcp::settimeouts(lua, &e, Id::from(id), [a, b, d]);
-    c.raw_set("settimeouts", func(lua, &eng, settimeouts)?)?;
+    // And those of (id, a, b, c, d).
+    type Op4 = fn(&Lua, &Engine, Id, Value, [Value; 3]) -> Result<Ret>;
+    let ops: [(&str, Op4); 2] =
+        [("connect", tcp::connect), ("settimeouts", |l, e, id, a, [b, c, _]| tcp::settimeouts(l, e, id, [a, b, c]))];
+    for (name, op) in ops {
+        let e = eng.clone();
+        let f = move |lua: &Lua, (id, a, b, c, d): (i64, Value, Value, Value, Value)| {
+            op(lua, &e, Id::from(id), a, [b, c, d])
+        };
+        c.raw_set(name, func(lua, &eng, f)?)?;
+    }
 
     if cfg!(feature = "luajit") {
         // See `tcp::Data`; PUC Lua's type() test in the prelude costs more than it saves.

@@ -36,6 +36,8 @@ pub enum On {
     Join(u32),
     /// A resolver query.
     Resolve(u32),
+    /// A place in keepalive pool `pool`'s backlog, for at most the timeout (ms).
+    Pool(u32, Option<u64>),
     /// Its turn in a queue the engine keeps (a listener's acceptors), which
     /// wakes it; for at most the timeout (ms).
     Turn(Option<u64>),

@@ -18,7 +18,7 @@ local PATTERN = { ['*l'] = C.LINE, l = C.LINE, ['*a'] = C.ALL, a = C.ALL }
 local close, settimeout, setoption, join = C.close, C.settimeout, C.setoption, C.join
 
 local S = {} -- cosocket methods
--- A cosocket is { id, guard } with this metatable (see src/socket); ID[cosocket]
+-- A cosocket is { id, guard? } with this metatable (see below); ID[cosocket]
 -- is its id, the argument its operations take.
 local MT = { __index = S }
 local ID = setmetatable({}, { __mode = 'k' })
@@ -45,18 +45,25 @@ local function nargs(prefix, n, ...)
   error(('%sexpecting %d argument%s (including the object) but seen %d'):format(prefix, n, s, select('#', ...) + 1), 3)
 end
 
-function S:connect(...)
+-- connect's arguments: OpenResty's (host, port?, options?), or the seed's
+-- (host, port, pool_size, pool_key).
+local function dial(id, ...)
   local n = select('#', ...)
-  if n < 1 or n > 3 then
-    error(('ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d'):format(n + 1), 2)
+  if n < 1 or n > 4 then
+    error(('ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d'):format(n + 1), 3)
   end
-  local host, port = ...
-  local r, e, l = connect(ID[self] or bad(self, 'connect'), host, port)
+  local r, e, l = connect(id, ...)
   while r == WAIT do
     r, e, l = yield(WAIT)
   end
+  if r == RAISE then error(e, l or 3) end
+  return r, e
+end
+
+-- (Not tail calls: dial raises at the level of their caller.)
+function S:connect(...)
+  local r, e = dial(ID[self] or bad(self, 'connect'), ...)
   if e == nil then return r end
-  if r == RAISE then error(e, l or 2) end
   return r, e
 end
 
@@ -107,6 +114,30 @@ function S:close(...)
   if e == nil then return r end
   if r == RAISE then error(e, l or 2) end
   return r, e
+end
+
+-- Methods that neither wait nor take more than two arguments.
+local function simple(f, name)
+  return function(self, ...)
+    local r, e, l = f(ID[self] or bad(self, name), ...)
+    if e == nil then return r end
+    if r == RAISE then error(e, l or 2) end
+    return r, e
+  end
+end
+S.getfd, S.getpeername, S.shutdown = simple(C.getfd, 'getfd'), simple(C.getpeername, 'getpeername'), simple(C.shutdown, 'shutdown')
+local setkeepalive, getreusedtimes = simple(C.setkeepalive, 'setkeepalive'), simple(C.getreusedtimes, 'getreusedtimes')
+
+function S:setkeepalive(...)
+  local n = select('#', ...)
+  if n > 2 then error(('expecting 1 to 3 arguments (including the object), but got %d'):format(n + 1), 2) end
+  return setkeepalive(self, ...)
+end
+
+function S:getreusedtimes(...)
+  local n = select('#', ...)
+  if n > 0 then error(('expecting 1 argument (including the object), but got %d'):format(n + 1), 2) end
+  return getreusedtimes(self)
 end
 
 function S:setoption(name, value)
@@ -170,7 +201,7 @@ end
 function S:settimeouts(...)
   local n = select('#', ...)
   if n ~= 3 then
-    error(('ngx.socket settimeouts: expecting 4 arguments (including the object) but seen %d'):format(n + 1), 2)
+    error(('ngx.socket settimeout: expecting 4 arguments (including the object) but seen %d'):format(n + 1), 2)
   end
   local r, e, l = C.settimeouts(ID[self] or bad(self, 'settimeouts'), ...)
   if r == RAISE then error(e, l or 2) end
@@ -204,27 +235,60 @@ function S:getsockname()
   return r, e
 end
 
-local accept = C.accept
-function S:accept()
-  local g, id, l = accept(ID[self] or bad(self, 'accept'))
-  while g == WAIT do
-    g, id, l = yield(WAIT)
+local L = {}
+
+-- A collected cosocket is closed by a finalizer: its own on Lua 5.2 and
+-- later; on 5.1 and LuaJIT, whose tables have none, that of a newproxy
+-- userdata it holds, which finds the id in GID (weak keys stay until the
+-- finalizer has run). Made here, not in Rust: a userdata made by mlua costs
+-- a protected call on most builds (about 6,000 instructions on LuaJIT).
+local release, guard = C.release, nil
+if newproxy then
+  local GID, proto = setmetatable({}, { __mode = 'k' }), newproxy(true)
+  getmetatable(proto).__gc = function(p) release(GID[p]) end
+  guard = function(id)
+    local p = newproxy(proto)
+    GID[p] = id
+    return p
   end
-  if g == RAISE then error(id, l or 2) end
-  if g == nil then return nil, id end
-  local s = setmetatable({ id, g }, MT)
+else
+  MT.__gc = function(s) release(rawget(s, 1)) end
+end
+
+-- The cosocket of socket `id`.
+local function wrap(id)
+  local s = setmetatable({ id, guard and guard(id) }, MT)
   ID[s] = id
   return s
 end
 
-local L = {}
+local function tcp(level)
+  local id, e, l = C.tcp()
+  if id == RAISE then error(e, l or level) end
+  return wrap(id)
+end
+
+local accept = C.accept
+function S:accept()
+  local id, e, l = accept(ID[self] or bad(self, 'accept'))
+  while id == WAIT do
+    id, e, l = yield(WAIT)
+  end
+  if id == RAISE then error(e, l or 2) end
+  if e ~= nil then return nil, e end
+  return wrap(id)
+end
 
 function L.tcp()
-  local guard, id, l = C.tcp()
-  if guard == RAISE then error(id, l or 2) end
-  local s = setmetatable({ id, guard }, MT)
-  ID[s] = id
-  return s
+  return tcp(3)
+end
+
+-- ngx.socket.connect: a new socket, connected, or nil, err.
+function L.connect(...)
+  local s = tcp(3)
+  local r, e = dial(s[1], ...)
+  if r then return s end
+  return nil, e
 end
 
 -- A finished thread's results as coroutine_wait returns them.
@@ -371,7 +435,7 @@ setmetatable(L, {
 })
 
 -- The seed's globals.
-cosocket = { tcp = L.tcp }
+cosocket = { tcp = L.tcp, connect = L.connect }
 newthread, coroutine_wait, swop = L.spawn, L.wait, L.swop
 
 return L

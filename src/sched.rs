@@ -53,6 +53,8 @@ enum Parked {
     Sleep(TimerId),
     Join(u32),
     Resolve(u32),
+    /// In a keepalive pool's backlog.
+    Pool(u32),
     /// In a queue of the engine's, with its timeout's timer.
     Turn(Option<TimerId>),
 }
@@ -245,7 +247,7 @@ impl Sched {
         let (th, held) = self.take_thread(tok)?;
         let outer = eng.current.replace(Some(tok));
         let r = match op {
-            Some(op) => match socket::complete(lua, &self.eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
+            Some(op) => match socket::complete(lua, eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
                 // Still not ready: it parks again, unresumed, where `complete` said.
                 Ok(ret) if is_wait(&ret.0) => Ok(ret.0),
                 // A plain result crosses alone: the prelude reads the missing values as nil.
@@ -343,6 +345,15 @@ impl Sched {
                 s.runq.push_back(tok);
                 Parked::Queued
             }
+            On::Pool(p, timeout) => {
+                let mut core = self.core();
+                let core = &mut *core;
+                if let Some(ms) = timeout {
+                    let timer = reactor(core).sleep(Token::Thread(tok), ms);
+                    core.pools.set_timer(p, tok, timer);
+                }
+                Parked::Pool(p)
+            }
             On::Swop => {
                 s.swopped.push(tok);
                 Parked::Queued
@@ -377,6 +388,11 @@ impl Sched {
                 Token::Query(q) => {
                     if let (Some(res), Some(r)) = (core.res.as_mut(), core.r.as_mut()) {
                         res.on_wake(r, q, why, &mut core.answers);
+                    }
+                }
+                Token::Idle(_) | Token::Pool(_) => {
+                    if let Some(tok) = core.r.as_mut().and_then(|r| core.pools.on_wake(r, t, why)) {
+                        s.wake(tok, Wake::Ready);
                     }
                 }
             }
@@ -433,6 +449,11 @@ impl Sched {
             Parked::Resolve(q) => {
                 if let Some(res) = core.res.as_mut() {
                     res.remove_waiter(q, tok);
+                }
+            }
+            Parked::Pool(p) => {
+                if let Some(Some(timer)) = core.pools.unqueue(p, tok) {
+                    reactor(&mut core).cancel(timer);
                 }
             }
             Parked::Nowhere => {}
@@ -586,7 +607,7 @@ impl Sched {
             let core = &mut *core;
             let r = reactor_of(&mut core.r);
             let mut cx = coevent_ffi::stream::Cx { r, spare: &mut core.spare, woken: &mut core.woken };
-            core.table.close_listeners(&mut cx);
+            core.table.close_listeners(&mut cx, &mut core.pools);
         }
         self.deliver();
     }

@@ -2,6 +2,7 @@
 -- usage: lua|luajit coevent.lua SODIR ping  HOST PORT N M     N light threads x M PING round trips
 --                               SODIR count HOST PORT SIZE K  one socket, K x "GET SIZE\n" + receive(SIZE)
 --                               SODIR all   HOST PORT SIZE K  K x (connect, "ALL SIZE\n", receive('*a'), close)
+--                               SODIR pool  HOST PORT N M     N light threads x M (connect, PING, setkeepalive)
 -- prints: RESULT wall=<s> ok=<units> bytes=<bytes>; exits 1 if any unit failed.
 local sodir, mode, host, port, x, y = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
 package.cpath = sodir .. '/?.so;' .. package.cpath
@@ -24,6 +25,24 @@ local function ping_thread(m)
   end
   bytes = bytes + 7 * m
   s:close()
+end
+
+-- Each request takes a connection from the pool and gives it back.
+local function pool_thread(m)
+  for _ = 1, m do
+    local s = cosocket.tcp()
+    local r, err = s:connect(host, port)
+    if not r then failed = 'connect: ' .. err return end
+    r, err = s:send('PING\r\n')
+    if not r then failed = 'send: ' .. err return end
+    local line
+    line, err = s:receive('*l')
+    if line ~= '+PONG' then failed = 'receive: ' .. tostring(line or err) return end
+    r, err = s:setkeepalive(0, 1000)
+    if not r then failed = 'setkeepalive: ' .. err return end
+    ok = ok + 1
+  end
+  bytes = bytes + 7 * m
 end
 
 local function count_loop(size, k)
@@ -54,9 +73,9 @@ end
 
 local t0 = now()
 L(function()
-  if mode == 'ping' then
+  if mode == 'ping' or mode == 'pool' then
     local ts = {}
-    for i = 1, x do ts[i] = newthread(ping_thread, y) end
+    for i = 1, x do ts[i] = newthread(mode == 'ping' and ping_thread or pool_thread, y) end
     for i = 1, x do coroutine_wait(ts[i]) end
   elseif mode == 'count' then
     count_loop(x, y)

@@ -1,5 +1,5 @@
 -- OpenResty cosocket client for bench/run.sh, run by nginx (content_by_lua_file)
--- for one curl request: GET /bench?mode=ping|count|all&host=H&port=P&x=N|SIZE&y=M|K
+-- for one curl request: GET /bench?mode=ping|pool|count|all&host=H&port=P&x=N|SIZE&y=M|K
 -- Light threads are ngx.thread.spawn; the answer body is the RESULT line.
 local ffi = require('ffi')
 pcall(ffi.cdef, [[
@@ -38,6 +38,25 @@ local function ping_thread(m)
   s:close()
 end
 
+-- Each request takes a connection from the pool and gives it back.
+local function pool_thread(m)
+  for _ = 1, m do
+    local s = ngx.socket.tcp()
+    s:settimeout(60000)
+    local r, err = s:connect(host, port)
+    if not r then failed = 'connect: ' .. tostring(err) return end
+    r, err = s:send('PING\r\n')
+    if not r then failed = 'send: ' .. err return end
+    local line
+    line, err = s:receive('*l')
+    if line ~= '+PONG' then failed = 'receive: ' .. tostring(line or err) return end
+    r, err = s:setkeepalive(0, 1000)
+    if not r then failed = 'setkeepalive: ' .. err return end
+    ok = ok + 1
+  end
+  bytes = bytes + 7 * m
+end
+
 local function count_loop(size, k)
   local s = open()
   local req = 'GET ' .. size .. '\n'
@@ -63,9 +82,9 @@ local function all_loop(size, k)
 end
 
 local t0 = now()
-if mode == 'ping' then
+if mode == 'ping' or mode == 'pool' then
   local threads = {}
-  for i = 1, x do threads[i] = ngx.thread.spawn(ping_thread, y) end
+  for i = 1, x do threads[i] = ngx.thread.spawn(mode == 'ping' and ping_thread or pool_thread, y) end
   for i = 1, x do
     local r, err = ngx.thread.wait(threads[i])
     if not r then failed = failed or tostring(err) end

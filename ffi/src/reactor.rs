@@ -41,6 +41,18 @@ pub enum Token {
     Thread(u32),
     /// A resolver query.
     Query(u32),
+    /// An idle connection in a keepalive pool, watched for the peer's data,
+    /// close or the idle timeout. Not counted as pending: it wakes no thread.
+    Idle(u32),
+    /// Not a wait: a close reports that a pool's connection ended (see `pool`).
+    Pool(u32),
+}
+
+impl Token {
+    /// Whether its wait can wake a light thread (see `Reactor::pending`).
+    fn counted(self) -> bool {
+        !matches!(self, Token::Idle(_))
+    }
 }
 
 /// Why a wait ended.
@@ -97,6 +109,7 @@ fn sleep_payload(t: Token) -> u64 {
     match t {
         Token::Thread(i) => u64::from(i),
         Token::Query(i) => QUERY | u64::from(i),
+        Token::Idle(_) | Token::Pool(_) => unreachable!("{t:?} never sleeps"),
     }
 }
 
@@ -186,6 +199,11 @@ impl Reactor {
         &mut self.slots[src.fd as usize]
     }
 
+    /// Whether the peer hung up in `dir` (no edge will follow).
+    pub fn hung_up(&self, src: Src, dir: Dir) -> bool {
+        self.slots[src.fd as usize].hup[dir as usize]
+    }
+
     pub fn is_ready(&self, src: Src, dir: Dir) -> bool {
         let s = &self.slots[src.fd as usize];
         s.ready[dir as usize] || s.hup[dir as usize]
@@ -217,7 +235,7 @@ impl Reactor {
                 }
             }
         }
-        self.waits += 1;
+        self.waits += usize::from(token.counted());
         let w = &mut self.slot(src).wait[side as usize];
         debug_assert!(w.is_none(), "second waiter on {src:?} {side:?}");
         *w = Some(Waiter { token, dir, deadline });
@@ -239,7 +257,7 @@ impl Reactor {
     /// Ends a wait and returns its token; its timer stays for the next wait.
     fn end_wait(&mut self, src: Src, side: Side) -> Option<Token> {
         let w = self.slots[src.fd as usize].wait[side as usize].take()?;
-        self.waits -= 1;
+        self.waits -= usize::from(w.token.counted());
         Some(w.token)
     }
 
@@ -250,7 +268,7 @@ impl Reactor {
         self.wheel.insert(deadline, sleep_payload(token))
     }
 
-    /// Waits still pending: anything that can wake a token later.
+    /// Waits still pending: anything that can wake a thread later.
     pub fn pending(&self) -> usize {
         self.waits + self.sleeps
     }
@@ -300,7 +318,7 @@ impl Reactor {
             match s.wait[side as usize] {
                 Some(Waiter { token, deadline: Some(d), .. }) if d <= now => {
                     s.wait[side as usize] = None;
-                    self.waits -= 1;
+                    self.waits -= usize::from(token.counted());
                     woken.push((token, Reason::Timeout));
                 }
                 // Set for an earlier wait: set it again for this one's deadline.
@@ -319,7 +337,7 @@ impl Reactor {
             if let Some(Waiter { token, dir: d, .. }) = *w {
                 if d == dir {
                     *w = None;
-                    self.waits -= 1;
+                    self.waits -= usize::from(token.counted());
                     woken.push((token, Reason::Ready));
                 }
             }

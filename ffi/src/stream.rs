@@ -34,6 +34,11 @@ pub enum Error {
     LineTooLong,
     BusyReading,
     BusyWriting,
+    BusyConnecting,
+    /// `setkeepalive` with bytes received and not read.
+    UnreadData,
+    /// `setkeepalive` when the peer has sent more or closed.
+    Dubious,
     /// A name that did not resolve, with the resolver's word for why.
     Resolve(&'static str),
     Os(io::Error),
@@ -57,6 +62,9 @@ impl Error {
             Error::LineTooLong => "line too long",
             Error::BusyReading => "socket busy reading",
             Error::BusyWriting => "socket busy writing",
+            Error::BusyConnecting => "socket busy connecting",
+            Error::UnreadData => "unread data in buffer",
+            Error::Dubious => "connection in dubious state",
             Error::Resolve(e) => e,
             Error::Os(e) => return Cow::Owned(sys::error_string(e)),
         })
@@ -169,7 +177,8 @@ impl Transport {
     }
 }
 
-/// A live connection: its transport and buffers.
+/// A live connection: its transport and buffers. Moved whole into a
+/// keepalive pool and out again (see `pool`).
 #[derive(Debug)]
 pub struct Conn {
     t: Transport,
@@ -181,6 +190,17 @@ pub struct Conn {
     sent: usize,
     /// What the pending send returns once it is done: its data's length.
     owed: usize,
+}
+
+impl Conn {
+    pub fn src(&self) -> Src {
+        self.t.src()
+    }
+
+    /// Closes an idle connection: no thread waits on it.
+    pub fn close(self, r: &mut Reactor) {
+        close_src(&mut Cx { r, spare: &mut Vec::new(), woken: &mut Vec::new() }, self.t.src());
+    }
 }
 
 #[derive(Debug, Default)]
@@ -199,6 +219,14 @@ pub enum State {
         addr: Addr,
         rest: Vec<Addr>,
     },
+    /// Waiting in keepalive pool `pool`'s backlog (thread `tok`) for a
+    /// connection to `host` to be allowed.
+    Queued {
+        pool: u32,
+        host: Vec<u8>,
+        port: u16,
+        tok: u32,
+    },
     Connected(Conn),
     Closed,
 }
@@ -207,6 +235,13 @@ pub enum State {
 pub struct Stream {
     pub state: State,
     pub limits: Limits,
+    /// The keepalive pool this connection counts in, while it lives.
+    pub pool: Option<u32>,
+    /// How many times its connection came from a pool.
+    pub reused: u32,
+    /// The pool key `setkeepalive` files the connection under, when it did
+    /// not count in a pool already.
+    pub key: Vec<u8>,
     /// What `bind` did before a connect or a listen.
     pub local: Local,
 }
@@ -245,6 +280,9 @@ impl Stream {
     /// no byte read from the peer is lost. The resolver's waiter, if any, is
     /// the caller's to take back (see `State::Resolving`).
     pub fn close(&mut self, cx: &mut Cx) -> Option<(Token, RecvBuf)> {
+        if let Some(p) = self.pool.take() {
+            cx.woken.push((Token::Pool(p), Reason::Closed));
+        }
         let mut orphan = None;
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Connecting { src, .. } => close_src(cx, src),
@@ -253,10 +291,53 @@ impl Stream {
                 orphan = cx.r.waiter(src, Side::Reader).map(|t| (t, c.buf));
                 close_src(cx, src);
             }
-            State::Fresh | State::Resolving { .. } | State::Closed => {}
+            State::Fresh | State::Resolving { .. } | State::Queued { .. } | State::Closed => {}
         }
         self.local.close();
         orphan
+    }
+
+    /// Takes a connection out of a pool (see `pool`).
+    pub fn resume(&mut self, conn: Conn, pool: u32, reused: u32) {
+        self.state = State::Connected(conn);
+        self.pool = Some(pool);
+        self.reused = reused;
+    }
+
+    /// `setkeepalive`: the connection, for a pool, if it is idle and whole,
+    /// leaving the stream closed. A peer that has sent more or closed makes
+    /// it fail, and close.
+    pub fn keepalive(&mut self, cx: &mut Cx) -> Result<Conn, Error> {
+        let c = match &mut self.state {
+            State::Connected(c) if !c.eof && !cx.r.hung_up(c.t.src(), Dir::Read) => c,
+            State::Resolving { .. } | State::Connecting { .. } | State::Queued { .. } => {
+                return Err(Error::BusyConnecting)
+            }
+            _ => return Err(Error::Closed),
+        };
+        let src = c.t.src();
+        if cx.r.waiter(src, Side::Reader).is_some() {
+            return Err(Error::BusyReading);
+        }
+        if cx.r.waiter(src, Side::Writer).is_some() {
+            return Err(Error::BusyWriting);
+        }
+        if !c.buf.is_empty() {
+            return Err(Error::UnreadData);
+        }
+        // Readiness not seen drained: look whether the peer sent anything.
+        if cx.r.is_ready(src, Dir::Read) {
+            match sys::peek(src.fd) {
+                Err(e) if e.kind() == WouldBlock => cx.r.set_ready(src, Dir::Read, false),
+                _ => {
+                    self.close(cx);
+                    return Err(Error::Dubious);
+                }
+            }
+        }
+        c.buf.release(cx.spare);
+        let State::Connected(c) = std::mem::replace(&mut self.state, State::Closed) else { unreachable!() };
+        Ok(c)
     }
 
     /// Starts connecting to the first of `addrs` (the stream must be closed
@@ -308,7 +389,7 @@ impl Stream {
                 }
             }
         }
-        self.state = State::Closed;
+        self.close(cx);
         Step::Fail(err)
     }
 
@@ -332,7 +413,7 @@ impl Stream {
                 self.connect(cx, addrs)
             }
             Err(e) => {
-                self.state = State::Closed;
+                self.close(cx);
                 Step::Fail(Error::Resolve(e))
             }
         }
@@ -617,6 +698,16 @@ impl Stream {
         self.close(cx);
         Error::Timeout
     }
+}
+
+/// For other modules' tests: a connection over a unix socket pair, and its peer.
+#[cfg(test)]
+pub(crate) fn test_conn(r: &mut Reactor) -> (Conn, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let src = r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
+    let conn = Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 };
+    (conn, b)
 }
 
 fn close_src(cx: &mut Cx, src: Src) {

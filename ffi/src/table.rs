@@ -5,6 +5,7 @@
 
 use crate::buf::RecvBuf;
 use crate::listener::Listener;
+use crate::pool::Pools;
 use crate::reactor::{Reason, Token};
 use crate::resolver::Resolver;
 use crate::stream::{Cx, State, Stream};
@@ -79,9 +80,9 @@ impl Sock {
     }
 
     /// The close path of every socket: ends every wait on it as closed (a
-    /// connect waiting for the resolver too) and closes its fd. Returns a
-    /// waiting reader with what was buffered for it.
-    pub fn close(&mut self, cx: &mut Cx, res: Option<&mut Resolver>) -> Option<(Token, RecvBuf)> {
+    /// connect waiting for the resolver or in a pool's backlog too) and
+    /// closes its fd. Returns a waiting reader with what was buffered for it.
+    pub fn close(&mut self, cx: &mut Cx, res: Option<&mut Resolver>, pools: &mut Pools) -> Option<(Token, RecvBuf)> {
         let s = match &mut self.kind {
             Kind::Stream(s) => s,
             Kind::Listener(l) => {
@@ -90,10 +91,19 @@ impl Sock {
                 return None;
             }
         };
-        if let State::Resolving { wait: Some((q, tok)), .. } = s.state {
-            if res.is_some_and(|res| res.remove_waiter(q, tok)) {
+        match s.state {
+            State::Resolving { wait: Some((q, tok)), .. } if res.is_some_and(|res| res.remove_waiter(q, tok)) => {
                 cx.woken.push((Token::Thread(tok), Reason::Closed));
             }
+            State::Queued { pool, tok, .. } => {
+                if let Some(timer) = pools.unqueue(pool, tok) {
+                    if let Some(t) = timer {
+                        cx.r.cancel(t);
+                    }
+                    cx.woken.push((Token::Thread(tok), Reason::Closed));
+                }
+            }
+            _ => {}
         }
         s.close(cx)
     }
@@ -137,18 +147,18 @@ impl Table {
     }
 
     /// Closes every listener (the runner was asked to stop).
-    pub fn close_listeners(&mut self, cx: &mut Cx) {
+    pub fn close_listeners(&mut self, cx: &mut Cx, pools: &mut Pools) {
         for s in self.slots.iter_mut().filter_map(|(_, s)| s.as_mut()) {
             if matches!(s.kind, Kind::Listener(_)) {
-                s.close(cx, None);
+                s.close(cx, None, pools);
             }
         }
     }
 
     /// Closes every socket (the loop is ending): no fd outlives its loop.
-    pub fn close_all(&mut self, cx: &mut Cx, mut res: Option<&mut Resolver>) {
+    pub fn close_all(&mut self, cx: &mut Cx, mut res: Option<&mut Resolver>, pools: &mut Pools) {
         for s in self.slots.iter_mut().filter_map(|(_, s)| s.as_mut()) {
-            s.close(cx, res.as_deref_mut());
+            s.close(cx, res.as_deref_mut(), pools);
         }
     }
 }

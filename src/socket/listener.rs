@@ -2,8 +2,6 @@
 //! the options `bind` takes. Listening turns the socket into the engine's
 //! `Kind::Listener`; what it accepts is an ordinary stream socket.
 
-use std::rc::Rc;
-
 use coevent_ffi::listener::{self, Accept, Listener, DEFAULT_BACKLOG};
 use coevent_ffi::reactor::{Dir, Side};
 use coevent_ffi::stream::State;
@@ -11,8 +9,7 @@ use coevent_ffi::sys::{self, Addr, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
 use mlua::{Lua, Result, Value};
 
-use super::Guard;
-use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
+use crate::engine::{Absent, Core, Engine, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::ret::{bad_arg, expected, fail, number, raise, ret, Ret, NOT_IN_LOOP};
 
@@ -89,14 +86,9 @@ pub fn listen(lua: &Lua, eng: &Engine, id: Id, backlog: Value) -> Result<Ret> {
     }
 }
 
-/// `accept()`: the next connection, as a new cosocket (its guard and id;
-/// the prelude makes the object).
-pub fn accept(lua: &Lua, eng: &Rc<Engine>, id: Value) -> Result<Ret> {
-    let Some(id) = number(lua, &id) else { return bad_arg(lua, 1, "accept", &expected("cosocket", &id)) };
-    step(lua, eng, Id::from(id as i64))
-}
-
-fn step(lua: &Lua, eng: &Rc<Engine>, id: Id) -> Result<Ret> {
+/// `accept()`: the next connection, as a new socket's id (the prelude
+/// makes the object).
+pub fn accept(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
     let Some(tok) = eng.current() else { return raise(lua, NOT_IN_LOOP) };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let core = &mut *core;
@@ -114,9 +106,7 @@ fn step(lua: &Lua, eng: &Rc<Engine>, id: Id) -> Result<Ret> {
     let on = match l.accept(&mut cx, tok) {
         Accept::Done(s) => {
             let new = core.table.insert(Sock { kind: Kind::Stream(s), timeouts: Timeouts::default() });
-            // Made under the engine's borrow: a finalizer it runs defers (see engine).
-            let guard = lua.create_userdata(Guard::new(eng, Held::Socket(new)))?;
-            return Ok((Value::UserData(guard), Value::Integer(new.number()), Value::Nil));
+            return ret(Value::Integer(new.number()));
         }
         Accept::Fail(e) => return fail(lua, &e.message()),
         Accept::Wait(pause) => {
@@ -133,9 +123,9 @@ fn step(lua: &Lua, eng: &Rc<Engine>, id: Id) -> Result<Ret> {
 }
 
 /// The rest of `accept` after a wait.
-pub fn accept_woken(lua: &Lua, eng: &Rc<Engine>, id: Id, wake: Wake) -> Result<Ret> {
+pub fn accept_woken(lua: &Lua, eng: &Engine, id: Id, wake: Wake) -> Result<Ret> {
     match wake {
-        Wake::Ready | Wake::Answer(_) => step(lua, eng, id),
+        Wake::Ready | Wake::Answer(_) => accept(lua, eng, id),
         Wake::Closed(_) => fail(lua, "closed"),
         Wake::Timeout => {
             let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
@@ -147,7 +137,7 @@ pub fn accept_woken(lua: &Lua, eng: &Rc<Engine>, id: Id, wake: Wake) -> Result<R
             drop(core);
             match timed_out {
                 // A pause after running out of fds is over: try again.
-                None => step(lua, eng, id),
+                None => accept(lua, eng, id),
                 Some(e) => fail(lua, &e.message()),
             }
         }

@@ -2,25 +2,27 @@
 //! the state machines are the engine's.
 //!
 //! A cosocket is a Lua table (as OpenResty's) holding its id in the engine's
-//! socket table and a guard userdata whose collection closes the socket. A
-//! table keeps its methods when a finalizer resurrects it, so a call on it
-//! reaches Rust and raises "calling 'x' on a collected cosocket".
+//! socket table; its finalizer, made in the prelude, closes the socket
+//! (`release`). A table keeps its methods when a finalizer resurrects it, so
+//! a call on it reaches Rust and raises "calling 'x' on a collected cosocket".
 
+pub mod keepalive;
 pub mod listener;
 pub mod tcp;
 
 use std::rc::Rc;
 
+use coevent_ffi::table::Id;
 use coevent_ffi::until::Key;
-use mlua::{Lua, Result, UserData};
+use mlua::{Lua, Result, UserData, Value};
 
 use crate::engine::{Deferred, Engine, Held, Wake};
 use crate::op::Op;
-use crate::ret::{raise, Ret};
+use crate::ret::{raise, ret, Ret};
 
 /// A userdata whose collection releases what it holds in the engine: a
-/// socket (closed, its slot freed) or a `receiveuntil` matcher. One type for
-/// both: each userdata type costs the module its own copy of mlua's glue.
+/// `receiveuntil` matcher (or a socket). One type for all: each userdata type
+/// costs the module its own copy of mlua's glue.
 pub struct Guard {
     eng: Rc<Engine>,
     held: Held,
@@ -52,13 +54,27 @@ impl Drop for Guard {
     }
 }
 
+/// `release(id)`: the finalizer of a collected cosocket (see the prelude):
+/// its socket closed and its slot freed, now unless it interrupted an
+/// engine call.
+pub fn release(eng: &Engine, id: Value) -> Result<Ret> {
+    if let Value::Integer(_) | Value::Number(_) = id {
+        let held = Held::Socket(Id::from(id.as_i64().unwrap_or_default()));
+        match eng.core() {
+            Some(mut core) => core.release(held),
+            None => eng.defer(Deferred::Release(held)),
+        }
+    }
+    ret(Value::Nil)
+}
+
 #[cold]
 pub fn collected(lua: &Lua, name: &str) -> Result<Ret> {
     raise(lua, &format!("calling '{name}' on a collected cosocket"))
 }
 
 /// Finishes a woken thread's socket operation (see `sched::step`).
-pub fn complete(lua: &Lua, eng: &Rc<Engine>, op: Op, wake: Wake) -> Result<Ret> {
+pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
     match op {
         Op::Receive(id, p) => tcp::receive_woken(lua, eng, id, p, wake),
         Op::Until(id, key) => tcp::until_woken(lua, eng, id, key, wake),

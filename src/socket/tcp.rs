@@ -3,17 +3,19 @@
 //! when it must wait, the operation answers the wait marker with its `Op`,
 //! and the scheduler finishes it (`*_woken`) when the wait ends.
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use coevent_ffi::addr::{self, Host};
 use coevent_ffi::buf::Pattern;
+use coevent_ffi::pool::{self, Join};
 use coevent_ffi::resolver::Lookup;
 use coevent_ffi::stream::{Cx, Error, State, Step, Stream};
-use coevent_ffi::sys::{self, Addr, SockOpt};
+use coevent_ffi::sys::{self, Addr, Shutdown, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
-use mlua::{AnyUserData, BString, Lua, Result, Value};
+use mlua::{BString, Lua, Result, Value};
 
 use super::{collected, Guard};
 use crate::engine::{Core, Engine, Held, Wake, BUSY};
@@ -30,13 +32,11 @@ pub const SHORT: usize = 4096;
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
 
-/// A new socket: its guard and its id (see `socket`).
-pub fn new(lua: &Lua, eng: &Rc<Engine>) -> Result<Ret> {
+/// A new socket's id (see `socket`).
+pub fn new(lua: &Lua, eng: &Engine) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let id = core.table.insert(Sock::stream());
-    drop(core);
-    let guard: AnyUserData = lua.create_userdata(Guard::new(eng, Held::Socket(id)))?;
-    Ok((Value::UserData(guard), Value::Integer(id.number()), Value::Nil))
+    ret(Value::Integer(id.number()))
 }
 
 /// Socket `id`'s stream and what an operation on it is lent, or the error
@@ -55,7 +55,7 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
 
 /// A stream socket's stream. Listeners have methods of their own
 /// (socket::listener): every entry point here turns them away first.
-fn of(sock: &mut Sock) -> &mut Stream {
+pub(super) fn of(sock: &mut Sock) -> &mut Stream {
     match &mut sock.kind {
         Kind::Stream(s) => s,
         Kind::Listener(_) => unreachable!(),
@@ -67,7 +67,13 @@ fn is_listener(core: &mut Core, id: Id) -> bool {
 }
 
 /// Runs `op` on socket `id`'s stream, or raises why it cannot.
-fn with(lua: &Lua, eng: &Engine, id: Id, name: &str, op: impl FnOnce(&mut Sock, Cx) -> Result<Ret>) -> Result<Ret> {
+pub(super) fn with(
+    lua: &Lua,
+    eng: &Engine,
+    id: Id,
+    name: &str,
+    op: impl FnOnce(&mut Sock, Cx) -> Result<Ret>,
+) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     match stream(&mut core, id, name) {
         Ok((sock, cx)) => op(sock, cx),
@@ -98,22 +104,110 @@ fn connecting(
     }
 }
 
-/// `connect(host, port)`: closes what the socket had, then connects to the
-/// first of the host's addresses that takes the connection. As OpenResty: a
-/// number is a host name too, the port is truncated to a whole number, and
-/// a port that is missing or out of range is an error returned, not raised.
-pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Result<Ret> {
+/// The keepalive pool a `connect` names: its key (None: the host's), and
+/// the size and backlog it is made with if it does not exist (size 0: not
+/// made by connect).
+#[derive(Default)]
+struct PoolArgs {
+    key: Option<Vec<u8>>,
+    size: usize,
+    backlog: Option<usize>,
+}
+
+/// `connect`'s options table, argument `n`, read as OpenResty reads it.
+fn pool_args(lua: &Lua, t: &mlua::Table, n: u32) -> Result<std::result::Result<PoolArgs, Ret>> {
+    let mut a = PoolArgs::default();
+    let bad = |what: String| bad_arg(lua, n, "connect", &what).map(Err);
+    match t.get::<Value>("pool_size")? {
+        Value::Nil => {}
+        v => match number(lua, &v).map(f64::trunc) {
+            Some(s) if s > 0.0 => a.size = s.min(u32::MAX as f64) as usize,
+            Some(s) => return bad(format!("bad \"pool_size\" option value: {}", s as i64)),
+            None => return bad(format!("bad \"pool_size\" option type: {}", type_name(&v))),
+        },
+    }
+    if let Some(b) = number(lua, &t.get::<Value>("backlog")?).map(f64::trunc) {
+        if b < 0.0 {
+            return bad(format!("bad \"backlog\" option value: {}", b as i64));
+        }
+        a.backlog = Some(b.min(u32::MAX as f64) as usize);
+        if a.size == 0 {
+            a.size = pool::DEFAULT_SIZE;
+        }
+    }
+    match t.get::<Value>("pool")? {
+        Value::Nil => {}
+        v @ (Value::String(_) | Value::Integer(_) | Value::Number(_)) => {
+            a.key = lua.coerce_string(v)?.map(|k| k.as_bytes().to_vec())
+        }
+        v => return bad(format!("bad \"pool\" option type: {}", type_name(&v))),
+    }
+    Ok(Ok(a))
+}
+
+/// `connect(host, port, options?)` (or `("unix:path", options?)`, or the
+/// seed's `(host, port, pool_size, pool_key)`): closes what the socket had,
+/// takes a connection from the keepalive pool if it has one, else connects
+/// to the first of the host's addresses that takes the connection. As
+/// OpenResty: a number is a host name too, the port is truncated to a whole
+/// number, and a port that is missing or out of range is an error returned.
+pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -> Result<Ret> {
+    let [port, c, d] = args;
+    // A string as it is: coercing one is a protected call (about 2,000
+    // instructions on LuaJIT).
+    let coerced;
     let host = match &host {
-        Value::String(_) | Value::Integer(_) | Value::Number(_) => match lua.coerce_string(host.clone())? {
-            Some(h) => h,
+        Value::String(h) => h,
+        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(host.clone())? {
+            Some(h) => {
+                coerced = h;
+                &coerced
+            }
             None => return bad_arg(lua, 1, "connect", &expected("string", &host)),
         },
         _ => return bad_arg(lua, 1, "connect", &expected("string", &host)),
     };
+    let (port, pa) = match (port, &c) {
+        (Value::Table(t), _) => (Value::Nil, pool_args(lua, &t, 2)?),
+        (port, Value::Table(t)) => (port, pool_args(lua, t, 3)?),
+        // The seed's positional pool size and key.
+        (port, Value::Integer(_) | Value::Number(_)) => {
+            let size = number(lua, &c).map_or(0.0, f64::trunc).clamp(0.0, u32::MAX as f64) as usize;
+            let key = match d {
+                Value::Nil => None,
+                d => lua.coerce_string(d)?.map(|k| k.as_bytes().to_vec()),
+            };
+            (port, Ok(PoolArgs { key, size, backlog: None }))
+        }
+        (port, _) => (port, Ok(PoolArgs::default())),
+    };
+    let pa = match pa {
+        Ok(pa) => pa,
+        Err(raised) => return Ok(raised),
+    };
     let host = host.as_bytes();
-    let port = match port_arg(lua, &host, &port) {
+    let port_n = match port_arg(lua, &host, &port) {
         Ok(p) => p,
         Err(r) => return r,
+    };
+    // OpenResty's pool key: the host, with ":port" when a port was given.
+    let key = match pa.key {
+        Some(k) => k,
+        None => {
+            let mut k = host.to_vec();
+            match &port {
+                Value::String(p) if number(lua, &port).is_some() => {
+                    k.push(b':');
+                    k.extend_from_slice(&p.as_bytes());
+                }
+                p => {
+                    if let Some(p) = number(lua, p) {
+                        let _ = write!(k, ":{}", p as i64);
+                    }
+                }
+            }
+            k
+        }
     };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     if let Err(msg) = stream(&mut core, id, "connect") {
@@ -125,16 +219,51 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Res
     if !closed(of(core.table.get(id).expect("checked above"))) {
         core.close(id);
     }
-    let addrs = match addr::parse_host(&host) {
+    let core = &mut *core;
+    let p = match pa.size {
+        0 => core.pools.find(&key),
+        size => Some(core.pools.get_or_create(&key, size, pa.backlog)),
+    };
+    let (Some(sock), Some(r)) = (core.table.get(id), core.r.as_mut()) else { unreachable!("checked above") };
+    let timeout = sock.timeouts.connect;
+    let s = of(sock);
+    s.key.clear();
+    s.reused = 0;
+    let Some(p) = p else {
+        s.key.extend_from_slice(&key);
+        return dial(lua, eng, core, id, &host, port_n);
+    };
+    if let Some((conn, reused)) = core.pools.take(p, r) {
+        s.resume(conn, p, reused + 1);
+        return ret(Value::Integer(1));
+    }
+    match core.pools.join(p) {
+        Join::Go => s.pool = Some(p),
+        Join::Refused => return fail(lua, "too many waiting connect operations"),
+        Join::Wait => {
+            let Some(tok) = eng.current() else { return raise(lua, NOT_IN_LOOP) };
+            core.pools.queue(p, tok);
+            s.state = State::Queued { pool: p, host: host.to_vec(), port: port_n, tok };
+            return eng.park(Pending { on: On::Pool(p, timeout), op: Some(Op::Connect(id, port_n)) });
+        }
+    }
+    dial(lua, eng, core, id, &host, port_n)
+}
+
+/// Connects socket `id` (closed) to `host`'s addresses.
+fn dial(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, host: &[u8], port: u16) -> Result<Ret> {
+    let addrs = match addr::parse_host(host) {
         Ok(Host::Unix(path)) => vec![Addr::Unix(path.to_vec())],
         Ok(Host::Ip(ip)) => vec![Addr::Ip(SocketAddr::new(ip, port))],
-        Ok(Host::Name(name)) => return resolving(lua, eng, &mut core, id, name.to_string(), port),
+        Ok(Host::Name(name)) => return resolving(lua, eng, core, id, name.to_string(), port),
         Err(e) => {
-            drop(core);
-            return fail(lua, &unparsed(&host, e));
+            let (sock, mut cx) = core.sock(id).expect("a live socket");
+            // Its place in a pool, if it had one, goes back.
+            of(sock).close(&mut cx);
+            return fail(lua, &unparsed(host, e));
         }
     };
-    let (sock, mut cx) = core.sock(id).expect("checked above");
+    let (sock, mut cx) = core.sock(id).expect("a live socket");
     let timeout = sock.timeouts.connect;
     let s = of(sock);
     let step = s.connect(&mut cx, addrs);
@@ -193,6 +322,7 @@ pub fn connect_woken(lua: &Lua, eng: &Engine, id: Id, port: u16, wake: Wake) -> 
     let timeout = sock.timeouts.connect;
     let s = of(sock);
     let step = match (wake, &s.state) {
+        (wake, State::Queued { .. }) => return queued_woken(lua, eng, core, id, wake),
         (Wake::Answer(a), State::Resolving { .. }) => {
             s.resolved(&mut cx, a.map(|ips| at(ips, port)).map_err(|e| e.as_str()))
         }
@@ -206,6 +336,32 @@ pub fn connect_woken(lua: &Lua, eng: &Engine, id: Id, port: u16, wake: Wake) -> 
         _ => return fail(lua, "closed"),
     };
     connecting(lua, eng, id, port, s, timeout, step)
+}
+
+/// The rest of a connect that waited in a pool's backlog: a place (its
+/// idle connection, or a new one), or its timeout.
+fn queued_woken(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, wake: Wake) -> Result<Ret> {
+    let (Some(sock), Some(r)) = (core.table.get(id), core.r.as_mut()) else { return fail(lua, "closed") };
+    let s = of(sock);
+    let State::Queued { pool: p, tok, port, .. } = s.state else { return fail(lua, "closed") };
+    let State::Queued { host, .. } = std::mem::replace(&mut s.state, State::Closed) else { unreachable!() };
+    match wake {
+        Wake::Ready => {}
+        Wake::Timeout => {
+            // Its timer fired: nothing to cancel.
+            core.pools.unqueue(p, tok);
+            return fail(lua, "timeout");
+        }
+        _ => return fail(lua, "closed"),
+    }
+    // Its place in the count goes to the connection it takes or makes.
+    if let Some((conn, reused)) = core.pools.take(p, r) {
+        s.resume(conn, p, reused + 1);
+        core.pools.left(p);
+        return ret(Value::Integer(1));
+    }
+    s.pool = Some(p);
+    dial(lua, eng, core, id, &host, port)
 }
 
 /// `receive(pattern)`.
@@ -728,4 +884,52 @@ fn setlimit(lua: &Lua, eng: &Engine, id: Id, name: &str, value: Value) -> Result
         limits.max_receive = n;
     }
     ret(Value::Boolean(true))
+}
+
+/// `getfd()`: the socket's fd while it has one.
+pub fn getfd(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
+    with(lua, eng, id, "getfd", |sock, _| match of(sock).src() {
+        Some(src) => ret(Value::Integer(i64::from(src.fd))),
+        None => fail(lua, "closed"),
+    })
+}
+
+/// `getpeername()`: the peer's address and port (a unix socket's path), as luasocket's.
+pub fn getpeername(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
+    let addr = with(lua, eng, id, "getpeername", |sock, _| {
+        let s = of(sock);
+        let Some(src) = s.src().filter(|_| s.is_connected()) else { return fail(lua, "closed") };
+        match sys::peer_name(src.fd) {
+            Ok(Addr::Ip(a)) => {
+                let ip = lua.create_string(a.ip().to_string())?;
+                Ok((Value::String(ip), Value::Integer(i64::from(a.port())), Value::Nil))
+            }
+            Ok(Addr::Unix(path)) => ret(Value::String(lua.create_string(path)?)),
+            Err(e) => fail(lua, &sys::error_string(&e)),
+        }
+    })?;
+    Ok(addr)
+}
+
+/// `shutdown('send' | 'receive' | 'both')`: a half-close (default both);
+/// `'send'` lets the peer see the end of the stream while this side reads on.
+pub fn shutdown(lua: &Lua, eng: &Engine, id: Id, how: Value) -> Result<Ret> {
+    let how = match &how {
+        Value::Nil => Shutdown::Both,
+        Value::String(h) => match &*h.as_bytes() {
+            b"send" => Shutdown::Write,
+            b"receive" => Shutdown::Read,
+            b"both" => Shutdown::Both,
+            _ => return bad_arg(lua, 1, "shutdown", "invalid shutdown method"),
+        },
+        v => return bad_arg(lua, 1, "shutdown", &expected("string", v)),
+    };
+    with(lua, eng, id, "shutdown", |sock, _| {
+        let s = of(sock);
+        let Some(src) = s.src().filter(|_| s.is_connected()) else { return fail(lua, "closed") };
+        match sys::shutdown(src.fd, how) {
+            Ok(()) => ret(Value::Integer(1)),
+            Err(e) => fail(lua, &sys::error_string(&e)),
+        }
+    })
 }

@@ -27,6 +27,8 @@ T.unix = var('PEER_UNIX')
 T.refused = tonumber(var('PEER_REFUSED_PORT'))
 T.full = tonumber(var('PEER_FULL_PORT'))
 T.dns = tonumber(var('PEER_DNS_PORT'))
+-- tests/pool.rs: a redis-server.
+T.redis = tonumber(var('REDIS_PORT'))
 assert(T.port and T.unix, 'harness: PEER_PORT and PEER_UNIX must be set (run through tests/lua.rs)')
 
 function T.case(name, fn, opts)

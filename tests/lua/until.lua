@@ -257,7 +257,7 @@ end)
 T.case('settimeouts arguments as OpenResty; 0 is the default', function()
   local s = L.tcp()
   T.raises(function() s:settimeouts(1, 2) end,
-    'ngx.socket settimeouts: expecting 4 arguments (including the object) but seen 3')
+    'ngx.socket settimeout: expecting 4 arguments (including the object) but seen 3')
   T.raises(function() s:settimeouts(-1, 0, 0) end, 'bad timeout value')
   T.raises(function() s:settimeouts(0, 2 ^ 31, 0) end, 'bad timeout value')
   same(pack(s:settimeouts(0, 'x', 2 ^ 31 - 1)), pack(), 'no results; a non-number is 0')

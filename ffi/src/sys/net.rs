@@ -80,6 +80,33 @@ pub fn take_error(fd: Fd) -> io::Result<c_int> {
     cvt(r).map(|_| err)
 }
 
+/// Whether the peer sent anything or closed: one byte peeked, left in place
+/// (Ok(0) is the peer's close).
+pub fn peek(fd: Fd) -> io::Result<usize> {
+    let mut b = 0u8;
+    // SAFETY: `b` is valid for a write of one byte.
+    retry(|| cvt_size(unsafe { libc::recv(fd, &mut b as *mut u8 as *mut _, 1, libc::MSG_PEEK) }))
+}
+
+/// Which directions `shutdown` ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    Read,
+    Write,
+    Both,
+}
+
+/// Half-closes (or fully closes) a connected socket's stream.
+pub fn shutdown(fd: Fd, how: Shutdown) -> io::Result<()> {
+    let how = match how {
+        Shutdown::Read => libc::SHUT_RD,
+        Shutdown::Write => libc::SHUT_WR,
+        Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::shutdown(fd, how) }).map(drop)
+}
+
 /// Socket options `setoption` can set, each an int.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SockOpt {

@@ -9,7 +9,11 @@ local common = dofile(dir .. '/adapter/common.lua')
 local function out(line) io.write(line, '\n') end
 local env = common.env(out, {
   tcp = cosocket.tcp,
+  sockconnect = cosocket.connect,
   sleep = L.sleep,
+  spawn = newthread,
+  wait = coroutine_wait,
+  kill = L.kill,
   PEER = { host = '127.0.0.1', port = tonumber(port), unix = unix, refused = tonumber(refused) },
   COEVENT = true,
 })

@@ -12,7 +12,11 @@
 --                      call with `:`, not a tail call, so a raised error names
 --                      the method and numbers its arguments as in user code
 --   tcp()              ngx.socket.tcp or cosocket.tcp
+--   sockconnect(...)   ngx.socket.connect or cosocket.connect
 --   sleep(s)           ngx.sleep or L.sleep
+--   spawn(f, ...), wait(t), kill(t)
+--                      ngx.thread's, or newthread, coroutine_wait, L.kill
+--                      (wait gives the thread's results, or nil, err)
 --   PEER               the scripted peer (tests/peer): port, unix, refused,
 --                      host ('127.0.0.1')
 --   connect(cmd)       a socket connected to the peer that sent it `cmd\n`

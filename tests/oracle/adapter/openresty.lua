@@ -7,7 +7,18 @@ local lines = {}
 local function out(line) lines[#lines + 1] = line end
 local env = common.env(out, {
   tcp = ngx.socket.tcp,
+  sockconnect = ngx.socket.connect,
   sleep = ngx.sleep,
+  spawn = ngx.thread.spawn,
+  -- A thread's results as coroutine_wait gives them.
+  wait = function(t)
+    local function results(ok, ...)
+      if ok then return ... end
+      return nil, ...
+    end
+    return results(ngx.thread.wait(t))
+  end,
+  kill = ngx.thread.kill,
   PEER = { host = '127.0.0.1', port = tonumber(args.port), unix = args.unix, refused = tonumber(args.refused) },
   OPENRESTY = true,
 })
