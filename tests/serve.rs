@@ -157,15 +157,19 @@ fn edge(port: u16, case: &str) -> String {
 
 #[test]
 fn echo_edge_cases_with_python() {
-    // Idle connections end after 300 ms; fds for 2,000 clients and more.
-    let srv = Server::start(&[], "serve_echo.lua", &["0", "300"], "ulimit -n 8192 &&", 1);
-    assert_eq!(edge(srv.port, "silent"), "closed in time\n");
+    // A silent client: idle connections end after 300 ms.
+    let idle = Server::start(&[], "serve_echo.lua", &["0", "300"], "", 1);
+    assert_eq!(edge(idle.port, "silent"), "closed in time\n");
+    let (ok, lines) = idle.stop("-TERM");
+    assert!(ok && lines == ["served 1 connections"], "{lines:?}");
+    // The rest: fds for 2,000 clients and more.
+    let srv = Server::start(&[], "serve_echo.lua", &["0"], "ulimit -n 8192 &&", 1);
     assert_eq!(edge(srv.port, "reset"), "after the reset: still here\n");
     assert_eq!(edge(srv.port, "many"), "answered 2000 of 2000\n");
     assert_eq!(edge(srv.port, "halfclose"), "echoed 256000 bytes intact then EOF\n");
     let (ok, lines) = srv.stop("-TERM");
     assert!(ok, "exit 0");
-    assert_eq!(lines, ["served 2004 connections"]);
+    assert_eq!(lines, ["served 2003 connections"]);
 }
 
 /// Served counts of stopped echo servers: each served some, all of `n`.
