@@ -48,11 +48,12 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
 # What the tests need from Debian: the interpreters the modules are tested on,
 # dnsmasq as a real nameserver for the resolver tests, redis-server for the
-# 10,000-connection test, valgrind for `make valgrind`; for the install tests
+# 10,000-connection test, memcached as a real UDP server for the datagram
+# tests, valgrind for `make valgrind`; for the install tests
 # (tests/install.rs) luarocks with the Lua headers it checks for even when a
 # Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture).
 # curl, redis-tools and python3: the real clients of the example servers (tests/serve.rs).
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev curl redis-tools python3
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev curl redis-tools python3
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local

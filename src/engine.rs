@@ -11,6 +11,7 @@
 use std::cell::{Cell, RefCell, RefMut};
 
 use coevent_ffi::buf::RecvBuf;
+use coevent_ffi::dgram::Scratch;
 use coevent_ffi::pool::Pools;
 use coevent_ffi::reactor::{Reactor, Reason, Token};
 use coevent_ffi::resolver::{Answer, Config, Resolver};
@@ -62,6 +63,8 @@ pub struct Core {
     /// A receive buffer's storage, lent to the next socket that reads into an
     /// empty buffer (see `RecvBuf::release`).
     pub spare: Vec<u8>,
+    /// The buffers datagram sockets read into.
+    pub scratch: Scratch,
     /// Waits that ended (by a close, or the reactor's poll), with why.
     pub woken: Vec<(Token, Reason)>,
     /// Readers a close woke, with what was buffered for them.

@@ -27,6 +27,7 @@ use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
 use socket::keepalive;
 use socket::tcp::{self, Data};
+use socket::udp;
 
 /// A function for the prelude. An error Lua raised inside it (a finalizer's)
 /// goes back as the raise marker, for the prelude to raise as it was: returned
@@ -66,9 +67,10 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 9] = [
+    let funs: [(&str, Fun); 10] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
         ("release", |_, s, id, _| socket::release(s.eng(), id)),
+        ("udp", |l, s, _, _| udp::new(l, s.eng())),
         ("join", |l, s, t, _| s.join(l, t)),
         ("kill", |l, s, t, _| s.kill(l, t)),
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),
@@ -88,7 +90,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 15] = [
+    let ops: [(&str, Op); 21] = [
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
@@ -104,6 +106,12 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("listen", |l, e, id, a, _| socket::listener::listen(l, e, id, a)),
         ("getsockname", |l, e, id, _, _| socket::listener::getsockname(l, e, id)),
         ("accept", |l, e, id, _, _| socket::listener::accept(l, e, id)),
+        ("setpeername", udp::setpeername),
+        ("udp_bind", udp::bind),
+        ("udp_send", |l, e, id, a, _| udp::send(l, e, id, a)),
+        ("udp_receive", |l, e, id, a, _| udp::receive(l, e, id, a)),
+        ("udp_settimeout", |l, e, id, a, _| udp::settimeout(l, e, id, a)),
+        ("udp_close", |l, e, id, _, _| udp::close(l, e, id)),
     ];
     for (name, op) in ops {
         let e = eng.clone();

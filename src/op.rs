@@ -22,6 +22,18 @@ pub enum Op {
     Connect(Id, u16),
     /// A listener's next connection.
     Accept(Id),
+    /// A datagram socket's.
+    Udp(Id, Udp),
+}
+
+/// What a datagram socket waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Udp {
+    /// `setpeername`, for its name's addresses.
+    Peer,
+    /// `receive(size)`.
+    Receive(usize),
+    Send,
 }
 
 /// What the wait is on.

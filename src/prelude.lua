@@ -25,8 +25,8 @@ local ID = setmetatable({}, { __mode = 'k' })
 
 -- Not in ID: a cosocket a finalizer resurrected (its id finds no socket, and
 -- Rust says so), or no cosocket at all.
-local function bad(self, name)
-  if type(self) == 'table' and getmetatable(self) == MT then return rawget(self, 1) end
+local function bad(self, name, mt)
+  if type(self) == 'table' and getmetatable(self) == (mt or MT) then return rawget(self, 1) end
   error(("calling '%s' on bad self (cosocket expected, got %s)"):format(name, type(self)), 3)
 end
 
@@ -291,6 +291,52 @@ function L.connect(...)
   return nil, e
 end
 
+-- UDP sockets (src/socket/udp.rs): tables as tcp's, with OpenResty's
+-- ngx.socket.udp methods and argument counts (min to max besides self).
+local U = {}
+local UMT = { __index = U, __gc = MT.__gc }
+local UID = setmetatable({}, { __mode = 'k' })
+
+local function method(name, f, min, max, arity)
+  U[name] = function(self, ...)
+    local n = select('#', ...)
+    if n < min or n > max then error(arity:format(n + 1), 2) end
+    local r, e, l = f(UID[self] or bad(self, name, UMT), ...)
+    while r == WAIT do
+      r, e, l = yield(WAIT)
+    end
+    if e == nil then
+      if r == nil then return end -- settimeout: no results
+      return r
+    end
+    if r == RAISE then error(e, l or 2) end
+    return r, e
+  end
+end
+
+method('setpeername', function(id, host, ...)
+  local port = ...
+  -- A port given as nil; nil alone is none given.
+  if select('#', ...) == 1 and port == nil then port = WAIT end
+  return C.setpeername(id, host, port)
+end, 1, 2, 'ngx.socket.udp setpeername: expecting 2 or 3 arguments (including the object), but seen %d')
+method('bind', C.udp_bind, 1, 2, 'expecting 2 or 3 arguments, but got %d')
+method('send', C.udp_send, 1, 1, 'expecting 2 arguments (including the object), but got %d')
+method('receive', C.udp_receive, 0, 1, 'expecting 1 or 2 arguments (including the object), but got %d')
+method('settimeout', C.udp_settimeout, 1, 1,
+  'ngx.socket settimeout: expecting at least 2 arguments (including the object) but seen %d')
+method('close', C.udp_close, 0, 0, 'expecting 1 argument (including the object) but seen %d')
+
+function L.udp(...)
+  local n = select('#', ...)
+  if n ~= 0 then error(('expecting zero arguments, but got %d'):format(n), 2) end
+  local id, e, l = C.udp()
+  if id == RAISE then error(e, l or 2) end
+  local s = setmetatable({ id, guard and guard(id) }, UMT)
+  UID[s] = id
+  return s
+end
+
 -- A finished thread's results as coroutine_wait returns them.
 local function results(r)
   if not r[1] then return nil, r[2] end
@@ -435,7 +481,7 @@ setmetatable(L, {
 })
 
 -- The seed's globals.
-cosocket = { tcp = L.tcp, connect = L.connect }
+cosocket = { tcp = L.tcp, connect = L.connect, udp = L.udp }
 newthread, coroutine_wait, swop = L.spawn, L.wait, L.swop
 
 return L

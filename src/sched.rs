@@ -19,7 +19,7 @@ use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
 use crate::engine::{Core, Engine, Wake, BUSY};
-use crate::op::{On, Op, Pending};
+use crate::op::{On, Op, Pending, Udp};
 use crate::ret::{self, bad_arg, expected, fail, is_wait, raise, Ret, NOT_IN_LOOP};
 use crate::socket;
 
@@ -463,6 +463,12 @@ impl Sched {
             // A listener stays: the thread leaves its queue.
             (Some(Op::Accept(id)), _) => socket::listener::forget(&mut core, id, tok),
             (Some(Op::Receive(..) | Op::Until(..) | Op::Any(..)), Wake::Timeout) | (None, _) => {}
+            // A datagram socket has no position to lose; only a peer half set closes it.
+            (Some(Op::Udp(id, op)), _) => {
+                if op == Udp::Peer {
+                    core.close(id)
+                }
+            }
             (Some(Op::Receive(id, _) | Op::Until(id, _) | Op::Any(id, _) | Op::Flush(id) | Op::Connect(id, _)), _) => {
                 core.close(id)
             }

@@ -35,7 +35,7 @@ fn serve_dnspeer() {
     dnspeer::serve_child();
 }
 
-common::scripts!(resolve, connect, config);
+common::scripts!(resolve, connect, config, udp);
 
 /// dnsmasq itself, from Rust: what the Lua scripts rely on.
 #[test]

@@ -221,6 +221,9 @@ fn oracle() {
         ("unix", var("PEER_UNIX").expect("PEER_UNIX").to_string()),
         ("refused", port("PEER_REFUSED_PORT").to_string()),
         ("dns", port("PEER_DNS_PORT").to_string()),
+        ("udp", port("PEER_UDP_PORT").to_string()),
+        ("udp_unix", var("PEER_UDP_UNIX").expect("PEER_UDP_UNIX").to_string()),
+        ("udp_refused", port("PEER_UDP_REFUSED_PORT").to_string()),
     ];
     let ngx = Nginx::start(&nginx, &tree, port("PEER_DNS_PORT"));
     let dir = oracle_dir();

@@ -38,6 +38,13 @@ pub fn ip_literal(s: &str) -> Option<IpAddr> {
     s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s).parse().ok()
 }
 
+/// A local address to bind to: an IPv4 or IPv6 literal, without brackets
+/// and never a name (as OpenResty's `bind` reads it). Shared by every kind
+/// of socket that binds.
+pub fn local_ip(text: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
 /// Every name of hosts-file text (lowercase) with its addresses, in file order.
 pub fn hosts_table(text: &str) -> HashMap<String, Vec<IpAddr>> {
     let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
@@ -66,6 +73,11 @@ mod tests {
         assert_eq!(parse_host(b"example.com"), Ok(Host::Name("example.com")));
         assert_eq!(parse_host(b""), Err("no such host"));
         assert_eq!(parse_host(b"a b"), Err("no such host"));
+        assert_eq!(local_ip(b"127.0.0.2"), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(local_ip(b"::1"), Some("::1".parse().unwrap()));
+        for bad in [&b"[::1]"[..], b"localhost", b"1.2.3", b"1.2.3.4:5", b""] {
+            assert_eq!(local_ip(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

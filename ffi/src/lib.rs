@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod buf;
+pub mod dgram;
 pub mod dns;
 pub mod listener;
 pub mod pool;

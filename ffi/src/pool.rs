@@ -72,16 +72,7 @@ impl Pools {
             return p;
         }
         let pool = Pool { key: key.into(), size, backlog, count: 0, idle: VecDeque::new(), queue: VecDeque::new() };
-        let p = match self.free.pop() {
-            Some(p) => {
-                self.pools[p as usize] = Some(pool);
-                p
-            }
-            None => {
-                self.pools.push(Some(pool));
-                (self.pools.len() - 1) as u32
-            }
-        };
+        let p = fill(&mut self.pools, &mut self.free, pool);
         self.by_key.insert(key.into(), p);
         p
     }
@@ -191,16 +182,7 @@ impl Pools {
         let src = conn.src();
         let deadline = timeout.map(|ms| r.now().saturating_add(ms));
         let entry = Idle { pool: p, conn, reused, deadline };
-        let i = match self.idle_free.pop() {
-            Some(i) => {
-                self.idle[i as usize] = Some(entry);
-                i
-            }
-            None => {
-                self.idle.push(Some(entry));
-                (self.idle.len() - 1) as u32
-            }
-        };
+        let i = fill(&mut self.idle, &mut self.idle_free, entry);
         self.pool(p).idle.push_front(i);
         r.wait(src, Side::Reader, Dir::Read, Token::Idle(i), timeout);
         // A connect waiting for a place takes this connection.
@@ -246,6 +228,20 @@ impl Pools {
             idle.conn.close(r);
         }
         *self = Pools::default();
+    }
+}
+
+/// Puts `x` into a free slot of `v` (listed in `free`) or a new one; its index.
+fn fill<T>(v: &mut Vec<Option<T>>, free: &mut Vec<u32>, x: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            v[i as usize] = Some(x);
+            i
+        }
+        None => {
+            v.push(Some(x));
+            (v.len() - 1) as u32
+        }
     }
 }
 

@@ -213,6 +213,13 @@ impl Reactor {
         self.slot(src).ready[dir as usize] = ready;
     }
 
+    /// Forgets an error `src` reported: a datagram socket's (the ICMP answer
+    /// to one datagram) is taken by the call that returns it, and the socket
+    /// goes on, waiting for edges again.
+    pub fn clear_hup(&mut self, src: Src) {
+        self.slot(src).hup = [false; 2];
+    }
+
     /// The token waiting on `src`'s `side`, if any.
     pub fn waiter(&self, src: Src, side: Side) -> Option<Token> {
         self.slots[src.fd as usize].wait[side as usize].map(|w| w.token)

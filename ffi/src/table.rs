@@ -1,9 +1,10 @@
 //! The sockets of one Lua state: a generational slab, each socket a `Kind`
-//! (a stream today; listeners and datagram sockets next) with the settings
+//! (a stream or a datagram socket; listeners next) with the settings
 //! every kind shares, and the one close path, which wakes every waiter and
 //! closes the fd.
 
 use crate::buf::RecvBuf;
+use crate::dgram::Dgram;
 use crate::listener::Listener;
 use crate::pool::Pools;
 use crate::reactor::{Reason, Token};
@@ -66,6 +67,7 @@ impl Default for Timeouts {
 pub enum Kind {
     Stream(Stream),
     Listener(Listener),
+    Dgram(Dgram),
 }
 
 #[derive(Debug)]
@@ -79,6 +81,10 @@ impl Sock {
         Sock { kind: Kind::Stream(Stream::new()), timeouts: Timeouts::default() }
     }
 
+    pub fn dgram() -> Sock {
+        Sock { kind: Kind::Dgram(Dgram::new()), timeouts: Timeouts::default() }
+    }
+
     /// The close path of every socket: ends every wait on it as closed (a
     /// connect waiting for the resolver or in a pool's backlog too) and
     /// closes its fd. Returns a waiting reader with what was buffered for it.
@@ -88,6 +94,15 @@ impl Sock {
             Kind::Listener(l) => {
                 l.close(cx);
                 self.kind = Kind::Stream(Stream { state: State::Closed, ..Stream::default() });
+                return None;
+            }
+            Kind::Dgram(d) => {
+                if let Some((q, tok)) = d.resolving() {
+                    if res.is_some_and(|res| res.remove_waiter(q, tok)) {
+                        cx.woken.push((Token::Thread(tok), Reason::Closed));
+                    }
+                }
+                d.close(cx);
                 return None;
             }
         };

@@ -74,8 +74,9 @@ pub fn listen(lua: &Lua, eng: &Engine, id: Id, backlog: Value) -> Result<Ret> {
     };
     let s = match &mut sock.kind {
         Kind::Stream(s) if s.local.bound.is_some() && matches!(s.state, State::Fresh | State::Closed) => s,
-        Kind::Stream(_) => return fail(lua, "not bound"),
         Kind::Listener(_) => return ret(Value::Integer(1)),
+        // A datagram socket's methods are udp's (the prelude sends them there).
+        _ => return fail(lua, "not bound"),
     };
     match Listener::listen(&mut cx, &mut s.local, backlog) {
         Ok(l) => {
@@ -100,7 +101,7 @@ pub fn accept(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
     let l = match &mut sock.kind {
         Kind::Listener(l) => l,
         Kind::Stream(s) if matches!(s.state, State::Closed) => return fail(lua, "closed"),
-        Kind::Stream(_) => return fail(lua, "not listening"),
+        _ => return fail(lua, "not listening"),
     };
     let src = l.src;
     let on = match l.accept(&mut cx, tok) {
@@ -157,6 +158,7 @@ pub fn getsockname(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
     let fd = match sock(&mut core, id, "getsockname") {
         Ok(Sock { kind: Kind::Listener(l), .. }) => Some(l.src.fd),
         Ok(Sock { kind: Kind::Stream(s), .. }) => s.src().map(|src| src.fd).or(s.local.bound.map(|b| b.0)),
+        Ok(_) => None,
         Err(msg) => {
             drop(core);
             return raise(lua, &msg);

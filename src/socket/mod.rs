@@ -9,6 +9,7 @@
 pub mod keepalive;
 pub mod listener;
 pub mod tcp;
+pub mod udp;
 
 use std::rc::Rc;
 
@@ -82,5 +83,6 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
         Op::Accept(id) => listener::accept_woken(lua, eng, id, wake),
+        Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
     }
 }

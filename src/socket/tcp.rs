@@ -59,6 +59,8 @@ pub(super) fn of(sock: &mut Sock) -> &mut Stream {
     match &mut sock.kind {
         Kind::Stream(s) => s,
         Kind::Listener(_) => unreachable!(),
+        // The prelude hands a datagram socket's id to the udp functions only.
+        Kind::Dgram(_) => unreachable!("a stream operation on a datagram socket"),
     }
 }
 
@@ -285,7 +287,7 @@ pub fn port_arg(lua: &Lua, host: &[u8], port: &Value) -> std::result::Result<u16
 }
 
 /// Why `host` is no address, in OpenResty's words where it has them.
-fn unparsed(host: &[u8], e: &str) -> String {
+pub(super) fn unparsed(host: &[u8], e: &str) -> String {
     let why = match e {
         "empty unix socket path" => "no path in the unix domain socket",
         "unix socket path too long" => "too long path in the unix domain socket",
@@ -631,7 +633,7 @@ pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake)
 /// Appends `v` to `out`, as OpenResty's send takes it: a string, a number,
 /// `nil`, a boolean (sent as `"nil"`, `"true"`, `"false"`) or an array
 /// table of strings, numbers and array tables.
-fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+pub(super) fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"nil"),
         Value::Boolean(true) => out.extend_from_slice(b"true"),
@@ -817,7 +819,8 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
             Some(Kind::Listener(l)) => Some(Some(l.src.fd)),
             Some(Kind::Stream(s)) if matches!(s.state, State::Fresh) && !reuse => None,
             Some(Kind::Stream(s)) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
-            None => {
+            // A datagram socket's options are not this function's (see `of`).
+            Some(Kind::Dgram(_)) | None => {
                 drop(core);
                 return collected(lua, "setoption");
             }

@@ -26,7 +26,10 @@
 //! Also: `refused_port`, a port that was bound and closed (connect is refused),
 //! `full_port`, a listener whose accept queue is full (a connect to it times out),
 //! and `dns_port`, a UDP nameserver on 127.0.0.1: `peer.test` has the A record
-//! 127.0.0.1 (TTL 60) and no AAAA; every other name does not exist.
+//! 127.0.0.1 (TTL 60) and no AAAA; every other name does not exist. The
+//! datagram servers (and memcached) are in udp.rs.
+
+mod udp;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -88,6 +91,7 @@ pub struct Peer {
     pub refused_port: u16,
     pub full_port: Option<u16>,
     pub dns_port: u16,
+    pub udp: udp::Udp,
     stop: Arc<AtomicBool>,
     /// The full listener and the connections that fill its queue.
     _full: Option<(TcpListener, Vec<TcpStream>)>,
@@ -120,7 +124,8 @@ impl Peer {
         let dns = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp");
         let dns_port = dns.local_addr().unwrap().port();
         thread::spawn(move || nameserver(dns));
-        Peer { port, port6, unix_path, refused_port, full_port, dns_port, stop, _full: full }
+        let udp = udp::Udp::start(unix_path.with_extension("dgram"));
+        Peer { port, port6, unix_path, refused_port, full_port, dns_port, udp, stop, _full: full }
     }
 
     /// `(name, value)` of what a script needs: Lua globals `PEER_*`, env `COEVENT_PEER_*`.
@@ -130,7 +135,11 @@ impl Peer {
             ("PEER_UNIX", self.unix_path.display().to_string()),
             ("PEER_REFUSED_PORT", self.refused_port.to_string()),
             ("PEER_DNS_PORT", self.dns_port.to_string()),
+            ("PEER_UDP_PORT", self.udp.port.to_string()),
+            ("PEER_UDP_UNIX", self.udp.unix.display().to_string()),
+            ("PEER_UDP_REFUSED_PORT", self.udp.refused.to_string()),
         ];
+        v.extend(self.udp.memcached.as_ref().map(|m| ("PEER_MEMCACHED_PORT", m.port.to_string())));
         v.extend(self.port6.map(|p| ("PEER_PORT6", p.to_string())));
         v.extend(self.full_port.map(|p| ("PEER_FULL_PORT", p.to_string())));
         v

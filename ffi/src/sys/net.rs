@@ -43,13 +43,6 @@ pub fn peer_name(fd: Fd) -> io::Result<Addr> {
     raw.decode().ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
 }
 
-/// Gives the socket its local address.
-pub fn bind(fd: Fd, addr: &Addr) -> io::Result<()> {
-    let raw = Raw::encode(addr)?;
-    // SAFETY: `raw` holds a valid address of `raw.len` bytes for the call's duration.
-    cvt(unsafe { libc::bind(fd, raw.ptr(), raw.len) }).map(drop)
-}
-
 pub fn listen(fd: Fd, backlog: c_int) -> io::Result<()> {
     // SAFETY: no pointers.
     cvt(unsafe { libc::listen(fd, backlog) }).map(drop)
@@ -190,4 +183,21 @@ pub fn recv_datagrams<const N: usize>(fd: Fd, bufs: &mut [Vec<u8>; N]) -> io::Re
         unsafe { b.set_len(h.msg_len as usize) };
     }
     Ok(n)
+}
+
+/// Binds a socket to a local address: a listener's, or a socket's own before its connect.
+pub fn bind(fd: Fd, addr: &Addr) -> io::Result<()> {
+    let raw = Raw::encode(addr)?;
+    // SAFETY: `raw` holds a valid address of `raw.len` bytes for the call's duration.
+    cvt(unsafe { libc::bind(fd, raw.ptr(), raw.len) }).map(drop)
+}
+
+/// Gives a unix datagram socket an abstract name of the kernel's choosing
+/// (Linux's autobind: a bind of the family alone), so its peer can answer it.
+pub fn autobind(fd: Fd) -> io::Result<()> {
+    let mut raw = Raw::empty();
+    raw.ss.ss_family = libc::AF_UNIX as libc::sa_family_t;
+    let len = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+    // SAFETY: `raw` holds the family, the `len` bytes the call reads.
+    cvt(unsafe { libc::bind(fd, raw.ptr(), len) }).map(drop)
 }

@@ -12,13 +12,15 @@
 --                      call with `:`, not a tail call, so a raised error names
 --                      the method and numbers its arguments as in user code
 --   tcp()              ngx.socket.tcp or cosocket.tcp
+--   udp()              ngx.socket.udp or cosocket.udp
 --   sockconnect(...)   ngx.socket.connect or cosocket.connect
 --   sleep(s)           ngx.sleep or L.sleep
 --   spawn(f, ...), wait(t), kill(t)
 --                      ngx.thread's, or newthread, coroutine_wait, L.kill
 --                      (wait gives the thread's results, or nil, err)
 --   PEER               the scripted peer (tests/peer): port, unix, refused,
---                      host ('127.0.0.1')
+--                      host ('127.0.0.1'); its datagram servers (tests/peer/udp.rs):
+--                      udp, udp_unix, udp_refused (a UDP port nobody listens on)
 --   connect(cmd)       a socket connected to the peer that sent it `cmd\n`
 local M = {}
 local unpack = unpack or table.unpack

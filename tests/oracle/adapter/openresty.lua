@@ -1,5 +1,6 @@
 -- OpenResty's side of the oracle (tests/openresty.rs): nginx runs this for
--- GET /case?dir=D&case=NAME&port=P&unix=U&refused=R (content_by_lua_file);
+-- GET /case?dir=D&case=NAME&port=P&unix=U&refused=R&udp=...&udp_unix=...&udp_refused=...
+-- (content_by_lua_file);
 -- the answer's body is the case's output.
 local args = ngx.req.get_uri_args()
 local common = dofile(args.dir .. '/adapter/common.lua')
@@ -7,6 +8,7 @@ local lines = {}
 local function out(line) lines[#lines + 1] = line end
 local env = common.env(out, {
   tcp = ngx.socket.tcp,
+  udp = ngx.socket.udp,
   sockconnect = ngx.socket.connect,
   sleep = ngx.sleep,
   spawn = ngx.thread.spawn,
@@ -19,7 +21,10 @@ local env = common.env(out, {
     return results(ngx.thread.wait(t))
   end,
   kill = ngx.thread.kill,
-  PEER = { host = '127.0.0.1', port = tonumber(args.port), unix = args.unix, refused = tonumber(args.refused) },
+  PEER = {
+    host = '127.0.0.1', port = tonumber(args.port), unix = args.unix, refused = tonumber(args.refused),
+    udp = tonumber(args.udp), udp_unix = args.udp_unix, udp_refused = tonumber(args.udp_refused),
+  },
   OPENRESTY = true,
 })
 common.run(args.dir .. '/' .. args.case .. '.lua', env, out)
