@@ -31,7 +31,8 @@ L(function()
     elseif err == 'closed' then
       break
     else
-      io.stderr:write('accept: ', err, '\n')
+      -- (A timeout only says that nobody came for a minute.)
+      if err ~= 'timeout' then io.stderr:write('accept: ', err, '\n') end
     end
   end
 end)

@@ -77,7 +77,8 @@ L(function()
     local c, err = srv:accept()
     if not c then
       if err == 'closed' then break end
-      io.stderr:write('accept: ', err, '\n')
+      -- (A timeout only says that nobody came for a minute.)
+      if err ~= 'timeout' then io.stderr:write('accept: ', err, '\n') end
     else
       L.spawn(serve, c)
     end

@@ -148,6 +148,13 @@ fn resp_with_redis_cli_and_redis_benchmark() {
         assert!(done, "redis-benchmark finished {t}: {out}");
     }
     assert!(!out.to_lowercase().contains("error"), "{out}");
+    // Every test of a default run (INCR, lists, sets, hashes, sorted sets,
+    // LRANGE, MSET), fewer requests each: each is answered, none with an error.
+    let out = client("redis-benchmark", &["-p", &p, "-q", "-n", "500", "-c", "50"]);
+    let done = out.split(['\r', '\n']).filter(|l| l.contains(" requests per second")).count();
+    assert_eq!(done, 20, "{out}");
+    assert!(!out.to_lowercase().contains("error"), "{out}");
+    assert_eq!(cli(&["LRANGE", "mylist", "0", "1"]), "VXK\nVXK\n", "the payload redis-benchmark pushed");
     assert!(srv.stop("-TERM").0);
 }
 
