@@ -54,8 +54,9 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # tests, valgrind for `make valgrind`; for the install tests
 # (tests/install.rs) luarocks with the Lua headers it checks for even when a
 # Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture);
-# libssl-dev and pkg-config to build TLS, openssl (s_server) and nginx for its tests.
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx
+# libssl-dev and pkg-config to build TLS, openssl (s_server) and nginx for its tests;
+# curl, redis-tools and python3: the real clients of the example servers (tests/serve.rs).
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx curl redis-tools python3
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local
