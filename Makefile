@@ -37,12 +37,14 @@ ifeq ($(BUILD_STD),1)
 else
   SO := target/$(DIR)/$(PROFILE)/libcoevent.so
 endif
-# Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std.
+# Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std-notls.
 # UNGUARDED=1: the `unguarded` feature (Cargo.toml; docs/building.md), into build/<lua>-unguarded.
 UNGUARDED ?= 0
 comma := ,
-FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)
-OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)
+# TLS=0: without sslhandshake (no libssl), into build/<lua>-notls (docs/building.md).
+TLS ?= 1
+FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)$(if $(filter 1,$(TLS)),$(comma)tls)
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)$(if $(filter 1,$(TLS)),,-notls)
 # Expanded only where used (`modules`), not on every make run.
 RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
@@ -51,9 +53,10 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # 10,000-connection test, memcached as a real UDP server for the datagram
 # tests, valgrind for `make valgrind`; for the install tests
 # (tests/install.rs) luarocks with the Lua headers it checks for even when a
-# Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture).
+# Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture);
+# libssl-dev and pkg-config to build TLS, openssl (s_server) and nginx for its tests;
 # curl, redis-tools and python3: the real clients of the example servers (tests/serve.rs).
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev curl redis-tools python3
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx curl redis-tools python3
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local
@@ -73,6 +76,7 @@ help:
 	@echo "make test            install what is missing ($(DEBS)), build, run every test"
 	@echo "make module LUA=5.4  build build/lua5.4/coevent.so (LUA=5.4|5.3|5.1|jit)"
 	@echo "  ... PROFILE=small  the size-tuned build, into build/lua5.4-small (install takes it too)"
+	@echo "  ... TLS=0          without TLS (no libssl), into build/lua5.4-notls"
 	@echo "  ... BUILD_STD=1    std rebuilt without its symbolizer (needs rust-src): a third smaller, build/lua5.4-std"
 	@echo "  ... UNGUARDED=1    5.1/5.3/LuaJIT without mlua's allocation guards: faster, a raising finalizer aborts (build/luajit-unguarded)"
 	@echo "make install LUA=5.4 module, runner and docs under PREFIX (/usr/local), DESTDIR honoured; make uninstall reverses it"
@@ -108,10 +112,11 @@ modules:
 	$(MAKE) module LUA=jit
 
 # The size variants, for `make size` (smoke run and 400 KiB guard), not `make test`.
+# Without TLS (TLS=0): the smallest build is for minimal deployments.
 size-modules:
-	$(MAKE) module LUA=5.4 PROFILE=small
+	$(MAKE) module LUA=5.4 PROFILE=small TLS=0
 	@if [ -d $(RUST_SRC) ]; then \
-	  $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1 && $(MAKE) module LUA=jit PROFILE=small BUILD_STD=1; \
+	  $(MAKE) module LUA=5.4 PROFILE=small BUILD_STD=1 TLS=0 && $(MAKE) module LUA=jit PROFILE=small BUILD_STD=1 TLS=0; \
 	else echo "no rust-src (rustup component add rust-src): the BUILD_STD=1 modules not built"; fi
 
 # install to a temporary name, then rename: a process that has the old file
@@ -212,8 +217,8 @@ clean:
 	$(CARGO) clean
 	rm -rf build
 
-# Reliability (tests/faults.rs). `make valgrind`: the Lua test scripts (tests/lua
-# and tests/lua/faults) through lua5.4 and build/lua5.4/coevent.so under valgrind,
+# Reliability (tests/faults.rs). `make valgrind`: the Lua test scripts (tests/lua,
+# tests/lua/faults and tests/lua/tls) through lua5.4 and build/lua5.4/coevent.so under valgrind,
 # failing on any error it reports or a definite leak. `make soak SOAK_SECONDS=600`:
 # the mixed workload of tests/soak against redis-server and the peer (not SECONDS:
 # bash, the SHELL here, keeps its own SECONDS).
@@ -224,6 +229,7 @@ valgrind:
 	@for b in valgrind lua5.4; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
 	$(MAKE) module LUA=5.4
 	COEVENT_VALGRIND=1 $(CARGO) test --test faults -- --ignored --show-output lua54:: valgrind::
+	COEVENT_VALGRIND=1 $(CARGO) test --test tls -- --ignored --show-output lua54::
 
 soak:
 	@command -v redis-server >/dev/null || { echo "redis-server is missing (Debian: apt-get install redis-server)"; exit 1; }

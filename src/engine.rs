@@ -71,6 +71,9 @@ pub struct Core {
     pub orphans: Vec<(u32, RecvBuf)>,
     /// Threads a query's end answered.
     pub answers: Vec<(u32, Answer)>,
+    /// TLS settings, context and the sessions Lua holds.
+    #[cfg(feature = "tls")]
+    pub tls: coevent_ffi::tls::Client,
 }
 
 impl Core {
@@ -101,6 +104,8 @@ impl Core {
             Held::Matcher(key) => {
                 self.untils.remove(key);
             }
+            #[cfg(feature = "tls")]
+            Held::Session(key) => self.tls.sessions.remove(key),
         }
     }
 
@@ -137,6 +142,9 @@ pub enum Held {
     Socket(Id),
     /// A `receiveuntil` iterator's matcher.
     Matcher(Key),
+    /// A TLS session `sslhandshake` returned.
+    #[cfg(feature = "tls")]
+    Session(coevent_ffi::tls::SessionKey),
 }
 
 /// Work a finalizer leaves for the loop.

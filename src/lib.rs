@@ -27,6 +27,7 @@ use ret::{raise_marker, wait_marker, Ret};
 use sched::Sched;
 use socket::keepalive;
 use socket::tcp::{self, Data};
+use socket::tls;
 use socket::udp;
 
 /// A function for the prelude. An error Lua raised inside it (a finalizer's)
@@ -67,7 +68,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("body", sched.body.clone())?;
 
     type Fun = fn(&Lua, &Sched, Value, Value) -> Result<Ret>;
-    let funs: [(&str, Fun); 10] = [
+    let funs: [(&str, Fun); 11] = [
         ("tcp", |l, s, _, _| tcp::new(l, s.eng())),
         ("release", |_, s, id, _| socket::release(s.eng(), id)),
         ("udp", |l, s, _, _| udp::new(l, s.eng())),
@@ -78,6 +79,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
         ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
         ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
+        ("session", |l, s, n, _| tls::session(l, s.eng(), n)),
     ];
     for (name, f) in funs {
         let s = sched.clone();
@@ -90,13 +92,14 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 21] = [
+    let ops: [(&str, Op); 22] = [
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
         ("setoption", tcp::setoption),
         ("until", tcp::until),
         ("receiveany", |l, e, id, a, _| tcp::receiveany(l, e, id, a)),
+        ("setclientcert", tls::setclientcert),
         ("setkeepalive", keepalive::setkeepalive),
         ("getreusedtimes", |l, e, id, _, _| keepalive::getreusedtimes(l, e, id)),
         ("getfd", |l, e, id, _, _| tcp::getfd(l, e, id)),
@@ -120,8 +123,11 @@ pub fn open(lua: &Lua) -> Result<Table> {
     }
     // And those of (id, a, b, c, d).
     type Op4 = fn(&Lua, &Engine, Id, Value, [Value; 3]) -> Result<Ret>;
-    let ops: [(&str, Op4); 2] =
-        [("connect", tcp::connect), ("settimeouts", |l, e, id, a, [b, c, _]| tcp::settimeouts(l, e, id, [a, b, c]))];
+    let ops: [(&str, Op4); 3] = [
+        ("connect", tcp::connect),
+        ("settimeouts", |l, e, id, a, [b, c, _]| tcp::settimeouts(l, e, id, [a, b, c])),
+        ("sslhandshake", tls::sslhandshake),
+    ];
     for (name, op) in ops {
         let e = eng.clone();
         let f = move |lua: &Lua, (id, a, b, c, d): (i64, Value, Value, Value, Value)| {

@@ -20,6 +20,9 @@ pub enum Op {
     Flush(Id),
     /// To this port, once the name resolves or the fd is writable.
     Connect(Id, u16),
+    /// `sslhandshake`; whether it keeps the session for Lua.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Handshake(Id, bool),
     /// A listener's next connection.
     Accept(Id),
     /// A datagram socket's.

@@ -214,6 +214,33 @@ function S:settimeout(...)
   if r == RAISE then error(e, l or 2) end
 end
 
+-- TLS (src/socket/tls.rs). A session crosses back as a number that
+-- C.session wraps in its object.
+function S:sslhandshake(...)
+  local n = select('#', ...)
+  if n > 4 then
+    error(('ngx.socket sslhandshake: expecting 1 ~ 5 arguments (including the object), but seen %d'):format(n + 1), 2)
+  end
+  local reused = ...
+  local r, e, l = C.sslhandshake(ID[self] or bad(self, 'sslhandshake'), ...)
+  while r == WAIT do
+    r, e, l = yield(WAIT)
+  end
+  if e == nil then
+    if r == true then return reused == false or reused end
+    return (C.session(r))
+  end
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+function S:setclientcert(cert, key)
+  local r, e, l = C.setclientcert(ID[self] or bad(self, 'setclientcert'), cert, key)
+  if e == nil then return r end
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
 -- The local side (src/socket/listener.rs): bind, listen, accept, getsockname.
 local function plain(r, e, l)
   if e == nil then return r end

@@ -62,13 +62,14 @@ pub fn resolve(lua: &Lua, eng: &Engine, name: Value) -> Result<Ret> {
 }
 
 /// `L.config{ resolv_conf = path, hosts = path, nameservers = {'ip[:port]', ...},
-/// dns_cache_size = n }`. Any key left out goes back to its default. Takes
+/// dns_cache_size = n }` and the `ssl_*` keys (`socket::tls::configure`). Any key left out goes back to its default. Takes
 /// effect for the next lookup.
 pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     let Value::Table(t) = &t else {
         return bad_arg(lua, 1, "config", &expected("table", &t));
     };
     let mut cfg = Config::default();
+    let mut ssl = Vec::new();
     for pair in t.pairs::<Value, Value>() {
         let (k, v) = pair?;
         let key = match &k {
@@ -76,6 +77,7 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
             _ => return bad_arg(lua, 1, "config", &format!("unknown option '{}'", k.to_string()?)),
         };
         match (key.as_str(), &v) {
+            (k, _) if k.starts_with("ssl_") => ssl.push((key, v)),
             ("resolv_conf", Value::String(p)) => cfg.resolv_conf = Some(p.to_string_lossy()),
             ("hosts", Value::String(p)) => cfg.hosts = Some(p.to_string_lossy()),
             ("nameservers", Value::Table(list)) => match nameservers(list) {
@@ -94,6 +96,10 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         }
     }
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    if let Err(msg) = crate::socket::tls::configure(lua, &mut core, &ssl) {
+        drop(core);
+        return bad_arg(lua, 1, "config", &msg);
+    }
     core.dns = cfg;
     // The next lookup builds a resolver from the new settings; threads waiting
     // on the old one's queries wake and look up again.

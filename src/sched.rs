@@ -469,9 +469,17 @@ impl Sched {
                     core.close(id)
                 }
             }
-            (Some(Op::Receive(id, _) | Op::Until(id, _) | Op::Any(id, _) | Op::Flush(id) | Op::Connect(id, _)), _) => {
-                core.close(id)
-            }
+            (
+                Some(
+                    Op::Receive(id, _)
+                    | Op::Until(id, _)
+                    | Op::Any(id, _)
+                    | Op::Flush(id)
+                    | Op::Connect(id, _)
+                    | Op::Handshake(id, _),
+                ),
+                _,
+            ) => core.close(id),
         }
         drop(core);
         let (th, _) = self.take_thread(tok)?;

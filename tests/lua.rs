@@ -163,15 +163,29 @@ mod size_variants {
         common::through_std(SMOKE)
     }
 
-    /// The smallest build of the module (`PROFILE=small BUILD_STD=1`) stays
-    /// under 400 KiB, for Lua 5.4 and for LuaJIT, whose module is the largest.
+    /// A module built without TLS says so.
+    #[test]
+    #[ignore = "needs lua5.4 and make size-modules; run by make size"]
+    fn without_tls_sslhandshake_says_so() {
+        let so = root().join("build/lua5.4-small-notls/?.so");
+        let code = format!(
+            "package.cpath = '{}' local L = require('coevent') \
+             L(function() print(L.tcp():sslhandshake()) end)",
+            so.display()
+        );
+        let out = std::process::Command::new("lua5.4").args(["-e", &code]).output().expect("lua5.4");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "nil\ttls not built in\n", "{out:?}");
+    }
+
+    /// The smallest build of the module (`PROFILE=small BUILD_STD=1 TLS=0`)
+    /// stays under 400 KiB, for Lua 5.4 and for LuaJIT, whose module is the largest.
     #[test]
     #[ignore = "needs rust-src and make size-modules; run by make size"]
     fn smallest_modules_are_under_400_kib() {
         if !common::has_rust_src() {
             return;
         }
-        for dir in ["lua5.4-small-std", "luajit-small-std"] {
+        for dir in ["lua5.4-small-std-notls", "luajit-small-std-notls"] {
             let so = root().join("build").join(dir).join("coevent.so");
             let size =
                 std::fs::metadata(&so).unwrap_or_else(|e| panic!("{}: {e} (make size-modules)", so.display())).len();

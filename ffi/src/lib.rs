@@ -18,5 +18,7 @@ pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod until;
 pub mod wheel;

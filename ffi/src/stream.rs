@@ -4,7 +4,7 @@
 //! side waits for which readiness) or `Fail`; after a wait the caller tries
 //! again, or reports the wait's timeout (`*_timed_out`).
 //!
-//! Bytes move through a `Transport`: a plain fd today, a TLS session next,
+//! Bytes move through a `Transport`: a plain fd, or a TLS session (`tls`),
 //! which may need the other direction's readiness than its caller's (the
 //! `Wait` names both).
 
@@ -41,6 +41,8 @@ pub enum Error {
     Dubious,
     /// A name that did not resolve, with the resolver's word for why.
     Resolve(&'static str),
+    /// A failed TLS handshake or verification, in OpenResty's words.
+    Tls(String),
     Os(io::Error),
 }
 
@@ -66,6 +68,7 @@ impl Error {
             Error::UnreadData => "unread data in buffer",
             Error::Dubious => "connection in dubious state",
             Error::Resolve(e) => e,
+            Error::Tls(e) => return Cow::Owned(e.clone()),
             Error::Os(e) => return Cow::Owned(sys::error_string(e)),
         })
     }
@@ -116,10 +119,12 @@ impl Default for Limits {
 #[derive(Debug)]
 pub enum Transport {
     Plain(Src),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::Tls>),
 }
 
 /// One transport read or write: bytes moved, or the readiness to wait for.
-enum Io {
+pub(crate) enum Io {
     Moved(usize),
     Wait(Dir),
     Eof,
@@ -127,15 +132,32 @@ enum Io {
 }
 
 impl Transport {
-    fn src(&self) -> Src {
+    pub(crate) fn src(&self) -> Src {
         match self {
             Transport::Plain(src) => *src,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.src(),
         }
     }
 
-    /// Appends at most `room` bytes to `v`.
+    /// Whether bytes the peer sent are held above the fd (TLS records).
+    fn holds_data(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.pending() > 0,
+        }
+    }
+
+    /// Appends at most `room` bytes to `v`. (Inlined into the receives, as
+    /// it was before TLS: the round trip's instructions stay as they were.)
+    #[inline(always)]
     fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
-        let Transport::Plain(src) = *self;
+        let src = match self {
+            Transport::Plain(src) => *src,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => return t.recv(r, v, room),
+        };
         if !r.is_ready(src, Dir::Read) {
             return Io::Wait(Dir::Read);
         }
@@ -156,8 +178,13 @@ impl Transport {
         }
     }
 
+    #[inline(always)]
     fn send(&mut self, r: &mut Reactor, b: &[u8]) -> Io {
-        let Transport::Plain(src) = *self;
+        let src = match self {
+            Transport::Plain(src) => *src,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => return t.send(r, b),
+        };
         if !r.is_ready(src, Dir::Write) {
             return Io::Wait(Dir::Write);
         }
@@ -181,7 +208,7 @@ impl Transport {
 /// keepalive pool and out again (see `pool`).
 #[derive(Debug)]
 pub struct Conn {
-    t: Transport,
+    pub(crate) t: Transport,
     buf: RecvBuf,
     /// The peer has closed its side.
     eof: bool,
@@ -193,6 +220,11 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A new connection over the plain fd.
+    pub(crate) fn plain(src: Src) -> Conn {
+        Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 }
+    }
+
     pub fn src(&self) -> Src {
         self.t.src()
     }
@@ -242,6 +274,9 @@ pub struct Stream {
     /// The pool key `setkeepalive` files the connection under, when it did
     /// not count in a pool already.
     pub key: Vec<u8>,
+    /// `setclientcert`'s, for the handshakes that follow.
+    #[cfg(feature = "tls")]
+    pub cert: Option<Box<crate::tls::ClientCert>>,
     /// What `bind` did before a connect or a listen.
     pub local: Local,
 }
@@ -286,7 +321,12 @@ impl Stream {
         let mut orphan = None;
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Connecting { src, .. } => close_src(cx, src),
-            State::Connected(c) => {
+            #[allow(unused_mut)]
+            State::Connected(mut c) => {
+                #[cfg(feature = "tls")]
+                if let Transport::Tls(t) = &mut c.t {
+                    t.shutdown(cx.r);
+                }
                 let src = c.t.src();
                 orphan = cx.r.waiter(src, Side::Reader).map(|t| (t, c.buf));
                 close_src(cx, src);
@@ -322,7 +362,7 @@ impl Stream {
         if cx.r.waiter(src, Side::Writer).is_some() {
             return Err(Error::BusyWriting);
         }
-        if !c.buf.is_empty() {
+        if !c.buf.is_empty() || c.t.holds_data() {
             return Err(Error::UnreadData);
         }
         // Readiness not seen drained: look whether the peer sent anything.
@@ -398,8 +438,7 @@ impl Stream {
             // Requests are written whole; Nagle would only delay them.
             let _ = sys::set_option(src.fd, SockOpt::NoDelay, 1);
         }
-        let conn =
-            Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 };
+        let conn = Conn::plain(src);
         self.state = State::Connected(conn);
         Step::Done(())
     }

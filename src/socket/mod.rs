@@ -9,6 +9,7 @@
 pub mod keepalive;
 pub mod listener;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::rc::Rc;
@@ -22,7 +23,7 @@ use crate::op::Op;
 use crate::ret::{raise, ret, Ret};
 
 /// A userdata whose collection releases what it holds in the engine: a
-/// `receiveuntil` matcher (or a socket). One type for all: each userdata type
+/// `receiveuntil` matcher, a TLS session (or a socket). One type for all: each userdata type
 /// costs the module its own copy of mlua's glue.
 pub struct Guard {
     eng: Rc<Engine>,
@@ -38,7 +39,7 @@ impl Guard {
     pub fn matcher(&self) -> Option<Key> {
         match self.held {
             Held::Matcher(key) => Some(key),
-            Held::Socket(_) => None,
+            _ => None,
         }
     }
 }
@@ -82,6 +83,7 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Any(id, max) => tcp::receiveany_woken(lua, eng, id, max, wake),
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
+        Op::Handshake(id, keep) => tls::handshake_woken(lua, eng, id, keep, wake),
         Op::Accept(id) => listener::accept_woken(lua, eng, id, wake),
         Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
     }

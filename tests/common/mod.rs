@@ -72,11 +72,12 @@ pub const LUA54: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4", "5.4"
 pub const LUA53: (&str, Option<(&str, &str)>) = ("lua5.3", Some(("lua5.3", "5.3")));
 pub const LUA51: (&str, Option<(&str, &str)>) = ("lua5.1", Some(("lua5.1", "5.1")));
 pub const LUAJIT: (&str, Option<(&str, &str)>) = ("luajit", Some(("luajit", "jit")));
-/// lua5.4 with the module of `make module LUA=5.4 PROFILE=small`.
-pub const LUA54_SMALL: (&str, Option<(&str, &str)>) = ("lua5.4", Some(("lua5.4-small", "5.4 PROFILE=small")));
-/// lua5.4 with the module of `make module LUA=5.4 PROFILE=small BUILD_STD=1`.
+/// lua5.4 with the module of `make module LUA=5.4 PROFILE=small TLS=0`.
+pub const LUA54_SMALL: (&str, Option<(&str, &str)>) =
+    ("lua5.4", Some(("lua5.4-small-notls", "5.4 PROFILE=small TLS=0")));
+/// lua5.4 with the module of `make module LUA=5.4 PROFILE=small BUILD_STD=1 TLS=0`.
 pub const LUA54_SMALL_STD: (&str, Option<(&str, &str)>) =
-    ("lua5.4", Some(("lua5.4-small-std", "5.4 PROFILE=small BUILD_STD=1")));
+    ("lua5.4", Some(("lua5.4-small-std-notls", "5.4 PROFILE=small BUILD_STD=1 TLS=0")));
 
 /// Whether std's sources (rustup's rust-src) are there for the BUILD_STD=1
 /// modules: without them `make modules` skips those, and so do their tests.
@@ -419,6 +420,8 @@ impl<'a> Run<'a> {
                     "--show-leak-kinds=definite",
                     "--error-exitcode=1",
                     "--num-callers=40",
+                    // The module is dlclosed before the report: keep its symbols for it.
+                    "--keep-debuginfo=yes",
                 ]
                 .map(String::from),
             );

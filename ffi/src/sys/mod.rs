@@ -11,9 +11,13 @@ pub mod epoll;
 mod net;
 pub mod process;
 mod sockaddr;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use net::*;
 pub use sockaddr::{Addr, UNIX_PATH_MAX};
+#[cfg(feature = "tls")]
+pub use tls::{cert_matches, offer_session, set_new_session_callback};
 
 pub type Fd = c_int;
 

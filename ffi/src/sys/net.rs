@@ -185,6 +185,12 @@ pub fn recv_datagrams<const N: usize>(fd: Fd, bufs: &mut [Vec<u8>; N]) -> io::Re
     Ok(n)
 }
 
+/// Reads up to `b.len()` bytes into `b` (for a TLS session's reads).
+pub fn recv_into(fd: Fd, b: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `b` is valid for writes of its length; the kernel writes at most that.
+    retry(|| cvt_size(unsafe { libc::recv(fd, b.as_mut_ptr() as *mut _, b.len(), 0) }))
+}
+
 /// Binds a socket to a local address: a listener's, or a socket's own before its connect.
 pub fn bind(fd: Fd, addr: &Addr) -> io::Result<()> {
     let raw = Raw::encode(addr)?;

@@ -1,0 +1,15 @@
+-- sslhandshake and setclientcert without a TLS server: a socket never
+-- connected or closed, a peer that speaks no TLS, argument checks.
+local s = tcp()
+try('never connected', function(r) r(s:sslhandshake()) end)
+s = connect('lines')
+s:settimeout(2000)
+try('a peer that speaks no TLS', function(r) r(s:sslhandshake(nil, 'localhost', false)) end)
+try('send after the failure', function(r) r(s:send('x')) end)
+s = connect('echo')
+try('six arguments', function(r) r(s:sslhandshake(nil, nil, nil, nil, nil)) end)
+try('setclientcert without a key', function(r) r(s:setclientcert('x')) end)
+try('setclientcert without a certificate', function(r) r(s:setclientcert(nil, 'x')) end)
+try('setclientcert()', function(r) r(s:setclientcert()) end)
+s:close()
+try('closed', function(r) r(s:sslhandshake(false)) end)
