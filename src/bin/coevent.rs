@@ -42,8 +42,8 @@ fn run(args: &[String]) -> Result<()> {
 /// Runs `args` in `n` worker processes; the parent waits for them all.
 fn workers(n: usize, args: &[String]) -> ExitCode {
     let mut pids = Vec::new();
-    for _ in 0..n {
-        match process::fork_worker() {
+    for i in 0..n {
+        match process::fork_worker(i) {
             Ok(None) => return finish(run(args)),
             Ok(Some(pid)) => pids.push(pid),
             Err(e) => {
@@ -53,7 +53,8 @@ fn workers(n: usize, args: &[String]) -> ExitCode {
             }
         }
     }
-    let (mut ok, mut told) = (pids.len() == n, false);
+    // The signal handler passes SIGINT and SIGTERM on to the workers.
+    let mut ok = pids.len() == n;
     while !pids.is_empty() {
         match process::wait_child() {
             Ok((pid, fine)) => {
@@ -62,9 +63,6 @@ fn workers(n: usize, args: &[String]) -> ExitCode {
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
-        }
-        if process::stop_requested() && !std::mem::replace(&mut told, true) {
-            pids.iter().for_each(|&p| process::terminate(p));
         }
     }
     if ok {
@@ -80,7 +78,7 @@ fn main() -> ExitCode {
         eprintln!("coevent: signals: {e}");
     }
     if args.first().is_some_and(|a| a == "-w") {
-        match args.get(1).and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0) {
+        match args.get(1).and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0 && n <= process::MAX_WORKERS) {
             Some(n) => return workers(n, &args.split_off(2)),
             None => return finish(Err(Error::runtime(USAGE))),
         }

@@ -13,6 +13,12 @@ use super::{cvt, Fd};
 static STOP: AtomicBool = AtomicBool::new(false);
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 
+/// Most worker processes `fork_worker` makes.
+pub const MAX_WORKERS: usize = 64;
+
+/// The workers' pids (0: none), which the handler passes the stop on to.
+static WORKERS: [AtomicI32; MAX_WORKERS] = [const { AtomicI32::new(0) }; MAX_WORKERS];
+
 extern "C" fn on_stop(sig: c_int) {
     if STOP.swap(true, SeqCst) {
         // SAFETY: signal and raise are async-signal-safe; the default action ends the process.
@@ -21,6 +27,13 @@ extern "C" fn on_stop(sig: c_int) {
             libc::raise(sig);
         }
         return;
+    }
+    for w in &WORKERS {
+        let pid = w.load(SeqCst);
+        if pid > 0 {
+            // SAFETY: kill is async-signal-safe; a worker that has ended makes it fail harmlessly.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
     }
     let one = 1u64.to_ne_bytes();
     // SAFETY: write is async-signal-safe; `one` is 8 readable bytes, as an eventfd takes.
@@ -53,15 +66,22 @@ pub fn stop_fd() -> Option<Fd> {
     Some(WAKE.load(SeqCst)).filter(|&fd| fd >= 0)
 }
 
-/// Forks a worker: Ok(None) in the worker, Ok(Some(pid)) in the parent. The
-/// worker gets SIGTERM if the parent dies, and leaves the terminal's process
-/// group, so a Ctrl-C reaches it once, forwarded by the parent.
-pub fn fork_worker() -> io::Result<Option<c_int>> {
+/// Forks worker number `n` (below `MAX_WORKERS`): Ok(None) in the worker,
+/// Ok(Some(pid)) in the parent, whose stop signals the worker gets as
+/// SIGTERM from then on. The worker gets SIGTERM if the parent dies, and
+/// leaves the terminal's process group, so a Ctrl-C reaches it once.
+pub fn fork_worker(n: usize) -> io::Result<Option<c_int>> {
     // SAFETY: the runner forks before it starts any thread or Lua state.
     let pid = cvt(unsafe { libc::fork() })?;
     if pid > 0 {
+        WORKERS[n].store(pid, SeqCst);
+        // A stop that came while it was forked: passed on now.
+        if stop_requested() {
+            terminate(pid);
+        }
         return Ok(Some(pid));
     }
+    WORKERS.iter().for_each(|w| w.store(0, SeqCst));
     // SAFETY: plain calls on this process, no pointers.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
