@@ -54,8 +54,9 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # tests, valgrind for `make valgrind`; for the install tests
 # (tests/install.rs) luarocks with the Lua headers it checks for even when a
 # Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture);
-# libssl-dev and pkg-config to build TLS, openssl (s_server) and nginx for its tests.
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx
+# libssl-dev and pkg-config to build TLS, openssl (s_server) and nginx for its tests;
+# curl, redis-tools and python3: the real clients of the example servers (tests/serve.rs).
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx curl redis-tools python3
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local
@@ -87,7 +88,7 @@ help:
 	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
 	@echo "make soak SOAK_SECONDS=600  the mixed workload for that long (default 60)"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
-	@echo "make size            build the size variants, smoke-test them, check the 400 KiB guard; sizes, RSS"
+	@echo "make size            build the size variants, smoke-test them, check the 512 KiB guard; sizes, RSS"
 	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md, bench/CALLGRIND.md)"
 
 all: runner modules size-modules
@@ -110,7 +111,7 @@ modules:
 	$(MAKE) module LUA=5.1
 	$(MAKE) module LUA=jit
 
-# The size variants, for `make size` (smoke run and 400 KiB guard), not `make test`.
+# The size variants, for `make size` (smoke run and 512 KiB guard), not `make test`.
 # Without TLS (TLS=0): the smallest build is for minimal deployments.
 size-modules:
 	$(MAKE) module LUA=5.4 PROFILE=small TLS=0
@@ -194,7 +195,7 @@ bench: bench-deps modules
 	@if [ "$${BENCH_QUICK:-0}" != 1 ]; then bash bench/callgrind.sh; fi
 
 # The size variants: one script through each (tests/lua.rs, mod size_variants) and the
-# guard that the smallest modules stay under 400 KiB. Then the footprint: stripped
+# guard that the smallest modules stay under 512 KiB. Then the footprint: stripped
 # sizes; the runner's idle RSS and memory per parked thread; with redis-server
 # (on a unix socket, started here) memory per idle connection.
 size: deps runner modules size-modules

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBS="lua5.1 lua5.4 luajit lua-cqueues lua-luv lua-copas lua-socket lua-coxpcall
-      nginx libnginx-mod-http-ndk libpcre3 redis-server strace curl valgrind"
+      nginx libnginx-mod-http-ndk libpcre3 redis-server redis-tools strace curl valgrind wrk"
 # `bash bench/deps.sh openresty`: only nginx and the private OpenResty tree, what
 # the oracle test (tests/openresty.rs) needs; .ci/run does that before make test.
 if [ "${1:-}" = openresty ]; then

@@ -15,3 +15,15 @@ echo "== examples/single_loop.lua"
 "$runner" examples/single_loop.lua 127.0.0.1 "$port"
 echo "== examples/multi_loop.lua"
 "$runner" examples/multi_loop.lua 127.0.0.1 "$port"
+
+# A server too: examples/serve_http.lua on a free port, answering curl.
+mkfifo "$dir/http"
+"$runner" examples/serve_http.lua 0 examples > "$dir/http" &
+srv=$!
+trap 'kill $pid $srv 2>/dev/null || true; rm -rf "$dir"' EXIT INT TERM
+read -r line < "$dir/http"
+echo "== examples/serve_http.lua: $line (pid $srv)"
+url=http://${line#listening on }
+echo "\$ curl -s $url/ $url/ (one connection, kept alive)"
+curl -s -w '  (status %{http_code}, new connections: %{num_connects})\n' "$url/" "$url/"
+kill -TERM $srv && wait $srv && echo "== SIGTERM: the server ended with status 0"

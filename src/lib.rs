@@ -11,6 +11,7 @@
 
 mod engine;
 mod op;
+mod prelude;
 mod resolve;
 mod ret;
 mod sched;
@@ -91,7 +92,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("send", func(lua, &eng, send)?)?;
     // The other socket methods: (id, a, b).
     type Op = fn(&Lua, &Engine, Id, Value, Value) -> Result<Ret>;
-    let ops: [(&str, Op); 18] = [
+    let ops: [(&str, Op); 22] = [
         ("receive", |l, e, id, a, _| tcp::receive(l, e, id, a)),
         ("close", |l, e, id, _, _| tcp::close(l, e, id)),
         ("settimeout", |l, e, id, a, _| tcp::settimeout(l, e, id, a)),
@@ -104,6 +105,10 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("getfd", |l, e, id, _, _| tcp::getfd(l, e, id)),
         ("getpeername", |l, e, id, _, _| tcp::getpeername(l, e, id)),
         ("shutdown", |l, e, id, a, _| tcp::shutdown(l, e, id, a)),
+        ("bind", socket::listener::bind),
+        ("listen", |l, e, id, a, _| socket::listener::listen(l, e, id, a)),
+        ("getsockname", |l, e, id, _, _| socket::listener::getsockname(l, e, id)),
+        ("accept", |l, e, id, _, _| socket::listener::accept(l, e, id)),
         ("setpeername", udp::setpeername),
         ("udp_bind", udp::bind),
         ("udp_send", |l, e, id, a, _| udp::send(l, e, id, a)),
@@ -144,7 +149,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("ALL", all)?;
     // PUC 5.1 cannot yield across pcall: there receive calls first (see prelude).
     c.raw_set("YIELD_RECEIVE", !cfg!(feature = "lua51"))?;
-    lua.load(include_str!("prelude.lua")).set_name("=coevent").call((c, wait_marker(), raise_marker()))
+    lua.load(prelude::PRELUDE).set_name("=coevent").call((c, wait_marker(), raise_marker()))
 }
 
 /// The entry point mlua generates. Lua 5.1, 5.3 and LuaJIT pass a finalizer's

@@ -23,6 +23,8 @@ pub enum Op {
     /// `sslhandshake`; whether it keeps the session for Lua.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Handshake(Id, bool),
+    /// A listener's next connection.
+    Accept(Id),
     /// A datagram socket's.
     Udp(Id, Udp),
 }
@@ -51,6 +53,9 @@ pub enum On {
     Resolve(u32),
     /// A place in keepalive pool `pool`'s backlog, for at most the timeout (ms).
     Pool(u32, Option<u64>),
+    /// Its turn in a queue the engine keeps (a listener's acceptors), which
+    /// wakes it; for at most the timeout (ms).
+    Turn(Option<u64>),
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -241,6 +241,27 @@ function S:setclientcert(cert, key)
   return r, e
 end
 
+-- The local side (src/socket/listener.rs): bind, listen, accept, getsockname.
+local function plain(r, e, l)
+  if e == nil then return r end
+  -- (called in tail position: level 2 is the method's caller)
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
+for _, name in ipairs({ 'bind', 'listen' }) do
+  local f = C[name]
+  S[name] = function(self, a, b)
+    return plain(f(ID[self] or bad(self, name), a, b))
+  end
+end
+
+function S:getsockname()
+  local r, e, l = C.getsockname(ID[self] or bad(self, 'getsockname'))
+  if r == RAISE then error(e, l or 2) end
+  return r, e
+end
+
 local L = {}
 
 -- A collected cosocket is closed by a finalizer: its own on Lua 5.2 and
@@ -261,12 +282,28 @@ else
   MT.__gc = function(s) release(rawget(s, 1)) end
 end
 
-local function tcp(level)
-  local id, e, l = C.tcp()
-  if id == RAISE then error(e, l or level) end
+-- The cosocket of socket `id`.
+local function wrap(id)
   local s = setmetatable({ id, guard and guard(id) }, MT)
   ID[s] = id
   return s
+end
+
+local function tcp(level)
+  local id, e, l = C.tcp()
+  if id == RAISE then error(e, l or level) end
+  return wrap(id)
+end
+
+local accept = C.accept
+function S:accept()
+  local id, e, l = accept(ID[self] or bad(self, 'accept'))
+  while id == WAIT do
+    id, e, l = yield(WAIT)
+  end
+  if id == RAISE then error(e, l or 2) end
+  if e ~= nil then return nil, e end
+  return wrap(id)
 end
 
 function L.tcp()

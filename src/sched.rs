@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use coevent_ffi::reactor::{Reactor, Side, Src, Token};
+use coevent_ffi::reactor::{Reactor, Reason, Side, Src, Token};
 use coevent_ffi::sys;
 use coevent_ffi::table::Id;
 use coevent_ffi::wheel::TimerId;
@@ -55,6 +55,8 @@ enum Parked {
     Resolve(u32),
     /// In a keepalive pool's backlog.
     Pool(u32),
+    /// In a queue of the engine's, with its timeout's timer.
+    Turn(Option<TimerId>),
 }
 
 #[derive(Default)]
@@ -69,11 +71,21 @@ struct State {
     main: Option<u32>,
     /// The first thread's error, with its traceback, for `L` to raise.
     main_error: Option<Value>,
+    /// The listeners were closed by a stop signal.
+    stopped: bool,
 }
 
 impl State {
     fn task(&mut self, tok: u32) -> &mut Task {
         self.tasks[tok as usize].as_mut().expect("live task")
+    }
+
+    /// The timer of a task waiting its turn in a queue, if it has one.
+    fn turn_timer(&self, tok: u32) -> Option<TimerId> {
+        match self.tasks.get(tok as usize) {
+            Some(Some(Task { parked: Parked::Turn(timer), .. })) => *timer,
+            _ => None,
+        }
     }
 
     /// Queues a parked task, woken for `why`.
@@ -322,6 +334,7 @@ impl Sched {
                 }
             }
             On::Sleep(ms) => Parked::Sleep(reactor(&mut self.core()).sleep(Token::Thread(tok), ms)),
+            On::Turn(ms) => Parked::Turn(ms.map(|ms| reactor(&mut self.core()).sleep(Token::Thread(tok), ms))),
             On::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
                 s.task(t).joiners.push(tok);
                 s.task(tok).joining = Some(t);
@@ -364,7 +377,13 @@ impl Sched {
             match t {
                 Token::Thread(t) => match core.orphans.iter().position(|o| o.0 == t) {
                     Some(i) => s.wake(t, Wake::Closed(Some(Box::new(core.orphans.swap_remove(i).1)))),
-                    None => s.wake(t, why.into()),
+                    None => {
+                        // Woken from a queue before its timer fired: the timer goes.
+                        if let Some(timer) = s.turn_timer(t).filter(|_| why != Reason::Timeout) {
+                            reactor_of(&mut core.r).cancel(timer);
+                        }
+                        s.wake(t, why.into())
+                    }
                 },
                 Token::Query(q) => {
                     if let (Some(res), Some(r)) = (core.res.as_mut(), core.r.as_mut()) {
@@ -425,7 +444,8 @@ impl Sched {
             }
             Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
             Parked::Io(src, side) => reactor(&mut core).unwait(src, side),
-            Parked::Sleep(id) => reactor(&mut core).cancel(id),
+            Parked::Sleep(id) | Parked::Turn(Some(id)) => reactor(&mut core).cancel(id),
+            Parked::Turn(None) => {}
             Parked::Resolve(q) => {
                 if let Some(res) = core.res.as_mut() {
                     res.remove_waiter(q, tok);
@@ -440,6 +460,8 @@ impl Sched {
         }
         drop(s);
         match (op, wake) {
+            // A listener stays: the thread leaves its queue.
+            (Some(Op::Accept(id)), _) => socket::listener::forget(&mut core, id, tok),
             (Some(Op::Receive(..) | Op::Until(..) | Op::Any(..)), Wake::Timeout) | (None, _) => {}
             // A datagram socket has no position to lose; only a peer half set closes it.
             (Some(Op::Udp(id, op)), _) => {
@@ -527,7 +549,13 @@ impl Sched {
                 return raise(lua, "L: a coevent loop is already running");
             }
             match Reactor::new() {
-                Ok(r) => core.r = Some(r),
+                Ok(mut r) => {
+                    // The runner's stop signals wake the poll (see `drive`).
+                    if let Some(fd) = sys::process::stop_fd() {
+                        let _ = r.add(fd);
+                    }
+                    core.r = Some(r)
+                }
                 Err(e) => {
                     drop(core);
                     return raise(lua, &format!("L: epoll: {}", sys::error_string(&e)));
@@ -573,12 +601,29 @@ impl Sched {
                     .map_err(|e| Error::runtime(format!("coevent: epoll_wait: {e}")))?;
             }
             self.deliver();
+            self.stop_on_signal();
             let s = &mut *self.st.borrow_mut();
             for &t in &s.swopped {
                 s.runq.push_back(t);
             }
             s.swopped.clear();
         }
+    }
+
+    /// SIGINT or SIGTERM to the runner: every listener closes, once, so
+    /// its acceptors get `nil, "closed"` and the loop ends when the threads do.
+    fn stop_on_signal(&self) {
+        if !sys::process::stop_requested() || std::mem::replace(&mut self.st.borrow_mut().stopped, true) {
+            return;
+        }
+        {
+            let mut core = self.core();
+            let core = &mut *core;
+            let r = reactor_of(&mut core.r);
+            let mut cx = coevent_ffi::stream::Cx { r, spare: &mut core.spare, woken: &mut core.woken };
+            core.table.close_listeners(&mut cx, &mut core.pools);
+        }
+        self.deliver();
     }
 
     /// `coroutine_wait(t)` when `t` has not ended: parks the caller until it does.
@@ -614,7 +659,11 @@ impl Sched {
 type Yield = (Value, Value, Value);
 
 fn reactor(core: &mut Core) -> &mut Reactor {
-    core.r.as_mut().expect("loop running")
+    reactor_of(&mut core.r)
+}
+
+fn reactor_of(r: &mut Option<Reactor>) -> &mut Reactor {
+    r.as_mut().expect("loop running")
 }
 
 /// Tears the loop down however `run` leaves (a panic unwinding included):

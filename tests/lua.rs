@@ -32,7 +32,7 @@ fn serve_peer() {
     peer::serve_child();
 }
 
-common::scripts!(receive, send, connect, timeout, threads, concurrency, regress, until, udp);
+common::scripts!(receive, send, connect, timeout, threads, concurrency, regress, until, listen, udp);
 
 fn runner(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut cmd = Command::new(RUNNER);
@@ -178,10 +178,11 @@ mod size_variants {
     }
 
     /// The smallest build of the module (`PROFILE=small BUILD_STD=1 TLS=0`)
-    /// stays under 400 KiB, for Lua 5.4 and for LuaJIT, whose module is the largest.
+    /// stays under 512 KiB, for Lua 5.4 and for LuaJIT, whose module is the
+    /// largest (docs/building.md, Footprint: what each part costs).
     #[test]
     #[ignore = "needs rust-src and make size-modules; run by make size"]
-    fn smallest_modules_are_under_400_kib() {
+    fn smallest_modules_are_under_512_kib() {
         if !common::has_rust_src() {
             return;
         }
@@ -189,7 +190,7 @@ mod size_variants {
             let so = root().join("build").join(dir).join("coevent.so");
             let size =
                 std::fs::metadata(&so).unwrap_or_else(|e| panic!("{}: {e} (make size-modules)", so.display())).len();
-            assert!(size < 400 * 1024, "{}: {size} bytes, over 400 KiB", so.display());
+            assert!(size < 512 * 1024, "{}: {size} bytes, over 512 KiB", so.display());
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod addr;
 pub mod buf;
 pub mod dgram;
 pub mod dns;
+pub mod listener;
 pub mod pool;
 pub mod reactor;
 pub mod resolver;

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::io::{self, ErrorKind::WouldBlock};
 
 use crate::buf::{Pattern, RecvBuf};
+use crate::listener::Local;
 use crate::reactor::{Dir, Reactor, Reason, Side, Src, Token};
 use crate::sys::{self, Addr, SockOpt};
 use crate::until::{Scan, Until};
@@ -276,6 +277,8 @@ pub struct Stream {
     /// `setclientcert`'s, for the handshakes that follow.
     #[cfg(feature = "tls")]
     pub cert: Option<Box<crate::tls::ClientCert>>,
+    /// What `bind` did before a connect or a listen.
+    pub local: Local,
 }
 
 /// `send` keeps at most this much queue storage once a send is done.
@@ -284,6 +287,14 @@ const OUT_KEPT: usize = 64 * 1024;
 impl Stream {
     pub fn new() -> Stream {
         Stream::default()
+    }
+
+    /// A connection a listener accepted, registered as `src`.
+    pub fn accepted(src: Src, ip: bool) -> Stream {
+        let mut s = Stream::new();
+        let peer = if ip { Addr::Ip(([0, 0, 0, 0], 0).into()) } else { Addr::Unix(Vec::new()) };
+        s.established(src, &peer);
+        s
     }
 
     /// The registered fd, while there is one.
@@ -322,6 +333,7 @@ impl Stream {
             }
             State::Fresh | State::Resolving { .. } | State::Queued { .. } | State::Closed => {}
         }
+        self.local.close();
         orphan
     }
 
@@ -380,7 +392,16 @@ impl Stream {
     /// the error if none is left or takes it.
     fn try_next(&mut self, cx: &mut Cx, mut rest: Vec<Addr>, mut err: Error) -> Step<()> {
         while let Some(addr) = rest.pop() {
-            let fd = match sys::stream_socket(&addr) {
+            // A bound socket (`bind`) tries its one fd, on the first address of its family.
+            let fd = match self.local.take_for(&addr) {
+                Some(Ok(fd)) => {
+                    rest.clear();
+                    Ok(fd)
+                }
+                Some(Err(e)) => Err(e),
+                None => sys::stream_socket(&addr),
+            };
+            let fd = match fd {
                 Ok(fd) => fd,
                 Err(e) => {
                     err = Error::Os(e);

@@ -5,6 +5,7 @@
 
 use crate::buf::RecvBuf;
 use crate::dgram::Dgram;
+use crate::listener::Listener;
 use crate::pool::Pools;
 use crate::reactor::{Reason, Token};
 use crate::resolver::Resolver;
@@ -65,6 +66,7 @@ impl Default for Timeouts {
 #[derive(Debug)]
 pub enum Kind {
     Stream(Stream),
+    Listener(Listener),
     Dgram(Dgram),
 }
 
@@ -89,6 +91,11 @@ impl Sock {
     pub fn close(&mut self, cx: &mut Cx, res: Option<&mut Resolver>, pools: &mut Pools) -> Option<(Token, RecvBuf)> {
         let s = match &mut self.kind {
             Kind::Stream(s) => s,
+            Kind::Listener(l) => {
+                l.close(cx);
+                self.kind = Kind::Stream(Stream { state: State::Closed, ..Stream::default() });
+                return None;
+            }
             Kind::Dgram(d) => {
                 if let Some((q, tok)) = d.resolving() {
                     if res.is_some_and(|res| res.remove_waiter(q, tok)) {
@@ -152,6 +159,15 @@ impl Table {
         slot.0 = (slot.0 + 1) % GENERATIONS;
         self.free.push(id.index() as u32);
         slot.1.take()
+    }
+
+    /// Closes every listener (the runner was asked to stop).
+    pub fn close_listeners(&mut self, cx: &mut Cx, pools: &mut Pools) {
+        for s in self.slots.iter_mut().filter_map(|(_, s)| s.as_mut()) {
+            if matches!(s.kind, Kind::Listener(_)) {
+                s.close(cx, None, pools);
+            }
+        }
     }
 
     /// Closes every socket (the loop is ending): no fd outlives its loop.

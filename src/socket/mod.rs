@@ -7,6 +7,7 @@
 //! a call on it reaches Rust and raises "calling 'x' on a collected cosocket".
 
 pub mod keepalive;
+pub mod listener;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
@@ -83,6 +84,7 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Flush(id) => tcp::flush_woken(lua, eng, id, wake),
         Op::Connect(id, port) => tcp::connect_woken(lua, eng, id, port, wake),
         Op::Handshake(id, keep) => tls::handshake_woken(lua, eng, id, keep, wake),
+        Op::Accept(id) => listener::accept_woken(lua, eng, id, wake),
         Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
     }
 }

@@ -18,7 +18,7 @@ use coevent_ffi::until::{Key, Until};
 use mlua::{BString, Lua, Result, Value};
 
 use super::{collected, Guard};
-use crate::engine::{Absent, Core, Engine, Held, Wake, BUSY};
+use crate::engine::{Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;
 use crate::ret::{
@@ -42,10 +42,10 @@ pub fn new(lua: &Lua, eng: &Engine) -> Result<Ret> {
 /// Socket `id`'s stream and what an operation on it is lent, or the error
 /// to raise: the engine is busy, the socket was collected, no loop runs.
 fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
-    core.sock(id).map_err(|a| match a {
-        Absent::Collected => format!("calling '{name}' on a collected cosocket"),
-        Absent::NoLoop => NOT_IN_LOOP.to_string(),
-    })
+    match core.sock(id) {
+        Ok((Sock { kind: Kind::Listener(_), .. }, _)) => Err(format!("calling '{name}' on a listening cosocket")),
+        r => r.map_err(|a| super::listener::absent(a, name)),
+    }
 }
 
 /// The addresses of `ips` at `port`.
@@ -53,12 +53,19 @@ fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
     ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect()
 }
 
+/// A stream socket's stream. Listeners have methods of their own
+/// (socket::listener): every entry point here turns them away first.
 pub(super) fn of(sock: &mut Sock) -> &mut Stream {
     match &mut sock.kind {
         Kind::Stream(s) => s,
+        Kind::Listener(_) => unreachable!(),
         // The prelude hands a datagram socket's id to the udp functions only.
         Kind::Dgram(_) => unreachable!("a stream operation on a datagram socket"),
     }
+}
+
+fn is_listener(core: &mut Core, id: Id) -> bool {
+    matches!(core.table.get(id), Some(Sock { kind: Kind::Listener(_), .. }))
 }
 
 /// Runs `op` on socket `id`'s stream, or raises why it cannot.
@@ -181,14 +188,9 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -
         Err(raised) => return Ok(raised),
     };
     let host = host.as_bytes();
-    let port_n = if host.starts_with(b"unix:") {
-        0
-    } else {
-        match number(lua, &port).map(f64::trunc) {
-            Some(p) if (0.0..=65535.0).contains(&p) => p as u16,
-            Some(p) => return fail(lua, &format!("bad port number: {}", p as i64)),
-            None => return fail(lua, "missing the port number"),
-        }
+    let port_n = match port_arg(lua, &host, &port) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     // OpenResty's pool key: the host, with ":port" when a port was given.
     let key = match pa.key {
@@ -214,8 +216,11 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -
         drop(core);
         return raise(lua, &msg);
     }
-    // Reconnecting closes the old connection first, as OpenResty does.
-    core.close(id);
+    // Reconnecting closes the old connection first, as OpenResty does (a
+    // socket not connected keeps what `bind` made).
+    if !closed(of(core.table.get(id).expect("checked above"))) {
+        core.close(id);
+    }
     let core = &mut *core;
     let p = match pa.size {
         0 => core.pools.find(&key),
@@ -265,6 +270,20 @@ fn dial(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, host: &[u8], port: u16
     let s = of(sock);
     let step = s.connect(&mut cx, addrs);
     connecting(lua, eng, id, port, s, timeout, step)
+}
+
+/// The port argument of `connect` and `bind`, as OpenResty reads it:
+/// truncated to a whole number, none for a unix socket; out of range or
+/// missing, the `nil, err` to return.
+pub fn port_arg(lua: &Lua, host: &[u8], port: &Value) -> std::result::Result<u16, Result<Ret>> {
+    if host.starts_with(b"unix:") {
+        return Ok(0);
+    }
+    match number(lua, port).map(f64::trunc) {
+        Some(p) if (0.0..=65535.0).contains(&p) => Ok(p as u16),
+        Some(p) => Err(fail(lua, &format!("bad port number: {}", p as i64))),
+        None => Err(fail(lua, "missing the port number")),
+    }
 }
 
 /// Why `host` is no address, in OpenResty's words where it has them.
@@ -481,6 +500,9 @@ fn with_until(
 ) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let core = &mut *core;
+    if is_listener(core, id) {
+        return raise(lua, "calling 'receiveuntil' on a listening cosocket");
+    }
     let Some(sock) = core.table.get(id) else { return raise(lua, "calling 'receiveuntil' on a collected cosocket") };
     let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
     let Some(u) = core.untils.get(key) else { return fail(lua, "closed") };
@@ -719,6 +741,10 @@ pub fn close(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
         eng.defer(crate::engine::Deferred::Close(id));
         return ret(Value::Integer(1));
     };
+    if is_listener(&mut core, id) {
+        core.close(id);
+        return ret(Value::Integer(1));
+    }
     let open = match stream(&mut core, id, "close") {
         Ok((sock, _)) => !matches!(of(sock).state, State::Fresh | State::Closed),
         Err(msg) => {
@@ -785,12 +811,16 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
     if limit {
         return setlimit(lua, eng, id, &name.to_string()?, value);
     }
+    // reuseaddr and reuseport before a connection are for `bind` (socket::listener).
+    let reuse = matches!(&name, Value::String(n) if matches!(&*n.as_bytes(), b"reuseaddr" | b"reuseport"));
     let fd = {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-        match core.table.get(id).map(of) {
-            Some(s) if matches!(s.state, State::Fresh) => None,
-            Some(s) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
-            None => {
+        match core.table.get(id).map(|s| &mut s.kind) {
+            Some(Kind::Listener(l)) => Some(Some(l.src.fd)),
+            Some(Kind::Stream(s)) if matches!(s.state, State::Fresh) && !reuse => None,
+            Some(Kind::Stream(s)) => Some(s.src().filter(|_| s.is_connected()).map(|src| src.fd)),
+            // A datagram socket's options are not this function's (see `of`).
+            Some(Kind::Dgram(_)) | None => {
                 drop(core);
                 return collected(lua, "setoption");
             }
@@ -804,6 +834,7 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
             b"tcp-nodelay" => Some(SockOpt::NoDelay),
             b"keepalive" => Some(SockOpt::KeepAlive),
             b"reuseaddr" => Some(SockOpt::ReuseAddr),
+            b"reuseport" => Some(SockOpt::ReusePort),
             b"sndbuf" => Some(SockOpt::SndBuf),
             b"rcvbuf" => Some(SockOpt::RcvBuf),
             _ => None,
@@ -821,7 +852,12 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
         },
         v => return bad_arg(lua, 2, "setoption", &expected("number", v)),
     };
-    let Some(fd) = fd else { return fail(lua, "closed") };
+    let Some(fd) = fd else {
+        return match reuse {
+            true => super::listener::set_reuse(lua, eng, id, opt, v != 0),
+            false => fail(lua, "closed"),
+        };
+    };
     match sys::set_option(fd, opt, v) {
         Ok(()) => ret(Value::Boolean(true)),
         Err(e) => fail(lua, &sys::error_string(&e)),
@@ -836,6 +872,10 @@ fn setlimit(lua: &Lua, eng: &Engine, id: Id, name: &str, value: Value) -> Result
         _ => return bad_arg(lua, 2, "setoption", &format!("{name} must be a whole number >= 1")),
     };
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    if is_listener(&mut core, id) {
+        drop(core);
+        return fail(lua, "unsupported option on a listener");
+    }
     let Some(sock) = core.table.get(id) else {
         drop(core);
         return collected(lua, "setoption");

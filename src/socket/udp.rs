@@ -50,8 +50,8 @@ fn with(lua: &Lua, eng: &Engine, id: Id, name: &str, op: impl FnOnce(Parts) -> R
 fn of(sock: &mut Sock) -> &mut Dgram {
     match &mut sock.kind {
         Kind::Dgram(d) => d,
-        // The prelude hands a stream's id to the tcp functions only.
-        Kind::Stream(_) => unreachable!("a datagram operation on a stream"),
+        // The prelude hands a stream's or a listener's id to the tcp functions only.
+        Kind::Stream(_) | Kind::Listener(_) => unreachable!("a datagram operation on a stream"),
     }
 }
 

@@ -9,6 +9,7 @@ use std::os::raw::c_int;
 
 pub mod epoll;
 mod net;
+pub mod process;
 mod sockaddr;
 #[cfg(feature = "tls")]
 mod tls;

@@ -43,6 +43,26 @@ pub fn peer_name(fd: Fd) -> io::Result<Addr> {
     raw.decode().ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
 }
 
+pub fn listen(fd: Fd, backlog: c_int) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::listen(fd, backlog) }).map(drop)
+}
+
+/// Takes a waiting connection: its fd, non-blocking and close-on-exec.
+pub fn accept(fd: Fd) -> io::Result<Fd> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: null address pointers: the kernel writes no address.
+    retry(|| cvt(unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags) }))
+}
+
+/// The socket's own address.
+pub fn local_name(fd: Fd) -> io::Result<Addr> {
+    let mut raw = Raw::empty();
+    // SAFETY: `raw` has room for `raw.len` bytes, which the kernel updates.
+    cvt(unsafe { libc::getsockname(fd, raw.mut_ptr(), &mut raw.len) })?;
+    raw.decode().ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+}
+
 /// The pending error of a socket (SO_ERROR): 0 once a connect has succeeded.
 pub fn take_error(fd: Fd) -> io::Result<c_int> {
     let mut err: c_int = 0;
@@ -86,6 +106,7 @@ pub enum SockOpt {
     NoDelay,
     KeepAlive,
     ReuseAddr,
+    ReusePort,
     SndBuf,
     RcvBuf,
 }
@@ -95,6 +116,7 @@ pub fn set_option(fd: Fd, opt: SockOpt, value: c_int) -> io::Result<()> {
         SockOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
         SockOpt::KeepAlive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
         SockOpt::ReuseAddr => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+        SockOpt::ReusePort => (libc::SOL_SOCKET, libc::SO_REUSEPORT),
         SockOpt::SndBuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
         SockOpt::RcvBuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
     };
@@ -169,7 +191,7 @@ pub fn recv_into(fd: Fd, b: &mut [u8]) -> io::Result<usize> {
     retry(|| cvt_size(unsafe { libc::recv(fd, b.as_mut_ptr() as *mut _, b.len(), 0) }))
 }
 
-/// Binds a socket to a local address (a datagram socket's own, before its connect).
+/// Binds a socket to a local address: a listener's, or a socket's own before its connect.
 pub fn bind(fd: Fd, addr: &Addr) -> io::Result<()> {
     let raw = Raw::encode(addr)?;
     // SAFETY: `raw` holds a valid address of `raw.len` bytes for the call's duration.

@@ -23,7 +23,7 @@ pub enum Addr {
 pub const UNIX_PATH_MAX: usize = 107;
 
 impl Addr {
-    pub(super) fn family(&self) -> c_int {
+    pub fn family(&self) -> c_int {
         match self {
             Addr::Ip(SocketAddr::V4(_)) => libc::AF_INET,
             Addr::Ip(SocketAddr::V6(_)) => libc::AF_INET6,

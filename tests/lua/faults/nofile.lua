@@ -123,4 +123,40 @@ T.case('the hosts file answers once fds are free again (exhausted at the first l
   same(r, pack(1), "connect('localhost') once fds are free (during: " .. tostring(during[2]) .. ')')
 end)
 
+-- A listener out of fds: accept fails without spinning (it rests before it
+-- tries again) and takes the waiting connection once an fd is free.
+T.case('accept past RLIMIT_NOFILE: nil, "too many open files", resting, then the connection', function()
+  local srv = L.tcp()
+  eq(srv:bind('127.0.0.1', 0), 1, 'bind')
+  eq(srv:listen(), 1, 'listen')
+  local _, port = srv:getsockname()
+  -- The clock's file is opened before the fds run out, and read again.
+  local uptime = assert(io.open('/proc/uptime'))
+  uptime:setvbuf('no')
+  local function now()
+    uptime:seek('set', 0)
+    return tonumber(uptime:read('*l'):match('^(%S+)'))
+  end
+  local socks = exhaust()
+  -- One fd for a client of our own listener; none left for accept.
+  table.remove(socks):close()
+  local c = L.tcp()
+  eq(c:connect('127.0.0.1', port), 1, 'the client connects (the kernel queues it)')
+  same(pack(srv:accept()), pack(nil, 'too many open files'), 'accept')
+  local cpu, wall = os.clock(), now()
+  for i = 1, 3 do same(pack(srv:accept()), pack(nil, 'too many open files'), 'accept again ' .. i) end
+  cpu, wall = os.clock() - cpu, now() - wall
+  uptime:close()
+  T.ok(wall >= 0.25, string.format('three more accepts rested: %.3f s', wall))
+  T.ok(cpu < 0.1, string.format('without spinning: %.3f s of CPU', cpu))
+  table.remove(socks):close()
+  local s = assert(srv:accept())
+  eq(c:send('through\n'), 8, 'send')
+  eq(s:receive('*l'), 'through', 'the connection that waited')
+  for _, x in ipairs(socks) do x:close() end
+  s:close()
+  c:close()
+  srv:close()
+end)
+
 return T.run()
