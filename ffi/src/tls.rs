@@ -447,11 +447,6 @@ impl Tls {
     pub fn pending(&self) -> usize {
         self.s.ssl().pending()
     }
-
-    /// Whether the server resumed the session offered.
-    pub fn resumed(&self) -> bool {
-        self.s.ssl().session_reused()
-    }
 }
 
 /// A failed TLS read or write, as the transport reports it.
