@@ -40,11 +40,16 @@ endif
 # Where `make module` puts coevent.so: build/lua5.4, build/lua5.4-small, build/lua5.4-small-std-notls.
 # UNGUARDED=1: the `unguarded` feature (Cargo.toml; docs/building.md), into build/<lua>-unguarded.
 UNGUARDED ?= 0
+# NGX=0|1: without or with coevent.ngx (the `ngx` feature: ngx.re on PCRE2, digests;
+# docs/ngx.md; about 175 KB). With it by default, but in the size-tuned builds
+# (PROFILE=small), which are for small footprints. Against the default: build/<lua>-nongx, -ngx.
+NGX_DEFAULT := $(if $(filter small,$(PROFILE)),0,1)
+NGX ?= $(NGX_DEFAULT)
 comma := ,
 # TLS=0: without sslhandshake (no libssl), into build/<lua>-notls (docs/building.md).
 TLS ?= 1
-FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)$(if $(filter 1,$(TLS)),$(comma)tls)
-OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)$(if $(filter 1,$(TLS)),,-notls)
+FEATURES := $(FEATURE),module$(if $(filter 1,$(UNGUARDED)),$(comma)unguarded)$(if $(filter 1,$(TLS)),$(comma)tls)$(if $(filter 1,$(NGX)),$(comma)ngx)
+OUT := build/$(DIR)$(if $(filter-out release,$(PROFILE)),-$(PROFILE))$(if $(filter 1,$(BUILD_STD)),-std)$(if $(filter 1,$(UNGUARDED)),-unguarded)$(if $(filter 1,$(TLS)),,-notls)$(if $(filter-out $(NGX_DEFAULT),$(NGX)),$(if $(filter 1,$(NGX)),-ngx,-nongx))
 # Expanded only where used (`modules`), not on every make run.
 RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 
@@ -55,8 +60,9 @@ RUST_SRC = $(shell rustc --print sysroot)/lib/rustlib/src/rust/library
 # (tests/install.rs) luarocks with the Lua headers it checks for even when a
 # Makefile builds, lintian, and dpkg-dev (dpkg-shlibdeps, dpkg-architecture);
 # libssl-dev and pkg-config to build TLS, openssl (s_server) and nginx for its tests;
+# libpcre2-dev and python3-websockets for coevent.ngx (ngx.re links the system's PCRE2; tests/ngx.rs);
 # curl, redis-tools and python3: the real clients of the example servers (tests/serve.rs).
-DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx curl redis-tools python3
+DEBS := lua5.1 lua5.3 lua5.4 luajit dnsmasq-base redis-server memcached valgrind luarocks liblua5.1-0-dev liblua5.4-dev libluajit-5.1-dev lintian dpkg-dev libssl-dev pkg-config openssl nginx curl redis-tools python3 libpcre2-dev python3-websockets
 
 # `make install`: the usual PREFIX and DESTDIR; LuaRocks sets the directories itself.
 PREFIX ?= /usr/local
@@ -167,6 +173,8 @@ deps:
 	fi
 	@# OpenResty's Lua module for the oracle test, unpacked privately (as root; without it the test says skipped).
 	@if [ ! -f bench/.deps/openresty/usr/lib/nginx/modules/ngx_http_lua_module.so ] && [ "$$(id -u)" = 0 ]; then bash bench/deps.sh openresty; fi
+	@# Debian's OpenResty client libraries for tests/ngx.rs, unpacked privately likewise.
+	@if [ "$$(id -u)" = 0 ]; then bash tests/ngxdeps.sh; fi
 
 # Ends with one summary line over every test binary: "N passed, M failed".
 # The valgrind runs and the soak have targets of their own (below). The release

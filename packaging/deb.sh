@@ -36,7 +36,8 @@ install -D -m 0644 "$here/copyright" "$doc/copyright"
 sed -e "s/@PACKAGE@/$pkg/" -e "s/@LUANAME@/$luaname/" "$here/changelog" | gzip -9n > "$doc/changelog.Debian.gz"
 chmod 0644 "$doc/changelog.Debian.gz"
 
-# Depends from the libraries the module links (libc6, libgcc-s1; libssl3 with TLS).
+# Depends from the libraries the module links (libc6, libgcc-s1, libpcre2-8-0 for
+# coevent.ngx's ngx.re; libssl3 with TLS).
 printf 'Source: coevent\n\nPackage: %s\nArchitecture: any\n' "$pkg" > "$work/debian/control"
 depends=$(cd "$work" && dpkg-shlibdeps -O "debian/$pkg/usr/lib/$multiarch/lua/$abi/coevent.so" | sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "deb.sh: dpkg-shlibdeps found no dependencies" >&2; exit 1; }

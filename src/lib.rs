@@ -10,6 +10,8 @@
 #![deny(unsafe_code)]
 
 mod engine;
+#[cfg(feature = "ngx")]
+mod ngx;
 mod op;
 mod prelude;
 mod resolve;
@@ -149,7 +151,10 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("ALL", all)?;
     // PUC 5.1 cannot yield across pcall: there receive calls first (see prelude).
     c.raw_set("YIELD_RECEIVE", !cfg!(feature = "lua51"))?;
-    lua.load(prelude::PRELUDE).set_name("=coevent").call((c, wait_marker(), raise_marker()))
+    let l: Table = lua.load(prelude::PRELUDE).set_name("=coevent").call((&c, wait_marker(), raise_marker()))?;
+    #[cfg(feature = "ngx")]
+    ngx::preload(lua, &l, c.raw_get("NGX")?)?;
+    Ok(l)
 }
 
 /// The entry point mlua generates. Lua 5.1, 5.3 and LuaJIT pass a finalizer's

@@ -22,19 +22,43 @@ local S = {} -- cosocket methods
 -- is its id, the argument its operations take.
 local MT = { __index = S }
 local ID = setmetatable({}, { __mode = 'k' })
+-- coevent.ngx's cosockets: the same methods but receive's default pattern.
+local SN = {}
+local MTN = { __index = SN }
 
 -- Not in ID: a cosocket a finalizer resurrected (its id finds no socket, and
 -- Rust says so), or no cosocket at all.
 local function bad(self, name, mt)
-  if type(self) == 'table' and getmetatable(self) == (mt or MT) then return rawget(self, 1) end
+  local m = getmetatable(self)
+  if type(self) == 'table' and (m == (mt or MT) or not mt and m == MTN) then return rawget(self, 1) end
   error(("calling '%s' on bad self (cosocket expected, got %s)"):format(name, type(self)), 3)
 end
 
 -- LuaJIT only (see socket::Data): a short string crosses into Rust as a copy.
+-- And there a flat array of strings and numbers (what client libraries
+-- send) is joined by table.concat: a quarter of what Rust reading it costs
+-- (about 850 instructions an element through mlua). Anything else goes to
+-- Rust as it is, which checks it as OpenResty. (On PUC Lua the type() test
+-- would cost a string send more.)
 if C.send_bytes then
-  local send_value, send_bytes, SHORT, type = send, C.send_bytes, C.SHORT, type
+  local send_value, send_bytes, SHORT, type, next, concat = send, C.send_bytes, C.SHORT, type, next, table.concat
+  local function flat(t)
+    local n, k = 0, next(t)
+    while k ~= nil do
+      n, k = n + 1, next(t, k)
+    end
+    if n ~= #t then return t end
+    local ok, s = pcall(concat, t)
+    if ok then return s end
+    return t
+  end
   send = function(id, data)
-    if type(data) == 'string' and #data <= SHORT then return send_bytes(id, data) end
+    local t = type(data)
+    if t == 'table' then
+      data = flat(data)
+      t = type(data)
+    end
+    if t == 'string' and #data <= SHORT then return send_bytes(id, data) end
     return send_value(id, data)
   end
 end
@@ -77,27 +101,29 @@ function S:send(data)
   return n, e
 end
 
-function S:receive(pattern)
-  local d, e, partial = receive(ID[self] or bad(self, 'receive'), PATTERN[pattern] or pattern)
-  while d == WAIT do
-    d, e, partial = yield(WAIT)
+-- receive's two versions for a default pattern: nil for cosocket.tcp (the
+-- seed's '*a', chosen in Rust), '*l' for coevent.ngx's sockets (OpenResty's).
+local function receivers(default)
+  local function receive_now(self, pattern)
+    local d, e, partial = receive(ID[self] or bad(self, 'receive'), PATTERN[pattern or default] or pattern)
+    while d == WAIT do
+      d, e, partial = yield(WAIT)
+    end
+    if e == nil then return d end
+    if d == RAISE then error(e, partial or 2) end
+    -- A socket that was closed already gives no partial (OpenResty's count).
+    if partial == nil then return d, e end
+    return d, e, partial
   end
-  if e == nil then return d end
-  if d == RAISE then error(e, partial or 2) end
-  -- A socket that was closed already gives no partial (OpenResty's count).
-  if partial == nil then return d, e end
-  return d, e, partial
-end
 
--- Inside a loop (not on PUC 5.1, which cannot yield across pcall) receive
--- yields its request to the scheduler, which reads (or waits) and resumes
--- the thread with the result: a receive that must wait crosses into Rust
--- once instead of twice. L installs it for the loop's duration. (It repeats
--- S:receive's tail: a helper shared by both costs LuaJIT 2.5% per round trip.)
-local receive_yielding = S.receive
-if C.YIELD_RECEIVE then
-  function receive_yielding(self, pattern)
-    local d, e, partial = yield(WAIT, ID[self] or bad(self, 'receive'), PATTERN[pattern] or pattern)
+  -- Inside a loop (not on PUC 5.1, which cannot yield across pcall) receive
+  -- yields its request to the scheduler, which reads (or waits) and resumes
+  -- the thread with the result: a receive that must wait crosses into Rust
+  -- once instead of twice. L installs it for the loop's duration. (It repeats
+  -- receive_now's tail: a helper shared by both costs LuaJIT 2.5% per round trip.)
+  if not C.YIELD_RECEIVE then return receive_now, receive_now end
+  return receive_now, function(self, pattern)
+    local d, e, partial = yield(WAIT, ID[self] or bad(self, 'receive'), PATTERN[pattern or default] or pattern)
     while d == WAIT do
       d, e, partial = yield(WAIT)
     end
@@ -107,6 +133,8 @@ if C.YIELD_RECEIVE then
     return d, e, partial
   end
 end
+local receive_yielding
+S.receive, receive_yielding = receivers(nil)
 
 function S:close(...)
   if select('#', ...) > 0 then nargs('', 1, ...) end
@@ -262,6 +290,12 @@ function S:getsockname()
   return r, e
 end
 
+for k, f in pairs(S) do
+  SN[k] = f
+end
+local receive_yielding_ngx
+SN.receive, receive_yielding_ngx = receivers('*l')
+
 local L = {}
 
 -- A collected cosocket is closed by a finalizer: its own on Lua 5.2 and
@@ -281,18 +315,19 @@ if newproxy then
 else
   MT.__gc = function(s) release(rawget(s, 1)) end
 end
+MTN.__gc = MT.__gc
 
--- The cosocket of socket `id`.
-local function wrap(id)
-  local s = setmetatable({ id, guard and guard(id) }, MT)
+-- The cosocket of socket `id` (coevent.ngx's: with its metatable).
+local function wrap(id, mt)
+  local s = setmetatable({ id, guard and guard(id) }, mt or MT)
   ID[s] = id
   return s
 end
 
-local function tcp(level)
+local function tcp(level, mt)
   local id, e, l = C.tcp()
   if id == RAISE then error(e, l or level) end
-  return wrap(id)
+  return wrap(id, mt)
 end
 
 local accept = C.accept
@@ -495,10 +530,10 @@ end
 
 setmetatable(L, {
   __call = function(_, f, ...)
-    local outer = S.receive
-    S.receive = receive_yielding
+    local outer, outer_ngx = S.receive, SN.receive
+    S.receive, SN.receive = receive_yielding, receive_yielding_ngx
     local ok, co, err = pcall(C.run, nil, f, ...)
-    S.receive = outer
+    S.receive, SN.receive = outer, outer_ngx
     if not ok then error(co, 0) end
     if co == RAISE then error(err, 2) end
     if err then error(err, 0) end
@@ -506,6 +541,20 @@ setmetatable(L, {
     return unpack(r, 2, r.n)
   end,
 })
+
+-- For coevent.ngx (src/ngx.lua): its sockets, and the threads' outcomes.
+C.NGX = {
+  tcp = function()
+    return tcp(3, MTN)
+  end,
+  connect = function(...)
+    local s = tcp(3, MTN)
+    local r, e = dial(s[1], ...)
+    if r then return s end
+    return nil, e
+  end,
+  done = done,
+}
 
 -- The seed's globals.
 cosocket = { tcp = L.tcp, connect = L.connect, udp = L.udp }

@@ -91,7 +91,7 @@ load_module {t}/usr/lib/nginx/modules/ngx_http_lua_module.so;
 events {{ worker_connections 256; }}
 http {{
   access_log off;
-  lua_package_path \"{t}/usr/share/lua/5.1/?.lua;;\";
+  lua_package_path \"{t}/usr/share/lua/5.1/?.lua;{libs}/?.lua;;\";
   lua_socket_log_errors off;
   resolver 127.0.0.1:{dns_port} ipv6=off;
   client_body_temp_path {d}/tmp_body;
@@ -105,7 +105,9 @@ http {{
   }}
 }}
 ",
-            adapter = adapter.display()
+            adapter = adapter.display(),
+            // Debian's client libraries, for the library cases (tests/oracle/ngx_libs.lua).
+            libs = root().join("bench/.deps/ngx/usr/share/lua/5.1").display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let child = Command::new(nginx)

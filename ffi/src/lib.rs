@@ -14,6 +14,7 @@ pub mod reactor;
 pub mod resolver;
 #[cfg(test)]
 mod rng;
+pub mod shdict;
 pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;

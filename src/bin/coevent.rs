@@ -10,15 +10,64 @@ use std::process::ExitCode;
 
 use mlua::{Error, Function, Lua, Result, Table};
 
-const USAGE: &str = "usage: coevent [-w N] script.lua [args...] | coevent [-w N] -e 'chunk' [args...]";
+const USAGE: &str = "usage: coevent [-w N] [--ngx [--shdict 'name size']... [--errlog-level level]] script.lua [args...] | coevent [...] -e 'chunk' [args...]";
 
 use coevent_ffi::sys::process;
+
+/// `--ngx`: the script runs as OpenResty's `resty` runs one (docs/ngx.md).
+#[derive(Default)]
+struct Ngx {
+    on: bool,
+    shdicts: Vec<String>,
+    errlog_level: Option<String>,
+}
+
+/// Takes the leading options off `args`.
+fn options(mut args: &[String]) -> Result<(Ngx, &[String])> {
+    let mut ngx = Ngx::default();
+    loop {
+        match args {
+            [flag, ..] if flag == "--ngx" => ngx.on = true,
+            [flag, v, ..] if flag == "--shdict" => ngx.shdicts.push(v.clone()),
+            [flag, v, ..] if flag == "--errlog-level" => ngx.errlog_level = Some(v.clone()),
+            _ => break,
+        }
+        args = &args[if args[0] == "--ngx" { 1 } else { 2 }..];
+    }
+    if !ngx.on && (!ngx.shdicts.is_empty() || ngx.errlog_level.is_some()) {
+        return Err(Error::runtime("--shdict and --errlog-level go with --ngx"));
+    }
+    Ok((ngx, args))
+}
+
+/// `f` inside coevent.ngx's loop (`M.run`), after the dictionaries and the log level are set.
+fn run_ngx(lua: &Lua, ngx: &Ngx, f: Function, args: &[String]) -> Result<()> {
+    let run: Function = lua
+        .load(
+            r#"local f, dicts, level = ...
+            local L, M = require('coevent'), require('coevent.ngx')
+            local shared = {}
+            for _, d in ipairs(dicts) do
+              local name, size = d:match('^%s*(%S+)%s+(%S+)%s*$')
+              if not name then error("--shdict: 'name size' expected, got '" .. d .. "'", 0) end
+              shared[name] = size
+            end
+            L.config({ shared_dict = shared, log_level = level })
+            return M.run(f, select(4, ...))"#,
+        )
+        .set_name("=coevent --ngx")
+        .into_function()?;
+    let dicts = lua.create_sequence_from(ngx.shdicts.iter().map(|s| s.as_str()))?;
+    let level = ngx.errlog_level.as_deref().unwrap_or("warn");
+    run.call::<()>((f, dicts, level, mlua::Variadic::from_iter(args.iter().map(|a| a.as_str()))))
+}
 
 fn run(args: &[String]) -> Result<()> {
     let lua = Lua::new();
     let preload: Table = lua.globals().get::<Table>("package")?.get("preload")?;
     preload.set("coevent", lua.create_function(|lua, ()| coevent::open(lua))?)?;
 
+    let (ngx, args) = options(args)?;
     let (chunk, name, script_args) = match args {
         [flag, code, rest @ ..] if flag == "-e" => (code.clone().into_bytes(), "=(command line)".to_string(), rest),
         [path, rest @ ..] if path != "-e" => {
@@ -36,6 +85,9 @@ fn run(args: &[String]) -> Result<()> {
     }
     lua.globals().set("arg", arg)?;
     let f: Function = lua.load(chunk).set_name(name).into_function()?;
+    if ngx.on {
+        return run_ngx(&lua, &ngx, f, script_args);
+    }
     f.call::<()>(mlua::Variadic::from_iter(script_args.iter().map(|a| a.as_str())))
 }
 

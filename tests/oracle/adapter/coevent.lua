@@ -6,6 +6,12 @@ local dir, case, port, unix, refused, dns, udp, udp_unix, udp_refused = ...
 -- Names through the peer's nameserver only, as nginx's `resolver` directive has it.
 L.config({ nameservers = { '127.0.0.1:' .. dns }, hosts = '/dev/null' })
 local common = dofile(dir .. '/adapter/common.lua')
+-- The cases of the ngx API (ngx_*.lua) run with coevent.ngx's global ngx.
+-- Debian's client libraries (bench/.deps/ngx, tests/ngxdeps.sh) on their path.
+if case:match('^ngx_') then
+  require('coevent.ngx')
+  package.path = dir .. '/../../bench/.deps/ngx/usr/share/lua/5.1/?.lua;' .. package.path
+end
 local function out(line) io.write(line, '\n') end
 local env = common.env(out, {
   tcp = cosocket.tcp,

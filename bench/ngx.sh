@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Debian's lua-nginx-redis through coevent.ngx (LuaJIT and Lua 5.4 modules)
+# against the same library in OpenResty: N light threads x M (SET + GET) to
+# redis-server, client CPU (user + system) per request, REPS runs interleaved,
+# the median kept. Writes bench/NGX.md.
+#
+#   bash bench/ngx.sh          needs `make modules`, `bash bench/deps.sh openresty`, tests/ngxdeps.sh
+#
+# Environment: BENCH_NGX ("N:M", default 100:1000), BENCH_REPS (3).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+NM=${BENCH_NGX:-100:1000}
+REPS=${BENCH_REPS:-3}
+N=${NM%%:*}
+M=${NM##*:}
+HOST=127.0.0.1
+OR=$ROOT/bench/.deps/openresty
+LIBS=$ROOT/bench/.deps/ngx/usr/share/lua/5.1
+W=$ROOT/bench/out/ngx
+for f in build/luajit/coevent.so build/lua5.4/coevent.so "$OR/usr/lib/nginx/modules/ngx_http_lua_module.so" "$LIBS/nginx/redis.lua"; do
+  [ -f "$f" ] || { echo "bench/ngx.sh: $f missing (make modules; bash bench/deps.sh openresty; tests/ngxdeps.sh)" >&2; exit 1; }
+done
+rm -rf "$W"
+mkdir -p "$W/nginx"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "bench/ngx.sh: nothing listens on $1" >&2; exit 1
+}
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+RPORT=$(free_port)
+redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --logfile "$W/redis.log" &
+PIDS+=($!)
+wait_port "$RPORT"
+
+NPORT=$(free_port)
+cat >"$W/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module $OR/usr/lib/nginx/modules/ngx_http_lua_module.so;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  lua_package_path "$OR/usr/share/lua/5.1/?.lua;$LIBS/?.lua;;";
+  client_body_temp_path $W/nginx/tmp_body;
+  proxy_temp_path $W/nginx/tmp_proxy;
+  fastcgi_temp_path $W/nginx/tmp_fastcgi;
+  uwsgi_temp_path $W/nginx/tmp_uwsgi;
+  scgi_temp_path $W/nginx/tmp_scgi;
+  server {
+    listen $HOST:$NPORT;
+    location = /bench { content_by_lua_file $ROOT/bench/clients/ngx_redis.lua; }
+  }
+}
+CONF
+LD_LIBRARY_PATH=$OR/usr/lib/x86_64-linux-gnu nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" &
+NGX_PID=$!
+PIDS+=($NGX_PID)
+wait_port "$NPORT"
+WORKER=$(awk '{print $1}' "/proc/$NGX_PID/task/$NGX_PID/children")
+TCK=$(getconf CLK_TCK)
+# A process's user and system CPU seconds.
+cpu_of() { sed 's/.*) //' "/proc/$1/stat" | awk -v t="$TCK" '{printf "%.3f %.3f\n", $12 / t, $13 / t}'; }
+
+: >"$W/results.tsv"
+for rep in $(seq "$REPS"); do
+  for c in openresty coevent-luajit coevent-lua5.4; do
+    if [ $c = openresty ]; then
+      read -r u0 s0 < <(cpu_of "$WORKER")
+      out=$(curl -sS "http://$HOST:$NPORT/bench?port=$RPORT&n=$N&m=$M")
+      read -r u1 s1 < <(cpu_of "$WORKER")
+      u=$(echo "$u1 - $u0" | bc); s=$(echo "$s1 - $s0" | bc)
+    else
+      interp=${c#coevent-}; dir=$interp
+      [ "$interp" = luajit ] || dir=lua5.4
+      out=$( { TIMEFORMAT='%U %S'; time "$interp" bench/clients/ngx_redis.lua "build/$dir" "$LIBS" "$RPORT" "$N" "$M" >"$W/out" 2>&1; } 2>"$W/time"; cat "$W/out")
+      read -r u s <"$W/time"
+    fi
+    okn=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out")
+    grep -q ERROR <<<"$out" && { echo "bench/ngx.sh: $c: $out" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\n' "$c" "$okn" "$u" "$s" >>"$W/results.tsv"
+    printf '  %-15s %s  user %ss sys %ss\n' "$c" "$out" "$u" "$s"
+  done
+done
+
+lua5.4 - "$W/results.tsv" "$N" "$M" "$(git rev-parse --short HEAD)" >bench/NGX.md <<'LUA'
+local res, n, m, rev = ...
+local runs = {}
+for line in io.lines(res) do
+  local c, ok, u, s = line:match('^(%S+)\t(%d+)\t(%S+)\t(%S+)$')
+  runs[c] = runs[c] or {}
+  table.insert(runs[c], { total = (u + s) / ok * 1e6, user = u / ok * 1e6, sys = s / ok * 1e6 })
+end
+local function median(c)
+  local t = runs[c]
+  table.sort(t, function(a, b) return a.total < b.total end)
+  return t[(#t + 1) // 2]
+end
+print('# lua-nginx-redis through coevent.ngx and in OpenResty: client CPU per request')
+print('')
+print(('%s light threads x %s (SET + GET) with Debian\'s lua-nginx-redis 0.27, unmodified, to redis-server on '
+  .. '127.0.0.1; one connection per thread. CPU is user + system of the client process (OpenResty: its one '
+  .. 'nginx worker), per request, median of the runs; git %s, %s, written by `bash bench/ngx.sh`.'):format(n, m, rev, os.date('!%Y-%m-%d')))
+print('')
+print('| client | user µs/request | system µs/request | total µs/request | total / OpenResty |')
+print('|---|---|---|---|---|')
+local base = median('openresty').total
+for _, c in ipairs({ 'coevent-luajit', 'coevent-lua5.4', 'openresty' }) do
+  local r = median(c)
+  print(('| %s | %.2f | %.2f | %.2f | %.2f |'):format(c, r.user, r.sys, r.total, r.total / base))
+end
+LUA
+cat bench/NGX.md
