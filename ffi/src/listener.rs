@@ -246,25 +246,10 @@ pub fn local_addr(host: &[u8], port: u16) -> Result<Addr, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reactor::Reactor;
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
-    struct Env {
-        r: Reactor,
-        spare: Vec<u8>,
-        woken: Vec<(Token, Reason)>,
-    }
-
-    impl Env {
-        fn new() -> Env {
-            Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new() }
-        }
-
-        fn cx(&mut self) -> Cx<'_> {
-            Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
-        }
-    }
+    use crate::stream::Env;
 
     /// A listener on 127.0.0.1 at a free port, and the port.
     fn listener(env: &mut Env) -> (Listener, u16) {

@@ -749,6 +749,25 @@ pub(crate) fn test_conn(r: &mut Reactor) -> (Conn, std::os::unix::net::UnixStrea
     (conn, b)
 }
 
+/// For tests here and in other modules: what the engine lends, owned.
+#[cfg(test)]
+pub(crate) struct Env {
+    pub r: Reactor,
+    pub spare: Vec<u8>,
+    pub woken: Vec<(Token, Reason)>,
+}
+
+#[cfg(test)]
+impl Env {
+    pub fn new() -> Env {
+        Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new() }
+    }
+
+    pub fn cx(&mut self) -> Cx<'_> {
+        Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
+    }
+}
+
 fn close_src(cx: &mut Cx, src: Src) {
     cx.r.remove(src, cx.woken);
     sys::close(src.fd);
@@ -760,22 +779,9 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::{UnixListener, UnixStream};
 
-    /// What the engine lends, owned.
-    struct Env {
-        r: Reactor,
-        spare: Vec<u8>,
-        woken: Vec<(Token, Reason)>,
-    }
+    pub(crate) use super::Env;
 
     impl Env {
-        fn new() -> Env {
-            Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new() }
-        }
-
-        fn cx(&mut self) -> Cx<'_> {
-            Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
-        }
-
         /// Waits as the scheduler would: until the wait ends, and says why.
         fn wait(&mut self, s: &Stream, side: Side, dir: Dir, timeout: u64) -> Reason {
             self.r.wait(s.src().unwrap(), side, dir, Token::Thread(1), Some(timeout));
