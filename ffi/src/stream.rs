@@ -779,8 +779,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::{UnixListener, UnixStream};
 
-    pub(crate) use super::Env;
-
     impl Env {
         /// Waits as the scheduler would: until the wait ends, and says why.
         fn wait(&mut self, s: &Stream, side: Side, dir: Dir, timeout: u64) -> Reason {
