@@ -339,6 +339,16 @@ mod tests {
         (p, a)
     }
 
+    /// A socket open to a UDP peer that has its address (from a first datagram).
+    fn introduced(env: &mut Env) -> (Dgram, UdpSocket, std::net::SocketAddr) {
+        let (peer, addr) = udp_peer();
+        let mut d = Dgram::new();
+        d.open(&mut env.cx(), &addr).unwrap();
+        d.send(&mut env.cx(), b"hi");
+        let (_, me) = peer.recv_from(&mut [0; 4]).unwrap();
+        (d, peer, me)
+    }
+
     #[test]
     fn a_round_trip_costs_one_send_and_one_read() {
         let mut env = Env::new();
@@ -360,11 +370,7 @@ mod tests {
     #[test]
     fn each_receive_is_one_datagram_cut_to_its_size() {
         let mut env = Env::new();
-        let (peer, addr) = udp_peer();
-        let mut d = Dgram::new();
-        d.open(&mut env.cx(), &addr).unwrap();
-        d.send(&mut env.cx(), b"hi");
-        let (_, me) = peer.recv_from(&mut [0; 4]).unwrap();
+        let (mut d, peer, me) = introduced(&mut env);
         for m in [&b"first"[..], b"second", b"third", b""] {
             peer.send_to(m, me).unwrap();
         }
@@ -446,11 +452,7 @@ mod tests {
     #[test]
     fn a_flood_lets_other_threads_run() {
         let mut env = Env::new();
-        let (peer, addr) = udp_peer();
-        let mut d = Dgram::new();
-        d.open(&mut env.cx(), &addr).unwrap();
-        d.send(&mut env.cx(), b"hi");
-        let (_, me) = peer.recv_from(&mut [0; 4]).unwrap();
+        let (mut d, peer, me) = introduced(&mut env);
         for i in 0..100u8 {
             peer.send_to(&[i], me).unwrap();
         }
