@@ -46,7 +46,8 @@ try('taken', function(r)
 end)
 a:close() b:close() c:close()
 
--- One live connection at most, one connect waiting.
+-- One live connection at most, one connect waiting (spawn runs a thread
+-- until it waits: each spawned connect is in the queue when spawn returns).
 local q = { pool = 'oracle-keepalive-backlog', pool_size = 1, backlog = 1 }
 local first = tcp()
 try('first', function(r) r(first:connect(PEER.host, PEER.port, q), first:send('echo\n')) end)
@@ -55,7 +56,6 @@ local waiting = spawn(function()
   local ok, err = w:connect(PEER.host, PEER.port, q)
   return ok, err, w:getreusedtimes(), w:send('kl'), w:receive(2), w:close()
 end)
-sleep(0.01)
 try('backlog full', function(r) r(tcp():connect(PEER.host, PEER.port, q)) end)
 try('give back', function(r) r(first:setkeepalive()) end)
 try('the waiting connect', function(r) r(wait(waiting)) end)
@@ -66,7 +66,6 @@ timed:settimeout(20)
 try('queue timeout', function(r) r(timed:connect(PEER.host, PEER.port, q)) end)
 try('killed in the queue', function(r)
   local k = spawn(function() return tcp():connect(PEER.host, PEER.port, q) end)
-  sleep(0.01)
   -- Its place in the queue is free again: the next connect waits (and times out).
   local t = tcp()
   t:settimeout(20)

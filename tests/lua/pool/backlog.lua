@@ -4,6 +4,8 @@ local T = require('harness')
 local R = require('resp')
 local L = T.L
 
+-- (L.spawn runs a thread until it first waits: a spawned connect that must
+-- queue is in the queue when L.spawn returns.)
 -- A thread that connects through `options` (with `timeout` if given) and
 -- returns what connect returned, and the connection's reuse count and id.
 local function connecting(options, timeout)
@@ -21,7 +23,6 @@ T.case('a connect waits for a place; setkeepalive hands it the connection', func
   local s1 = R.connect(o)
   local id1 = R.id(s1)
   local t2 = connecting(o)
-  L.swop() -- t2 waits in the queue
   T.same(T.pack(L.tcp():connect(T.host, T.redis, o)), { nil, 'too many waiting connect operations' })
   T.eq(s1:setkeepalive(), 1)
   local r, reused, id, s2 = L.wait(t2)
@@ -40,11 +41,9 @@ T.case('a close gives its place to the queue; a queued connect times out; a kill
   local id1 = R.id(s1)
   T.same(T.pack(L.wait(connecting(o, 30))), { nil, 'timeout' })
   local t3, t4 = connecting(o), connecting(o)
-  L.swop()
   T.same(T.pack(L.tcp():connect(T.host, T.redis, o)), { nil, 'too many waiting connect operations' })
   T.eq(L.kill(t4), true)
   local t5 = connecting(o)
-  L.swop()
   T.same(T.pack(L.tcp():connect(T.host, T.redis, o)), { nil, 'too many waiting connect operations' },
     'the killed one left its place in the queue')
   s1:close()
@@ -62,13 +61,11 @@ T.case('closing a socket that waits in the queue wakes its connect', function()
   local s1 = R.connect(o)
   local s2 = L.tcp()
   local t = L.spawn(function() return s2:connect(T.host, T.redis, o) end)
-  L.swop()
   T.same(T.pack(s2:setkeepalive()), { nil, 'socket busy connecting' })
   T.eq(s2:close(), 1)
   T.same(T.pack(L.wait(t)), { nil, 'closed' })
   -- The place it held is free again.
   local t3 = connecting(o)
-  L.swop()
   s1:close()
   local r, reused, _, s3 = L.wait(t3)
   T.same({ r, reused }, { 1, 0 })
