@@ -20,6 +20,7 @@ use coevent_ffi::table::{Id, Sock, Table};
 use coevent_ffi::until::{Key, Matchers};
 use mlua::Result;
 
+use crate::lend::Lend;
 use crate::op::Pending;
 use crate::ret::{ret, wait_marker, Ret};
 
@@ -168,6 +169,8 @@ pub struct Engine {
     pub depth: Cell<u32>,
     /// The answer the running thread was woken with, for `L.resolve` to take.
     pub answer: RefCell<Option<Answer>>,
+    /// LuaJIT's received data on its way to a Lua string.
+    pub lend: Lend,
     deferred: RefCell<Vec<Deferred>>,
 }
 

@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 mod engine;
+mod lend;
 #[cfg(feature = "ngx")]
 mod ngx;
 mod op;
@@ -144,6 +145,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
         let send_bytes = move |lua: &Lua, (id, b): (i64, BString)| tcp::send(lua, &e, Id::from(id), Data::Bytes(b));
         c.raw_set("send_bytes", func(lua, &eng, send_bytes)?)?;
         c.raw_set("SHORT", tcp::SHORT)?;
+        let e = eng.clone();
+        c.raw_set("lend", lua.create_function(move |_, ()| Ok(e.lend.start()))?)?;
     }
 
     let (line, all) = ret::pattern_markers();

@@ -8,7 +8,7 @@
 -- caller's level, or at the level that comes third (0: an error Lua raised
 -- inside the call, a finalizer's, raised again as it was).
 local C, WAIT, RAISE = ...
-local yield, error, setmetatable = coroutine.yield, error, setmetatable
+local yield, error, setmetatable, type = coroutine.yield, error, setmetatable, type
 local unpack = table.unpack or unpack
 local done = C.done
 
@@ -101,6 +101,14 @@ function S:send(data)
   return n, e
 end
 
+-- LuaJIT: received data comes lent (src/lend.rs), its length and its offset
+-- in the lending area, made into a string here.
+local ffi_string, AREA
+if C.lend then
+  local ok, ffi = pcall(require, 'ffi')
+  if ok then ffi_string, AREA = ffi.string, ffi.cast('const char *', C.lend()) end
+end
+
 -- receive's two versions for a default pattern: nil for cosocket.tcp (the
 -- seed's '*a', chosen in Rust), '*l' for coevent.ngx's sockets (OpenResty's).
 local function receivers(default)
@@ -110,6 +118,7 @@ local function receivers(default)
       d, e, partial = yield(WAIT)
     end
     if e == nil then return d end
+    if type(e) == 'number' then return ffi_string(AREA + e, d) end
     if d == RAISE then error(e, partial or 2) end
     -- A socket that was closed already gives no partial (OpenResty's count).
     if partial == nil then return d, e end
@@ -128,6 +137,7 @@ local function receivers(default)
       d, e, partial = yield(WAIT)
     end
     if e == nil then return d end
+    if type(e) == 'number' then return ffi_string(AREA + e, d) end
     if d == RAISE then error(e, partial or 2) end
     if partial == nil then return d, e end
     return d, e, partial
@@ -207,6 +217,7 @@ function S:receiveuntil(...)
       if d == nil then return nil, nil, nil end
       return d
     end
+    if type(e) == 'number' then return ffi_string(AREA + e, d) end
     if d == RAISE then error(e, partial or 2) end
     if partial == nil then return d, e end
     return d, e, partial
@@ -221,6 +232,7 @@ function S:receiveany(...)
     d, e, partial = yield(WAIT)
   end
   if e == nil then return d end
+  if type(e) == 'number' then return ffi_string(AREA + e, d) end
   if d == RAISE then error(e, partial or 2) end
   if partial == nil then return d, e end
   return d, e, partial
@@ -371,6 +383,7 @@ local function method(name, f, min, max, arity)
       if r == nil then return end -- settimeout: no results
       return r
     end
+    if type(e) == 'number' then return ffi_string(AREA + e, r) end -- receive's data, lent
     if r == RAISE then error(e, l or 2) end
     return r, e
   end

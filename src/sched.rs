@@ -294,6 +294,7 @@ impl Sched {
         let depth = self.eng.depth.replace(0);
         let r = th.resume(args);
         self.eng.depth.set(depth);
+        self.eng.lend.clear();
         r
     }
 

@@ -414,7 +414,7 @@ fn receive_with(lua: &Lua, eng: &Engine, id: Id, p: Pattern) -> Result<Ret> {
         let r = match s.receive(&mut cx, p) {
             // Made under the engine's borrow: a finalizer this allocation
             // runs finds the engine busy (see engine).
-            Step::Done(d) => lua.create_string(d).map(|v| (Value::String(v), Value::Nil, Value::Nil)),
+            Step::Done(d) => eng.lend.data(lua, d),
             Step::Wait(side, dir) => {
                 let src = s.src().expect("a connected stream");
                 eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Receive(id, p)) })
@@ -537,7 +537,7 @@ fn until_step(lua: &Lua, eng: &Engine, id: Id, key: Key, size: Option<usize>) ->
         // and a busy call leaves it to the call that waits.
         let r = match s.receive_until(&mut cx, u, size) {
             Step::Done(Some(d)) => {
-                let r = lua.create_string(d).map(|v| (Value::String(v), Value::Nil, Value::Nil));
+                let r = eng.lend.data(lua, d);
                 u.release();
                 r
             }
@@ -603,7 +603,7 @@ fn receiveany_step(lua: &Lua, eng: &Engine, id: Id, max: usize) -> Result<Ret> {
         let timeout = sock.timeouts.read;
         let s = of(sock);
         let r = match s.receive_any(&mut cx, max) {
-            Step::Done(d) => lua.create_string(d).map(|v| (Value::String(v), Value::Nil, Value::Nil)),
+            Step::Done(d) => eng.lend.data(lua, d),
             Step::Wait(side, dir) => {
                 let src = s.src().expect("a connected stream");
                 eng.park(Pending { on: On::Io(src, side, dir, timeout), op: Some(Op::Any(id, max)) })

@@ -230,7 +230,7 @@ fn receiving(
 ) -> Result<Ret> {
     match step {
         // Made under the engine's borrow: a finalizer this allocation runs finds the engine busy.
-        Step::Done(b) => ret(Value::String(lua.create_string(b)?)),
+        Step::Done(b) => eng.lend.data(lua, b),
         Step::Wait(side, dir) => {
             let src = src.expect("an open socket");
             eng.park(Pending { on: On::Io(src, side, dir, t.read), op: Some(Op::Udp(id, Udp::Receive(size))) })

@@ -243,6 +243,39 @@ T.case('binary data: NUL bytes in lines and counts', function()
   eq(s:close(), 1, 'close')
 end)
 
+T.case('counts on both sides of the 4 KiB that LuaJIT lends (src/lend.rs), exact bytes', function()
+  local s = T.connect('bytes 30000')
+  local at = 0
+  for _, n in ipairs({ 1, 4095, 4096, 4097, 16384, 0, 1327 }) do
+    local d = s:receive(n)
+    T.ok(d == T.pattern(n, at), n .. ' bytes at ' .. at)
+    at = at + n
+  end
+  same(pack(s:receive(1)), pack(nil, 'closed', ''), 'then closed')
+end)
+
+-- A debug hook runs Lua code between a receive's return from Rust and the
+-- string made of its data (on LuaJIT, a lent copy): a receive there must not
+-- touch that copy. The hook reads a byte of another stream at every VM
+-- instruction (so in between too; with the JIT off, which skips hooks).
+T.case('a debug hook that receives while a receive returns: both exact', function()
+  if not debug then T.skip('no debug library here') end
+  local a, b = T.connect('lines'), T.connect('lines')
+  eq(a:receive('*l'), 'one', 'a: line 1 (the rest is buffered now)')
+  eq(b:receive('*l'), 'one', 'b: line 1 (the rest is buffered now)')
+  local got = {}
+  if jit then jit.off() end
+  debug.sethook(function()
+    if #got < 20 then got[#got + 1] = assert(b:receiveany(1)) end
+  end, '', 1)
+  local line = a:receive('*l')
+  debug.sethook()
+  if jit then jit.on() end
+  eq(line, 'two', 'a: line 2')
+  T.ok(#got > 0, 'the hook read')
+  eq(table.concat(got) .. b:receive('*a'), 'tw\ro\r\n\r\nthree\nlast-no-lf', 'b: what the hook read, then the rest')
+end)
+
 T.case("an empty stream: '*a' gives '', a line or a count gives closed", function()
   local s = T.connect('bytes 0')
   eq(s:receive('*a'), '', "'*a'")
