@@ -413,7 +413,7 @@ end
 
 -- ngx.re: PCRE2 through src/ngx.rs. A pattern is compiled once per flags
 -- (the cache 'o' asks for is always on: nothing observable differs).
-local FLAG = { i = 1, m = 2, s = 4, x = 8, u = 16, U = 16, j = 32, a = 64, D = 128, o = 0 }
+local FLAG = { i = 1, m = 2, s = 4, x = 8, u = 16, U = 16, j = 32, a = 64, D = 128, d = 256, J = 512, o = 0 }
 local compiled, opts_cache = {}, {}
 local re_compile, re_info, re_exec = N.re_compile, N.re_info, N.re_exec
 
@@ -424,12 +424,7 @@ local function parse_opts(opts)
   for i = 1, #opts do
     local c = sub(opts, i, i)
     local bit = FLAG[c]
-    if bit == nil then
-      if c == 'd' or c == 'J' then
-        return nil, fmt('the "%s" flag is not supported by coevent.ngx', c)
-      end
-      error(fmt('unknown flag "%s" (flags "%s")', c, opts), 4)
-    end
+    if bit == nil then error(fmt('unknown flag "%s" (flags "%s")', c, opts), 4) end
     if bit > 0 and f % (bit * 2) < bit then f = f + bit end
   end
   opts_cache[opts] = f
@@ -443,17 +438,15 @@ local function compile(regex, opts)
   local key = regex .. '\0' .. opts
   local c = compiled[key]
   if c then return c end
-  local f, err = parse_opts(opts)
-  if not f then return nil, err end
-  local idx
-  idx, err = re_compile(regex, f)
+  local f = parse_opts(opts)
+  local idx, err = re_compile(regex, f)
   if idx == false then -- the native cache started over
     compiled = {}
     idx, err = re_compile(regex, f)
   end
   if not idx then return nil, err end
   local n, names = re_info(idx)
-  c = { idx, n, names, f >= 128, {} }
+  c = { idx, n, names, f % 256 >= 128, {} }
   compiled[key] = c
   return c
 end

@@ -10,10 +10,10 @@ use std::time::Instant;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use coevent_ffi::shdict::{self, Dict, Mode, Val};
+use coevent_ffi::sys::pcre::{self, Matches, Regex};
 use hmac::{KeyInit, Mac};
 use md5::Digest;
 use mlua::{Lua, MultiValue, Result, Table, Value};
-use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 
 /// ngx.decode_base64 takes input with or without its padding, as nginx's decoder.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -31,7 +31,12 @@ const MAX_REGEXES: usize = 4096;
 
 #[derive(Default)]
 struct State {
-    regexes: Vec<(Regex, CaptureLocations)>,
+    /// Each with whether it is searched as a DFA (the `d` flag).
+    regexes: Vec<(Regex, bool)>,
+    /// Where every search writes its match.
+    matches: Matches,
+    /// The last match's offsets, out of `matches` while they go to Lua.
+    offsets: Vec<usize>,
     dicts: Vec<Dict>,
     epoch: Option<Instant>,
 }
@@ -51,6 +56,20 @@ const UTF: u32 = 16;
 const JIT: u32 = 32;
 const ANCHORED: u32 = 64;
 const DUPNAMES: u32 = 128;
+const DFA: u32 = 256;
+const JAVASCRIPT: u32 = 512;
+
+/// The PCRE2 compile option of each flag that has one.
+const OPTIONS: [(u32, u32); 8] = [
+    (CASELESS, pcre::CASELESS),
+    (MULTILINE, pcre::MULTILINE),
+    (DOTALL, pcre::DOTALL),
+    (EXTENDED, pcre::EXTENDED),
+    (UTF, pcre::UTF),
+    (ANCHORED, pcre::ANCHORED),
+    (DUPNAMES, pcre::DUPNAMES),
+    (JAVASCRIPT, pcre::JAVASCRIPT_COMPAT),
+];
 
 type Native = fn(&Lua, &RefCell<State>, MultiValue) -> Result<MultiValue>;
 
@@ -118,58 +137,54 @@ fn digest(lua: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
 
 /// `(pattern, flags)` → index | nil, err (PCRE2's message, as OpenResty's).
 fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
-    let Ok(pat) = String::from_utf8(bytes(&a, 0)) else {
-        return out([Value::Nil, string(lua, "pattern is not valid UTF-8")?]);
-    };
+    let pat = bytes(&a, 0);
     let f = int(&a, 1) as u32;
-    let mut full = pat.clone();
-    if f & ANCHORED != 0 {
-        // \G: the match starts where the search does (PCRE2_ANCHORED). The
-        // newline ends a trailing comment in extended mode.
-        full = format!("\\G(?:{full}{})", if f & EXTENDED != 0 { "\n" } else { "" });
-    }
-    if f & DUPNAMES != 0 {
-        full = format!("(?J){full}");
-    }
-    let mut b = RegexBuilder::new();
-    b.caseless(f & CASELESS != 0)
-        .multi_line(f & MULTILINE != 0)
-        .dotall(f & DOTALL != 0)
-        .extended(f & EXTENDED != 0)
-        .utf(f & UTF != 0)
-        .jit_if_available(f & JIT != 0);
-    match b.build(&full) {
-        Ok(re) => {
+    let options = OPTIONS.iter().filter(|(flag, _)| f & flag != 0).fold(0, |o, (_, opt)| o | opt);
+    match Regex::new(&pat, options) {
+        Ok(mut re) => {
+            if f & JIT != 0 {
+                re.jit();
+            }
             let mut st = st.borrow_mut();
             if st.regexes.len() >= MAX_REGEXES {
                 st.regexes.clear();
                 return out([Value::Boolean(false)]);
             }
-            let locs = re.capture_locations();
-            st.regexes.push((re, locs));
+            st.regexes.push((re, f & DFA != 0));
             out([Value::Integer(st.regexes.len() as i64 - 1)])
         }
         Err(e) => {
-            // OpenResty's form, PCRE2's words: pcre2_compile() failed: <msg> in "<pattern>".
-            let text = e.to_string();
-            let msg = text.splitn(3, ": ").last().unwrap_or(&text);
-            let err = format!("pcre2_compile() failed: {msg} in \"{pat}\"");
+            // OpenResty's form (on PCRE2), PCRE2's words: pcre2_compile()
+            // failed: <msg> in "<pattern>", and at "<the rest>" if it stopped
+            // before the end.
+            let mut err = b"pcre2_compile() failed: ".to_vec();
+            err.extend_from_slice(e.message.as_bytes());
+            err.extend_from_slice(b" in \"");
+            err.extend_from_slice(&pat);
+            err.push(b'"');
+            if let Some(rest) = pat.get(e.offset..).filter(|r| !r.is_empty()) {
+                err.extend_from_slice(b" at \"");
+                err.extend_from_slice(rest);
+                err.push(b'"');
+            }
             out([Value::Nil, string(lua, err)?])
         }
     }
 }
 
-/// `(index)` → the capture count and a table of the named groups {name = n}.
+/// `(index)` → the capture count and a table of the named groups {n = name}:
+/// none with `d`, as in OpenResty (its DFA search gives the whole match alone).
 fn re_info(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
     let st = st.borrow();
-    let (re, _) = &st.regexes[int(&a, 0) as usize];
+    let (re, dfa) = &st.regexes[int(&a, 0) as usize];
     let names = lua.create_table()?;
-    for (i, n) in re.capture_names().iter().enumerate() {
-        if let Some(n) = n {
-            names.raw_set(i, n.as_str())?;
-        }
+    if *dfa {
+        return out([Value::Integer(0), Value::Table(names)]);
     }
-    out([Value::Integer(re.captures_len() as i64 - 1), Value::Table(names)])
+    for (i, n) in re.names() {
+        names.raw_set(i, lua.create_string(n)?)?;
+    }
+    out([Value::Integer(re.captures() as i64), Value::Table(names)])
 }
 
 /// `(index, subject, pos, caps)`: from byte `pos` (0-based), fills caps[2i+1],
@@ -179,25 +194,33 @@ fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> 
     let Value::String(subj) = arg(&a, 1) else { return out([Value::Nil]) };
     let Value::Table(caps) = arg(&a, 3) else { return out([Value::Nil]) };
     let subj = subj.as_bytes();
-    let pos = (int(&a, 2).max(0) as usize).min(subj.len());
-    let found = {
-        let mut st = st.borrow_mut();
-        let (re, locs) = &mut st.regexes[int(&a, 0) as usize];
-        match re.captures_read_at(locs, &subj, pos) {
-            Ok(None) => None,
-            Ok(Some(_)) => Some((0..locs.len()).map(|i| locs.get(i)).collect::<Vec<_>>()),
-            Err(e) => return out([Value::Nil, string(lua, format!("pcre_exec() failed: {e}"))?]),
+    let pos = int(&a, 2).max(0) as usize;
+    // The offsets leave the state before any Lua value is made: that may run
+    // a finalizer that uses ngx.re.
+    let offsets = {
+        let st = &mut *st.borrow_mut();
+        let (re, dfa) = &st.regexes[int(&a, 0) as usize];
+        match st.matches.search(re, &subj, pos, *dfa) {
+            Ok(None) => return out([]),
+            Ok(Some(ov)) => {
+                let mut o = std::mem::take(&mut st.offsets);
+                o.clear();
+                o.extend_from_slice(ov);
+                o
+            }
+            // OpenResty's words: the code (PCRE2's, here).
+            Err(rc) => return out([Value::Nil, string(lua, format!("pcre_exec() failed: {rc}"))?]),
         }
     };
-    let Some(groups) = found else { return out([]) };
-    for (i, g) in groups.into_iter().enumerate() {
-        let (s, e) = match g {
-            Some((s, e)) => (Value::Integer(s as i64 + 1), Value::Integer(e as i64)),
-            None => (Value::Boolean(false), Value::Boolean(false)),
+    for (i, g) in offsets.chunks_exact(2).enumerate() {
+        let (s, e) = match (g[0], g[1]) {
+            (pcre::UNSET, _) | (_, pcre::UNSET) => (Value::Boolean(false), Value::Boolean(false)),
+            (s, e) => (Value::Integer(s as i64 + 1), Value::Integer(e as i64)),
         };
         caps.raw_set(2 * i + 1, s)?;
         caps.raw_set(2 * i + 2, e)?;
     }
+    st.borrow_mut().offsets = offsets;
     out([Value::Boolean(true)])
 }
 

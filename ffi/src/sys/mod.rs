@@ -9,6 +9,8 @@ use std::os::raw::c_int;
 
 pub mod epoll;
 mod net;
+#[cfg(feature = "pcre")]
+pub mod pcre;
 pub mod process;
 mod sockaddr;
 #[cfg(feature = "tls")]

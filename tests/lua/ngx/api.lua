@@ -204,6 +204,45 @@ T.case('ngx.re: gmatch, sub and gsub with templates and functions', function()
   T.same(T.pack(ngx.re.sub('abc', 'b', '$')), { nil, nil, 'failed to compile the replacement template' })
 end, { loop = false })
 
+T.case('ngx.re: d, the DFA: the longest match, no captures; errors as PCRE2 codes', function()
+  T.eq(ngx.re.match('<a><b>', [[<.*?>]])[0], '<a>')
+  local m = ngx.re.match('<a><b>', [[(<)(?<in>.*?)>]], 'd')
+  T.eq(m[0], '<a><b>')
+  T.eq(m[1], nil)
+  T.eq(m['in'], nil)
+  T.same(T.pack(ngx.re.find('xabcd', [[ab|abc|abcd]], 'd')), { 2, 5 })
+  T.same(T.pack(ngx.re.find('xabcd', [[(ab)|abc]], 'd', nil, 1)), { nil, nil, 'nth out of bound' })
+  local ctx = { pos = 4 }
+  T.eq(ngx.re.match('a1b22c333', [[\d+?]], 'd', ctx)[0], '22')
+  T.eq(ctx.pos, 6)
+  local got = {}
+  for g in ngx.re.gmatch('a1b22c333', [[(\d)+?]], 'd') do got[#got + 1] = g[0] .. tostring(g[1]) end
+  T.eq(table.concat(got, ','), '1nil,22nil,333nil')
+  T.same(T.pack(ngx.re.gsub('a1b22c333', [[(\d)+?]], '[$0|$1]', 'd')), { 'a[1|]b[22|]c[333|]', 3 })
+  T.same(T.pack(ngx.re.sub('abc', [[x*]], '-', 'd')), { '-abc', 1 })
+  -- A back reference the DFA cannot follow; OpenResty's 100-int workspace used up.
+  T.same(T.pack(ngx.re.match('aa', [[(a)\1]], 'd')), { nil, 'pcre_exec() failed: -42' })
+  T.same(T.pack(ngx.re.match(('a'):rep(60), ('a?'):rep(40), 'd')), { nil, 'pcre_exec() failed: -43' })
+  T.same(T.pack(ngx.re.gsub('aa', [[(a)\1]], 'x', 'd')), { nil, nil, 'pcre_exec() failed: -42' })
+end, { loop = false })
+
+T.case('ngx.re: J, JavaScript compatibility (PCRE2: ALT_BSUX, ALLOW_EMPTY_CLASS, MATCH_UNSET_BACKREF)', function()
+  T.eq(ngx.re.match('xAy', [[\u0041]], 'J')[0], 'A')
+  T.eq(ngx.re.match('xUy', [[\U]], 'J')[0], 'U')
+  T.eq(ngx.re.match('x\4y x4', [[\x4]], 'J')[0], 'x4')
+  T.eq(ngx.re.match('x\4y x4', [[\x4]])[0], '\4')
+  local m = ngx.re.match('b', [[(a)?\1b]], 'J')
+  T.eq(m[0], 'b')
+  T.eq(m[1], false)
+  T.eq(ngx.re.match('b', [[(a)?\1b]]), nil)
+  T.eq(ngx.re.match('ab', [[a[]|b]], 'J')[0], 'b')
+  T.eq(ngx.re.match('\n', '[^]', 'J')[0], '\n')
+  T.eq(ngx.re.match('AB]CD', 'AB]CD', 'J')[0], 'AB]CD')
+  T.eq(ngx.re.match('AAA', [[\u0041+?]], 'dJ')[0], 'AAA')
+  T.same(T.pack(ngx.re.match('A', [[\u0041]])),
+    { nil, 'pcre2_compile() failed: PCRE2 does not support \\F, \\L, \\l, \\N{name}, \\U, or \\u in "\\u0041" at "0041"' })
+end, { loop = false })
+
 T.case('ngx.shared.DICT', function()
   L.config({ shared_dict = { cache = '64k', tiny = 8192 } })
   local d = ngx.shared.cache
