@@ -2,16 +2,19 @@
 # Debian's lua-nginx-redis through coevent.ngx (LuaJIT and Lua 5.4 modules)
 # against the same library in OpenResty: N light threads x M (SET + GET) to
 # redis-server, client CPU (user + system) per request, REPS runs interleaved,
-# the median kept. Writes bench/NGX.md.
+# the median kept (and the median of each run's ratio to OpenResty's in the
+# same round, which the machine's drift from run to run moves less); then
+# instructions per request. Writes bench/NGX.md.
 #
 #   bash bench/ngx.sh          needs `make modules`, `bash bench/deps.sh openresty`, tests/ngxdeps.sh
 #
-# Environment: BENCH_NGX ("N:M", default 100:1000), BENCH_REPS (3).
+# Environment: BENCH_NGX ("N:M", default 100:1000), BENCH_REPS (9),
+# BENCH_NGX_CALLGRIND (1: also count instructions per request, with valgrind).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 NM=${BENCH_NGX:-100:1000}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-9}
 N=${NM%%:*}
 M=${NM##*:}
 HOST=127.0.0.1
@@ -88,13 +91,58 @@ for rep in $(seq "$REPS"); do
   done
 done
 
-lua5.4 - "$W/results.tsv" "$N" "$M" "$(git rev-parse --short HEAD)" >bench/NGX.md <<'LUA'
-local res, n, m, rev = ...
+# User-space instructions per request (callgrind, when valgrind is there):
+# 100 threads x 100 and x 200 (SET + GET), the difference over the 20,000
+# requests between them, so start-up cancels out (for OpenResty, whose nginx
+# runs as one process under valgrind, so does its HTTP request). Exact where
+# the CPU times above move by 10% from run to run; but not time: the
+# kernel's share is not in them.
+: >"$W/instructions.tsv"
+if command -v valgrind >/dev/null && [ "${BENCH_NGX_CALLGRIND:-1}" = 1 ]; then
+  collected() { sed -n 's/.*Collected : //p' "$1" | tail -1; }
+  sed 's/^daemon off;/daemon off;\nmaster_process off;/' "$W/nginx/nginx.conf" >"$W/nginx/single.conf"
+  for c in coevent-luajit coevent-lua5.4 openresty; do
+    counts=()
+    for m in 100 200; do
+      if [ $c = openresty ]; then
+        port=$(free_port)
+        sed "s/listen $HOST:$NPORT;/listen $HOST:$port;/" "$W/nginx/single.conf" >"$W/nginx/single.$m.conf"
+        LD_LIBRARY_PATH=$OR/usr/lib/x86_64-linux-gnu valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+          nginx -p "$W/nginx" -c "$W/nginx/single.$m.conf" -e "$W/nginx/error.log" 2>"$W/cg.$c.$m" &
+        pid=$!
+        PIDS+=($pid)
+        for _ in $(seq 600); do (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null && break; sleep 0.1; done
+        curl -sS "http://$HOST:$port/bench?port=$RPORT&n=100&m=$m" >"$W/cg.out"
+        kill -QUIT $pid
+        wait $pid || true
+      else
+        interp=${c#coevent-}; dir=$interp
+        [ "$interp" = luajit ] || dir=lua5.4
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$interp" bench/clients/ngx_redis.lua \
+          "build/$dir" "$LIBS" "$RPORT" 100 "$m" >"$W/cg.out" 2>"$W/cg.$c.$m"
+      fi
+      grep -q "RESULT ok=$((200 * m))" "$W/cg.out" || { echo "bench/ngx.sh: $c under valgrind: $(cat "$W/cg.out")" >&2; exit 1; }
+      counts+=("$(collected "$W/cg.$c.$m")")
+    done
+    printf '%s\t%s\n' "$c" $(((counts[1] - counts[0]) / 20000)) >>"$W/instructions.tsv"
+    printf '  %-15s %s instructions/request\n' "$c" $(((counts[1] - counts[0]) / 20000))
+  done
+fi
+
+lua5.4 - "$W/results.tsv" "$N" "$M" "$(git rev-parse --short HEAD)" "$W/instructions.tsv" >bench/NGX.md <<'LUA'
+local res, n, m, rev, ins = ...
 local runs = {}
 for line in io.lines(res) do
   local c, ok, u, s = line:match('^(%S+)\t(%d+)\t(%S+)\t(%S+)$')
   runs[c] = runs[c] or {}
   table.insert(runs[c], { total = (u + s) / ok * 1e6, user = u / ok * 1e6, sys = s / ok * 1e6 })
+end
+-- Each run's ratio to OpenResty's in the same round of runs, before sorting.
+local paired = {}
+for c, t in pairs(runs) do
+  paired[c] = {}
+  for i, r in ipairs(t) do paired[c][i] = r.total / runs.openresty[i].total end
+  table.sort(paired[c])
 end
 local function median(c)
   local t = runs[c]
@@ -107,12 +155,28 @@ print(('%s light threads x %s (SET + GET) with Debian\'s lua-nginx-redis 0.27, u
   .. '127.0.0.1; one connection per thread. CPU is user + system of the client process (OpenResty: its one '
   .. 'nginx worker), per request, median of the runs; git %s, %s, written by `bash bench/ngx.sh`.'):format(n, m, rev, os.date('!%Y-%m-%d')))
 print('')
-print('| client | user µs/request | system µs/request | total µs/request | total / OpenResty |')
-print('|---|---|---|---|---|')
+print('| client | user µs/request | system µs/request | total µs/request | total / OpenResty | each run\'s ratio, median |')
+print('|---|---|---|---|---|---|')
 local base = median('openresty').total
 for _, c in ipairs({ 'coevent-luajit', 'coevent-lua5.4', 'openresty' }) do
-  local r = median(c)
-  print(('| %s | %.2f | %.2f | %.2f | %.2f |'):format(c, r.user, r.sys, r.total, r.total / base))
+  local r, p = median(c), paired[c]
+  print(('| %s | %.2f | %.2f | %.2f | %.2f | %.2f |'):format(c, r.user, r.sys, r.total, r.total / base, p[(#p + 1) // 2]))
+end
+local count = {}
+for line in io.lines(ins) do
+  local c, k = line:match('^(%S+)\t(%d+)$')
+  count[c] = tonumber(k)
+end
+if count.openresty then
+  print('')
+  print('User-space instructions per request (callgrind; 100 threads x 200 requests minus 100 x 100, over the '
+    .. '20,000 between them): exact, but not time (the kernel\'s share is not in them).')
+  print('')
+  print('| client | instructions/request | / OpenResty |')
+  print('|---|---|---|')
+  for _, c in ipairs({ 'coevent-luajit', 'coevent-lua5.4', 'openresty' }) do
+    print(('| %s | %d | %.2f |'):format(c, count[c], count[c] / count.openresty))
+  end
 end
 LUA
 cat bench/NGX.md
