@@ -49,17 +49,20 @@ end
 ------------------------------------------------------------------------------
 
 case(1, 'a stale timeout reaches the next reader', function()
-  -- The peer echoes `hello` 300 ms after it gets it (right after connecting).
-  local s = T.connect('lateecho 300000')
+  -- The peer echoes `hello` 2 s after it gets it (right after connecting):
+  -- after B's turn, however long a loaded machine makes it.
+  local s = T.connect('lateecho 2000000')
   eq(s:send('hello\n'), 6, 'send')
-  s:settimeout(30)
+  s:settimeout(100)
   local a = L.spawn(function() return s:receive('*l') end)
-  -- B makes a long loop turn: A's 30 ms pass inside it. B ends in it, which
+  -- B makes a long loop turn: A's 100 ms pass inside it. B ends in it, which
   -- queues this thread before A's timeout (fired at the poll after the turn),
   -- so this thread runs first and kills A while A's wake is still queued.
+  -- (100 ms, not less: a loaded machine that stops this process for longer
+  -- than A's timeout before B's turn fires it at an earlier poll.)
   local b = L.spawn(function()
     L.swop()
-    spin(0.1)
+    spin(0.3)
   end)
   eq(L.wait(b), true, 'the long turn')
   -- A's wait is over (its timeout fired) when it is killed: its receive has
@@ -67,8 +70,8 @@ case(1, 'a stale timeout reaches the next reader', function()
   -- socket of a thread killed while it still waits in an operation).
   eq(L.kill(a), true, 'kill the reader whose timeout fired')
   same(pack(L.wait(a)), pack(nil, 'killed'), "the reader's result")
-  s:settimeout(2000)
-  same(pack(s:receive('*l')), pack('hello'), 'the next reader, 2 s timeout')
+  s:settimeout(5000)
+  same(pack(s:receive('*l')), pack('hello'), 'the next reader, 5 s timeout')
   eq(s:close(), 1, 'close')
 end)
 
