@@ -27,8 +27,9 @@ done
 rm -rf "$W"
 mkdir -p "$W/nginx"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_port PORT [SECONDS]: until something listens there (10 s).
 wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq $((${2:-10} * 10))); do (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0; sleep 0.1; done
   echo "bench/ngx.sh: nothing listens on $1" >&2; exit 1
 }
 PIDS=()
@@ -79,9 +80,8 @@ for rep in $(seq "$REPS"); do
       read -r u1 s1 < <(cpu_of "$WORKER")
       u=$(echo "$u1 - $u0" | bc); s=$(echo "$s1 - $s0" | bc)
     else
-      interp=${c#coevent-}; dir=$interp
-      [ "$interp" = luajit ] || dir=lua5.4
-      out=$( { TIMEFORMAT='%U %S'; time "$interp" bench/clients/ngx_redis.lua "build/$dir" "$LIBS" "$RPORT" "$N" "$M" >"$W/out" 2>&1; } 2>"$W/time"; cat "$W/out")
+      interp=${c#coevent-}
+      out=$( { TIMEFORMAT='%U %S'; time "$interp" bench/clients/ngx_redis.lua "build/$interp" "$LIBS" "$RPORT" "$N" "$M" >"$W/out" 2>&1; } 2>"$W/time"; cat "$W/out")
       read -r u s <"$W/time"
     fi
     okn=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out")
@@ -100,32 +100,33 @@ done
 : >"$W/instructions.tsv"
 if command -v valgrind >/dev/null && [ "${BENCH_NGX_CALLGRIND:-1}" = 1 ]; then
   collected() { sed -n 's/.*Collected : //p' "$1" | tail -1; }
-  sed 's/^daemon off;/daemon off;\nmaster_process off;/' "$W/nginx/nginx.conf" >"$W/nginx/single.conf"
   for c in coevent-luajit coevent-lua5.4 openresty; do
     counts=()
     for m in 100 200; do
       if [ $c = openresty ]; then
         port=$(free_port)
-        sed "s/listen $HOST:$NPORT;/listen $HOST:$port;/" "$W/nginx/single.conf" >"$W/nginx/single.$m.conf"
+        # The worker alone, on its own port and pid file.
+        sed -e 's/^daemon off;/daemon off;\nmaster_process off;/' -e "s/listen $HOST:$NPORT;/listen $HOST:$port;/" \
+          -e 's/nginx\.pid;/single.pid;/' "$W/nginx/nginx.conf" >"$W/nginx/single.conf"
         LD_LIBRARY_PATH=$OR/usr/lib/x86_64-linux-gnu valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-          nginx -p "$W/nginx" -c "$W/nginx/single.$m.conf" -e "$W/nginx/error.log" 2>"$W/cg.$c.$m" &
+          nginx -p "$W/nginx" -c "$W/nginx/single.conf" -e "$W/nginx/error.log" 2>"$W/cg.$c.$m" &
         pid=$!
         PIDS+=($pid)
-        for _ in $(seq 600); do (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null && break; sleep 0.1; done
+        wait_port "$port" 60
         curl -sS "http://$HOST:$port/bench?port=$RPORT&n=100&m=$m" >"$W/cg.out"
         kill -QUIT $pid
         wait $pid || true
       else
-        interp=${c#coevent-}; dir=$interp
-        [ "$interp" = luajit ] || dir=lua5.4
+        interp=${c#coevent-}
         valgrind --tool=callgrind --callgrind-out-file=/dev/null "$interp" bench/clients/ngx_redis.lua \
-          "build/$dir" "$LIBS" "$RPORT" 100 "$m" >"$W/cg.out" 2>"$W/cg.$c.$m"
+          "build/$interp" "$LIBS" "$RPORT" 100 "$m" >"$W/cg.out" 2>"$W/cg.$c.$m"
       fi
       grep -q "RESULT ok=$((200 * m))" "$W/cg.out" || { echo "bench/ngx.sh: $c under valgrind: $(cat "$W/cg.out")" >&2; exit 1; }
       counts+=("$(collected "$W/cg.$c.$m")")
     done
-    printf '%s\t%s\n' "$c" $(((counts[1] - counts[0]) / 20000)) >>"$W/instructions.tsv"
-    printf '  %-15s %s instructions/request\n' "$c" $(((counts[1] - counts[0]) / 20000))
+    per=$(((counts[1] - counts[0]) / 20000))
+    printf '%s\t%s\n' "$c" "$per" >>"$W/instructions.tsv"
+    printf '  %-15s %s instructions/request\n' "$c" "$per"
   done
 fi
 
