@@ -26,8 +26,7 @@ bench_tools valgrind callgrind_annotate redis-server nginx curl luajit lua5.4 lu
 NOFILE=$(ulimit -n)
 
 tmp=$(mktemp -d)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+stop_on_exit "$tmp"
 
 # The release modules with symbols (DWARF 4, which valgrind 3.19 reads).
 for f in luajit:luajit lua54:lua5.4; do

@@ -1,4 +1,7 @@
-# Sourced by bench/run.sh and bench/callgrind.sh, which set ROOT and HOST.
+# Sourced by the bench scripts, which set ROOT and HOST.
+#   stop_on_exit [DIR]           PIDS=(): every server a script starts goes in
+#                                PIDS; at its exit (or INT, TERM) each is stopped
+#                                by pid and waited for, and DIR is removed
 #   bench_tools CMD...           exits unless every CMD and OpenResty's lua module
 #                                (bench/deps.sh) are there; builds bench/floor;
 #                                sets OR, FLOOR and BT
@@ -8,6 +11,19 @@
 #                                module (unpacked by bench/deps.sh into $OR), one
 #                                worker; MASTER: on, or off for a single process
 #                                (the worker itself, for valgrind); needs NOFILE
+
+stop_on_exit() {
+  PIDS=()
+  REMOVE_AT_EXIT=${1:-}
+  trap stop_servers EXIT
+  trap 'exit 130' INT TERM
+}
+stop_servers() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$REMOVE_AT_EXIT" ]; then rm -rf "$REMOVE_AT_EXIT"; fi
+}
 
 bench_tools() {
   for b in "$@"; do

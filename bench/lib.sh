@@ -26,14 +26,7 @@ RES=$W/results.tsv
 : >"$RES"
 
 # ---- servers, stopped by pid on exit ----------------------------------------------
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_on_exit
 
 RPORT=$($BT freeport)
 redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --daemonize no \

@@ -18,28 +18,22 @@ REPS=${BENCH_REPS:-9}
 N=${NM%%:*}
 M=${NM##*:}
 HOST=127.0.0.1
-OR=$ROOT/bench/.deps/openresty
 LIBS=$ROOT/bench/.deps/ngx/usr/share/lua/5.1
 W=$ROOT/bench/out/ngx
-for f in build/luajit/coevent.so build/lua5.4/coevent.so "$OR/usr/lib/nginx/modules/ngx_http_lua_module.so" "$LIBS/nginx/redis.lua"; do
-  [ -f "$f" ] || { echo "bench/ngx.sh: $f missing (make modules; bash bench/deps.sh openresty; tests/ngxdeps.sh)" >&2; exit 1; }
+for f in build/luajit/coevent.so build/lua5.4/coevent.so "$LIBS/nginx/redis.lua"; do
+  [ -f "$f" ] || { echo "bench/ngx.sh: $f missing (make modules; tests/ngxdeps.sh)" >&2; exit 1; }
 done
+. bench/common.sh
+bench_tools redis-server nginx curl luajit lua5.4 bc
 rm -rf "$W"
 mkdir -p "$W/nginx"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# wait_port PORT [SECONDS]: until something listens there (10 s).
-wait_port() {
-  for _ in $(seq $((${2:-10} * 10))); do (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "bench/ngx.sh: nothing listens on $1" >&2; exit 1
-}
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-RPORT=$(free_port)
+stop_on_exit
+RPORT=$($BT freeport)
 redis-server --bind $HOST --port "$RPORT" --save '' --appendonly no --logfile "$W/redis.log" &
 PIDS+=($!)
 wait_port "$RPORT"
 
-NPORT=$(free_port)
+NPORT=$($BT freeport)
 cat >"$W/nginx/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -104,7 +98,7 @@ if command -v valgrind >/dev/null && [ "${BENCH_NGX_CALLGRIND:-1}" = 1 ]; then
     counts=()
     for m in 100 200; do
       if [ $c = openresty ]; then
-        port=$(free_port)
+        port=$($BT freeport)
         # The worker alone, on its own port and pid file.
         sed -e 's/^daemon off;/daemon off;\nmaster_process off;/' -e "s/listen $HOST:$NPORT;/listen $HOST:$port;/" \
           -e 's/nginx\.pid;/single.pid;/' "$W/nginx/nginx.conf" >"$W/nginx/single.conf"

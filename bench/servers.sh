@@ -26,8 +26,8 @@ SECS=${BENCH_SECONDS:-5}
 OUT=${BENCH_OUT:-bench/SERVERS.md}
 TMP=$(mktemp -d)
 TICK=$(getconf CLK_TCK)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
+. bench/common.sh
+stop_on_exit "$TMP"
 ulimit -n 20000
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -43,14 +43,7 @@ printf 'subjectAltName=DNS:localhost\n' >"$W/ext"
 openssl x509 -req -in "$W/srv.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
   -extfile "$W/ext" -out "$W/srv.pem" 2>/dev/null
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_on_exit
 
 # The servers: nginx (TLS 1.2 and 1.3; TLS 1.2 alone, for resumption; plain), redis over TLS.
 P13=$($BT freeport) P12=$($BT freeport) PPLAIN=$($BT freeport) PREDIS=$($BT freeport)

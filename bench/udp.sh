@@ -17,15 +17,13 @@ bench_tools memcached nginx curl luajit strace
 make -s module LUA=jit >/dev/null
 cargo build --release -q --bin coevent
 tmp=$(mktemp -d)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+stop_on_exit "$tmp"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-MC=$(free_port)
+MC=$($BT freeport)
 memcached -l $HOST -U "$MC" -p "$MC" -u nobody -t 1 -m 16 &
 PIDS+=($!)
 wait_port "$MC"
-NG=$(free_port)
+NG=$($BT freeport)
 mkdir -p "$tmp/ng"
 cat >"$tmp/ng/nginx.conf" <<CONF
 daemon off;
