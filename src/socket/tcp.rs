@@ -3,7 +3,6 @@
 //! when it must wait, the operation answers the wait marker with its `Op`,
 //! and the scheduler finishes it (`*_woken`) when the wait ends.
 
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
@@ -204,7 +203,8 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -
                 }
                 p => {
                     if let Some(p) = number(lua, p) {
-                        let _ = write!(k, ":{}", p as i64);
+                        k.push(b':');
+                        push_int(&mut k, p as i64);
                     }
                 }
             }
@@ -284,6 +284,24 @@ pub fn port_arg(lua: &Lua, host: &[u8], port: &Value) -> std::result::Result<u16
         Some(p) => Err(fail(lua, &format!("bad port number: {}", p as i64))),
         None => Err(fail(lua, "missing the port number")),
     }
+}
+
+/// `n`'s decimal digits: `write!` would cost a pooled connect about 500
+/// instructions, 4% of its whole.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let (mut buf, mut i, mut u) = ([0u8; 20], 20, n.unsigned_abs());
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Why `host` is no address, in OpenResty's words where it has them.
@@ -951,4 +969,16 @@ pub fn shutdown(lua: &Lua, eng: &Engine, id: Id, how: Value) -> Result<Ret> {
             Err(e) => fail(lua, &sys::error_string(&e)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_int() {
+        for n in [0, 7, 6379, 65535, -1, -80, i64::MAX, i64::MIN] {
+            let mut k = b"h:".to_vec();
+            super::push_int(&mut k, n);
+            assert_eq!(k, format!("h:{n}").into_bytes());
+        }
+    }
 }
