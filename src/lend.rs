@@ -9,6 +9,8 @@
 //! which starts over only when a resume has ended: a thread makes its string
 //! before it next yields, so by then every copy has been read, and a receive
 //! that runs before the string is made (a debug hook's) copies elsewhere.
+//! A thread run in that gap (started by the hook) starts over only at where
+//! the area was filled to when it began: the copies below are another's.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -25,6 +27,9 @@ const MAX: usize = 4 * 1024;
 #[derive(Default)]
 pub struct Lend {
     used: Cell<usize>,
+    /// Where a resume's end starts the area over: above the copies still
+    /// unread by a thread that another runs inside of.
+    floor: Cell<usize>,
     /// Empty until the prelude turns lending on.
     area: RefCell<Box<[u8]>>,
 }
@@ -60,9 +65,20 @@ impl Lend {
         Some(at)
     }
 
-    /// A resume has ended: every copy has been made into a string.
+    /// A thread's run begins, maybe inside another's: what is lent so far
+    /// stays until `restore` is given the floor returned.
+    pub fn hold(&self) -> usize {
+        self.floor.replace(self.used.get())
+    }
+
+    pub fn restore(&self, floor: usize) {
+        self.floor.set(floor);
+    }
+
+    /// A resume has ended: every copy since its run began has been made into
+    /// a string.
     pub fn clear(&self) {
-        self.used.set(0);
+        self.used.set(self.floor.get());
     }
 }
 
@@ -101,5 +117,22 @@ mod tests {
         assert_eq!(&l.area.borrow()[..4], b"abc\x07", "the first copies in place");
         l.clear();
         assert_eq!(lent(l.data(&lua, b"xy").unwrap()), (2, 0), "from the start after a resume");
+    }
+
+    #[test]
+    fn a_run_inside_another_keeps_its_copies() {
+        let lua = Lua::new();
+        let l = Lend::default();
+        l.start();
+        let outer = l.hold();
+        assert_eq!(lent(l.data(&lua, b"abc").unwrap()), (3, 0), "the outer thread's, unread");
+        let inner = l.hold();
+        assert_eq!(lent(l.data(&lua, b"de").unwrap()), (2, 3), "the inner thread's");
+        l.clear();
+        assert_eq!(lent(l.data(&lua, b"f").unwrap()), (1, 3), "after the inner resume: above the outer copy");
+        l.restore(inner);
+        l.clear();
+        assert_eq!(lent(l.data(&lua, b"g").unwrap()), (1, 0), "after the outer resume: from the start");
+        l.restore(outer);
     }
 }

@@ -246,6 +246,7 @@ impl Sched {
         };
         let (th, held) = self.take_thread(tok)?;
         let outer = eng.current.replace(Some(tok));
+        let floor = eng.lend.hold();
         let r = match op {
             Some(op) => match socket::complete(lua, eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
                 // Still not ready: it parks again, unresumed, where `complete` said.
@@ -268,6 +269,7 @@ impl Sched {
             }
         };
         eng.current.set(outer);
+        eng.lend.restore(floor);
         let pending = eng.pending.take();
         match r {
             Ok(v) if th.status() == ThreadStatus::Resumable => {

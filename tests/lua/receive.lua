@@ -276,6 +276,33 @@ T.case('a debug hook that receives while a receive returns: both exact', functio
   eq(table.concat(got) .. b:receive('*a'), 'tw\ro\r\n\r\nthree\nlast-no-lf', 'b: what the hook read, then the rest')
 end)
 
+-- The same, with a light thread started (and run to its end) by the hook
+-- before the hook's own receive: the nested run's end must not free the area
+-- under the outer receive's unread copy.
+T.case('a debug hook that starts a receiving thread, then receives: all exact', function()
+  if not debug then T.skip('no debug library here') end
+  local a, b, c = T.connect('lines'), T.connect('lines'), T.connect('lines')
+  for _, s in ipairs({ a, b, c }) do
+    eq(s:receive('*l'), 'one', 'line 1 (the rest is buffered now)')
+  end
+  local gotb, gotc = {}, {}
+  if jit then jit.off() end
+  debug.sethook(function()
+    if #gotb < 10 then
+      newthread(function() gotc[#gotc + 1] = assert(c:receiveany(1)) end)
+      gotb[#gotb + 1] = assert(b:receiveany(1))
+    end
+  end, '', 1)
+  local line = a:receive('*l')
+  debug.sethook()
+  if jit then jit.on() end
+  eq(line, 'two', 'a: line 2')
+  T.ok(#gotb > 0, 'the hook read')
+  local rest = 'tw\ro\r\n\r\nthree\nlast-no-lf'
+  eq(table.concat(gotb) .. b:receive('*a'), rest, 'b: what the hook read, then the rest')
+  eq(table.concat(gotc) .. c:receive('*a'), rest, "c: what the hook's threads read, then the rest")
+end)
+
 T.case("an empty stream: '*a' gives '', a line or a count gives closed", function()
   local s = T.connect('bytes 0')
   eq(s:receive('*a'), '', "'*a'")
