@@ -235,3 +235,27 @@ write("dns_message", "resolv-conf", b"\x04www.x\n# generated\nnameserver 10.0.0.
       b"search corp.example.com. example.com corp.example.com\noptions ndots:2 timeout:0 attempts:9 rotate\n")
 write("dns_message", "resolv-conf-absolute", b"\x04host.\nsearch a.com\n")
 write("dns_message", "resolv-conf-garbage", b"\x04\nnameserver\noptions ndots:x timeout:-1 rotate:1\n\x00\xff junk\n")
+
+
+# ---------------------------------------------------------------- regex
+def rx(pattern, subject, flags="", jit=False, dfa=False, start=0):
+    lo = sum(1 << "imsxuaDJ".index(c) for c in flags)
+    hi = (1 if jit else 0) | (2 if dfa else 0) | start << 2
+    p = pattern.encode() if isinstance(pattern, str) else pattern
+    s = subject.encode() if isinstance(subject, str) else subject
+    return bytes([lo, hi, len(p)]) + p + s
+
+
+write("regex", "captures-unset", rx(r"(\w+) (\d+)(x)?", "hello 1234 and 56"))
+write("regex", "named-dupnames", rx(r"(?<n>a)|(?<n>b)", "abba", "D", jit=True))
+write("regex", "dfa-longest", rx(r"a+|a+b", "caab aaab", dfa=True))
+write("regex", "dfa-workspace", rx(r"(a|b|c|d|e|f)*(a|b|c|d|e|f)*(a|b|c|d|e|f)*x", "abcdef" * 20, dfa=True))
+write("regex", "empty-matches", rx(r"x*", "axxb", jit=True))
+write("regex", "many-groups", rx("(a)" * 20, "a" * 25))
+write("regex", "utf-bad-subject", rx(r".", b"a\xff\xfeb", "u"))
+write("regex", "utf-start-inside", rx(r".", "\u00e9\u00e9", "u", start=1))
+write("regex", "javascript-compat", rx(r"\u0041[]|(a)\1", "Aa", "J"))
+write("regex", "lookbehind-k", rx(r"(?<=a)b\Kc", "abcabc", "x", start=2))
+write("regex", "anchored-caseless", rx(r"AB", "abab", "ia"))
+write("regex", "compile-error", rx(r"(a", "a"))
+write("regex", "start-past-end", rx(r"$", "ab", start=63))

@@ -10,6 +10,9 @@ mod dns_message;
 mod receive_pattern;
 #[path = "../../fuzz/src/recv_buffer.rs"]
 mod recv_buffer;
+#[cfg(feature = "pcre")]
+#[path = "../../fuzz/src/regex.rs"]
+mod regex;
 #[path = "../../fuzz/src/until.rs"]
 mod until;
 
@@ -51,4 +54,10 @@ fn dns_message_seeds() {
 #[test]
 fn until_seeds() {
     replay("until", until::check);
+}
+
+#[cfg(feature = "pcre")]
+#[test]
+fn regex_seeds() {
+    replay("regex", regex::check);
 }

@@ -7,4 +7,5 @@
 pub mod dns_message;
 pub mod receive_pattern;
 pub mod recv_buffer;
+pub mod regex;
 pub mod until;
