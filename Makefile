@@ -228,7 +228,7 @@ clean:
 # Reliability (tests/faults.rs). `make valgrind`: the Lua test scripts (tests/lua,
 # tests/lua/faults and tests/lua/tls) through lua5.4 and build/lua5.4/coevent.so under valgrind,
 # failing on any error it reports or a definite leak. `make soak SOAK_SECONDS=600`:
-# the mixed workload of tests/soak against redis-server and the peer (not SECONDS:
+# the mixed workload of tests/soak through the runner and LuaJIT against redis-server and the peer (not SECONDS:
 # bash, the SHELL here, keeps its own SECONDS).
 .PHONY: valgrind soak
 SOAK_SECONDS ?= 60
@@ -240,5 +240,6 @@ valgrind:
 	COEVENT_VALGRIND=1 $(CARGO) test --test tls -- --ignored --show-output lua54::
 
 soak:
-	@command -v redis-server >/dev/null || { echo "redis-server is missing (Debian: apt-get install redis-server)"; exit 1; }
-	COEVENT_SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --test faults -- --ignored --exact soak --nocapture
+	@for b in redis-server luajit; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
+	$(MAKE) module LUA=jit
+	COEVENT_SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --test faults -- --ignored soak:: --nocapture

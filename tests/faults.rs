@@ -16,8 +16,8 @@
 //!   and the scripts of tests/lua go through valgrind, failing on any error it
 //!   reports (invalid reads or writes, uninitialised values) or a definite leak.
 //! - `make soak` (COEVENT_SOAK_SECONDS): tests/soak/soak.lua through the runner
-//!   against redis-server and the peer (ignored by default; without the
-//!   variable it runs 10 seconds).
+//!   and through LuaJIT against redis-server and the peer (ignored by default;
+//!   without the variable each runs 10 seconds).
 //!
 //! As in tests/lua.rs, the scripts count their process's fds, so the peer runs in
 //! a child process (this binary again, running only `serve_peer`), an in-process
@@ -218,13 +218,27 @@ mod ten_thousand_connections {
     }
 }
 
-#[test]
-#[ignore = "needs redis-server; make soak runs it for SOAK_SECONDS"]
-fn soak() {
+/// The soak through the runner, and through LuaJIT, whose received data
+/// comes lent (src/lend.rs).
+mod soak {
+    #[test]
+    #[ignore = "needs redis-server; make soak runs it for SOAK_SECONDS"]
+    fn runner() {
+        super::soak(super::RUNNER, None)
+    }
+
+    #[test]
+    #[ignore = "needs redis-server, luajit and make module LUA=jit; make soak runs it for SOAK_SECONDS"]
+    fn luajit() {
+        super::soak(super::LUAJIT.0, super::LUAJIT.1)
+    }
+}
+
+fn soak(interp: &str, module: Option<(&str, &str)>) {
     let _alone = alone();
     let seconds: u64 = std::env::var("COEVENT_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let redis = Redis::start(4096, 1000);
-    let mut r = Run::new(RUNNER, None, "soak");
+    let mut r = Run::new(interp, module, "soak");
     r.dir = root().join("tests").join("soak");
     r.env.push(("COEVENT_REDIS_PORT".into(), redis.port.to_string()));
     r.env.push(("COEVENT_SOAK_SECONDS".into(), seconds.to_string()));

@@ -19,6 +19,7 @@
 local T = require('harness')
 local F = require('support')
 local L, eq = T.L, T.eq
+local floor = math.floor
 
 local SECONDS = tonumber(os.getenv('COEVENT_SOAK_SECONDS')) or 60
 local REDIS = tonumber(os.getenv('COEVENT_REDIS_PORT'))
@@ -258,7 +259,7 @@ T.case('soak for ' .. SECONDS .. ' s (' .. PHASES .. ' phases of ' .. PHASE .. '
     s.heap = collectgarbage('count')
     s.t, s.fds, s.rss = F.now() - t_start, T.fds(), F.rss()
     print(string.format('SOAK sample %d t=%.1fs fds=%d rss=%d KiB lua=%d KiB requests=%d replies=%d',
-      phase, s.t, s.fds, s.rss // 1024, s.heap // 1, count.requests or 0, count.replies or 0))
+      phase, s.t, s.fds, floor(s.rss / 1024), floor(s.heap), count.requests or 0, count.replies or 0))
   end
   for i = 1, KEEP do eq(keep[i]:close(), 1, 'close keeper ' .. i) end
 
@@ -283,11 +284,11 @@ T.case('soak for ' .. SECONDS .. ' s (' .. PHASES .. ' phases of ' .. PHASE .. '
     end
   end
   print(string.format('SOAK warm-up %d samples: rss max %d KiB, lua max %d KiB; after it: rss max %d KiB (%+d KiB), lua max %d KiB (%+d KiB); fds %d at every sample',
-    warm, ref // 1024, href // 1, top // 1024, (top - ref) // 1024, htop // 1, (htop - href) // 1, base))
+    warm, floor(ref / 1024), floor(href), floor(top / 1024), floor((top - ref) / 1024), floor(htop), floor(htop - href), base))
   T.ok(top <= ref + 1024 * 1024 + ref * 0.02,
-    string.format('rss after the warm-up (%d KiB) within 1 MiB + 2%% of the warm-up (%d KiB)', top // 1024, ref // 1024))
+    string.format('rss after the warm-up (%d KiB) within 1 MiB + 2%% of the warm-up (%d KiB)', floor(top / 1024), floor(ref / 1024)))
   T.ok(htop <= href + 64 + href * 0.1,
-    string.format('Lua heap after the warm-up (%d KiB) within 64 KiB + 10%% of the warm-up (%d KiB)', htop // 1, href // 1))
+    string.format('Lua heap after the warm-up (%d KiB) within 64 KiB + 10%% of the warm-up (%d KiB)', floor(htop), floor(href)))
 end)
 
 return T.run()
