@@ -174,6 +174,14 @@ pub struct Engine {
     deferred: RefCell<Vec<Deferred>>,
 }
 
+/// A running thread's state in flight, put aside while another runs inside it.
+pub struct Outer {
+    current: Option<u32>,
+    pending: Pending,
+    answer: Option<Answer>,
+    floor: usize,
+}
+
 pub const BUSY: &str = "coevent is busy: called from a finalizer in the middle of an operation";
 
 impl Engine {
@@ -193,6 +201,27 @@ impl Engine {
     /// The running thread's token, or None outside a loop.
     pub fn current(&self) -> Option<u32> {
         self.current.get()
+    }
+
+    /// Thread `tok` starts running, maybe inside another's run (started by a
+    /// debug hook or a finalizer there, between a call into Rust and the
+    /// yield or the string it leads to): what that one has in flight (its
+    /// noted wait, its answer, its lent copies) is put aside, for `leave`.
+    pub fn enter(&self, tok: u32) -> Outer {
+        Outer {
+            current: self.current.replace(Some(tok)),
+            pending: self.pending.take(),
+            answer: self.answer.take(),
+            floor: self.lend.hold(),
+        }
+    }
+
+    /// Back to the thread `enter` put aside: the wait the one that ran noted.
+    pub fn leave(&self, o: Outer) -> Pending {
+        self.current.set(o.current);
+        self.answer.replace(o.answer);
+        self.lend.restore(o.floor);
+        self.pending.replace(o.pending)
     }
 
     /// Parks the running thread on `p` when it next yields the marker.

@@ -245,8 +245,7 @@ impl Sched {
             (task.op.take(), std::mem::take(&mut task.wake), task.start.take())
         };
         let (th, held) = self.take_thread(tok)?;
-        let outer = eng.current.replace(Some(tok));
-        let floor = eng.lend.hold();
+        let outer = eng.enter(tok);
         let r = match op {
             Some(op) => match socket::complete(lua, eng, op, wake).or_else(|e| ret::rethrow(lua, e)) {
                 // Still not ready: it parks again, unresumed, where `complete` said.
@@ -257,20 +256,14 @@ impl Sched {
                 Err(e) => Err(e),
             },
             None => {
-                let answered = matches!(wake, Wake::Answer(_));
+                // `leave` drops an answer the thread left untaken.
                 if let Wake::Answer(a) = wake {
                     eng.answer.replace(Some(*a));
                 }
-                let r = self.resume(&th, start.unwrap_or_default());
-                if answered {
-                    eng.answer.take();
-                }
-                r.and_then(|y| self.serve(lua, &th, y))
+                self.resume(&th, start.unwrap_or_default()).and_then(|y| self.serve(lua, &th, y))
             }
         };
-        eng.current.set(outer);
-        eng.lend.restore(floor);
-        let pending = eng.pending.take();
+        let pending = eng.leave(outer);
         match r {
             Ok(v) if th.status() == ThreadStatus::Resumable => {
                 let wait = is_wait(&v);

@@ -294,6 +294,35 @@ T.case('a debug hook that starts a receiving thread, then receives: all exact', 
   hooked_receive(true)
 end)
 
+-- A call hook fires as a waiting receiveany yields, after its wait was noted
+-- and before the scheduler takes it: a thread the hook starts there, which
+-- waits too, must not take that wait for its own.
+T.case('a call hook that starts a sleeping thread as receiveany waits: both wake right', function()
+  if not debug then T.skip('no debug library here') end
+  local s = T.connect('echo')
+  local sender = newthread(function()
+    L.sleep(0.05)
+    return s:send('late')
+  end)
+  local slept, me = {}, coroutine.running()
+  if jit then jit.off() end
+  debug.sethook(function()
+    if #slept < 5 and coroutine.running() == me then
+      slept[#slept + 1] = newthread(function()
+        L.sleep(0.01)
+        return 'slept'
+      end)
+    end
+  end, 'c')
+  local got = pack(s:receiveany(10))
+  debug.sethook()
+  if jit then jit.on() end
+  same(got, pack('late'), 'receiveany')
+  eq(coroutine_wait(sender), 4, 'sender')
+  T.ok(#slept > 0, 'the hook started threads')
+  for i, t in ipairs(slept) do eq(coroutine_wait(t), 'slept', 'sleeper ' .. i) end
+end)
+
 T.case("an empty stream: '*a' gives '', a line or a count gives closed", function()
   local s = T.connect('bytes 0')
   eq(s:receive('*a'), '', "'*a'")

@@ -240,6 +240,31 @@ T.case('PUC Lua 5.1: a lookup whose wait pcall refused does not answer another n
   eq(resolve('v6.test'), '::1')
 end)
 
+-- A debug hook runs between a lookup's wake and its taking of the answer: a
+-- thread the hook starts there, resolving another name, must not take it.
+T.case('a thread started by a hook as a lookup wakes gets its own answer', function()
+  if not debug then T.skip('no debug library here') end
+  use()
+  local got, threads, me = {}, {}, coroutine.running()
+  if jit then jit.off() end
+  -- (LuaJIT's hooks are global: this one acts in this thread only.)
+  debug.sethook(function()
+    if #threads < 40 and coroutine.running() == me then
+      threads[#threads + 1] = L.spawn(function()
+        local r = resolve('v6.test')
+        got[#got + 1] = r
+      end)
+    end
+  end, 'c')
+  local mine = resolve('v4.test')
+  debug.sethook()
+  if jit then jit.on() end
+  for _, t in ipairs(threads) do L.wait(t) end
+  eq(mine, '127.0.0.1', 'v4.test')
+  eq(#got, #threads, 'every thread resolved')
+  for i = 1, #got do eq(got[i], '::1', 'v6.test, thread ' .. i) end
+end)
+
 T.case('bad arguments raise', function()
   T.raises(function() L.resolve() end, "bad argument #1 to 'resolve' (string expected, got nil)")
   T.raises(function() L.resolve({}) end, "bad argument #1 to 'resolve' (string expected, got table)")
