@@ -93,6 +93,7 @@ help:
 	@echo "make check           cargo fmt --check and clippy"
 	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
 	@echo "make soak SOAK_SECONDS=600  the mixed workload for that long (default 60)"
+	@echo "make adversary       the LuaJIT test scripts with a thread started every ADVERSARY (3) instructions"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
 	@echo "make size            build the size variants, smoke-test them, check the 512 KiB guard; sizes, RSS"
 	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md, bench/CALLGRIND.md)"
@@ -230,14 +231,21 @@ clean:
 # failing on any error it reports or a definite leak. `make soak SOAK_SECONDS=600`:
 # the mixed workload of tests/soak through the runner and LuaJIT against redis-server and the peer (not SECONDS:
 # bash, the SHELL here, keeps its own SECONDS).
-.PHONY: valgrind soak
+.PHONY: valgrind soak adversary
 SOAK_SECONDS ?= 60
+ADVERSARY ?= 3
 
 valgrind:
 	@for b in valgrind lua5.4; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done
 	$(MAKE) module LUA=5.4
 	COEVENT_VALGRIND=1 $(CARGO) test --test faults -- --ignored --show-output lua54:: valgrind::
 	COEVENT_VALGRIND=1 $(CARGO) test --test tls -- --ignored --show-output lua54::
+
+# The LuaJIT runs of the test scripts with tests/lua/harness.lua's adversary: a
+# debug hook that starts a light thread every ADVERSARY VM instructions, inside
+# whatever runs (docs/testing.md).
+adversary: deps modules
+	COEVENT_ADVERSARY=$(ADVERSARY) $(CARGO) test --test lua --test dns --test faults --test ngx --test pool --test tls -- --include-ignored luajit::
 
 soak:
 	@for b in redis-server luajit; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done

@@ -14,6 +14,36 @@ local L = require('coevent')
 local unpack = table.unpack or unpack
 
 local T = { L = L, host = '127.0.0.1', cases = {} }
+-- COEVENT_ADVERSARY=N, on LuaJIT (whose hooks reach every coroutine): every N
+-- VM instructions a hook starts a light thread that sleeps or swops, so threads
+-- start and run inside others anywhere, between a call into Rust and its yield
+-- too (docs/internals.md, docs/testing.md). Its own threads start none.
+T.adversary = jit and tonumber(os.getenv('COEVENT_ADVERSARY'))
+local adversary
+if T.adversary then
+  jit.off()
+  local n, theirs = 0, setmetatable({}, { __mode = 'k' })
+  local function sleeper() theirs[coroutine.running()] = true L.sleep(0) end
+  local function swopper() theirs[coroutine.running()] = true L.swop() end
+  adversary = function()
+    if theirs[coroutine.running() or 1] then return end
+    n = n + 1
+    pcall(L.spawn, n % 2 == 0 and sleeper or swopper)
+  end
+  debug.sethook(adversary, '', T.adversary)
+end
+
+-- A case's own debug hook, with LuaJIT's JIT off (it skips hooks); and its
+-- end: back to the adversary's, if there is one.
+function T.hook(f, mask, count)
+  if jit then jit.off() end
+  debug.sethook(f, mask, count)
+end
+
+function T.unhook()
+  debug.sethook(adversary, '', T.adversary or 0)
+  if jit and not adversary then jit.on() end
+end
 T.peer = T.host
 
 local function var(name)

@@ -268,16 +268,14 @@ local function hooked_receive(spawn)
     eq(s:receive('*l'), 'one', 'line 1 (the rest is buffered now)')
   end
   local gotb, gotc = {}, {}
-  if jit then jit.off() end
-  debug.sethook(function()
+  T.hook(function()
     if #gotb < 20 then
       if spawn then newthread(function() gotc[#gotc + 1] = assert(c:receiveany(1)) end) end
       gotb[#gotb + 1] = assert(b:receiveany(1))
     end
   end, '', 1)
   local line = a:receive('*l')
-  debug.sethook()
-  if jit then jit.on() end
+  T.unhook()
   eq(line, 'two', 'a: line 2')
   T.ok(#gotb > 0, 'the hook read')
   eq(#gotc, spawn and #gotb or 0, "the hook's threads read")
@@ -305,8 +303,7 @@ T.case('a call hook that starts a sleeping thread as receiveany waits: both wake
     return s:send('late')
   end)
   local slept, me = {}, coroutine.running()
-  if jit then jit.off() end
-  debug.sethook(function()
+  T.hook(function()
     if #slept < 5 and coroutine.running() == me then
       slept[#slept + 1] = newthread(function()
         L.sleep(0.01)
@@ -315,8 +312,7 @@ T.case('a call hook that starts a sleeping thread as receiveany waits: both wake
     end
   end, 'c')
   local got = pack(s:receiveany(10))
-  debug.sethook()
-  if jit then jit.on() end
+  T.unhook()
   same(got, pack('late'), 'receiveany')
   eq(coroutine_wait(sender), 4, 'sender')
   T.ok(#slept > 0, 'the hook started threads')
@@ -431,6 +427,9 @@ T.case('1 GiB read with a byte count in 64 KiB pieces, memory bounded', function
   end
   eq(got, total, 'bytes read')
   same(pack(s:receive(1)), pack(nil, 'closed', ''), 'then the peer closed')
+  -- (The adversary's threads, started faster than a reader that never waits
+  -- lets them run, take memory of their own.)
+  if T.adversary then return end
   T.ok(peak - before < 32 * 1024 * 1024, 'RSS grew by ' .. (peak - before) .. ' bytes')
 end)
 

@@ -246,9 +246,8 @@ T.case('a thread started by a hook as a lookup wakes gets its own answer', funct
   if not debug then T.skip('no debug library here') end
   use()
   local got, threads, me = {}, {}, coroutine.running()
-  if jit then jit.off() end
   -- (LuaJIT's hooks are global: this one acts in this thread only.)
-  debug.sethook(function()
+  T.hook(function()
     if #threads < 40 and coroutine.running() == me then
       threads[#threads + 1] = L.spawn(function()
         local r = resolve('v6.test')
@@ -257,8 +256,7 @@ T.case('a thread started by a hook as a lookup wakes gets its own answer', funct
     end
   end, 'c')
   local mine = resolve('v4.test')
-  debug.sethook()
-  if jit then jit.on() end
+  T.unhook()
   for _, t in ipairs(threads) do L.wait(t) end
   eq(mine, '127.0.0.1', 'v4.test')
   eq(#got, #threads, 'every thread resolved')
