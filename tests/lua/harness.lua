@@ -15,20 +15,31 @@ local unpack = table.unpack or unpack
 
 local T = { L = L, host = '127.0.0.1', cases = {} }
 -- COEVENT_ADVERSARY=N, on LuaJIT (whose hooks reach every coroutine): every N
--- VM instructions a hook starts a light thread that sleeps or swops, so threads
--- start and run inside others anywhere, between a call into Rust and its yield
--- too (docs/internals.md, docs/testing.md). Its own threads start none.
+-- VM instructions a hook starts a light thread that sleeps, swops or resolves
+-- an address (which must come back as it is), so threads start and run inside
+-- others anywhere, between a call into Rust and its yield too
+-- (docs/internals.md, docs/testing.md). Its own threads start none.
 T.adversary = jit and tonumber(os.getenv('COEVENT_ADVERSARY'))
-local adversary
+local adversary, wronged
 if T.adversary then
   jit.off()
   local n, theirs = 0, setmetatable({}, { __mode = 'k' })
-  local function sleeper() theirs[coroutine.running()] = true L.sleep(0) end
-  local function swopper() theirs[coroutine.running()] = true L.swop() end
+  local kinds = {
+    function() L.sleep(0) end,
+    function() L.swop() end,
+    function()
+      local r, e = L.resolve('127.0.0.2')
+      if not (r and r[1] == '127.0.0.2' and #r == 1) then wronged = wronged or T.show(r) .. ', ' .. T.show(e) end
+    end,
+  }
   adversary = function()
     if theirs[coroutine.running() or 1] then return end
     n = n + 1
-    pcall(L.spawn, n % 2 == 0 and sleeper or swopper)
+    local kind = kinds[n % #kinds + 1]
+    pcall(L.spawn, function()
+      theirs[coroutine.running()] = true
+      kind()
+    end)
   end
   debug.sethook(adversary, '', T.adversary)
 end
@@ -202,6 +213,7 @@ function T.run()
     end
     collectgarbage()
     collectgarbage()
+    if ok and wronged then ok, err, wronged = false, "an adversary's L.resolve('127.0.0.2') got " .. wronged, nil end
     if ok then
       local after = T.fds()
       if after > before then ok, err = false, string.format('fd leak: %d open before, %d after', before, after) end
