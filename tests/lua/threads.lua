@@ -369,4 +369,41 @@ T.case('L.wrap and L.resume: user coroutines that wait inside a light thread', f
   T.ok(plain() ~= 'never seen first', 'coroutine.wrap gets the wait marker')
 end)
 
+-- Finalizers run wherever an allocation runs the collector, the scheduler's
+-- own (filing a thread's end, between threads) included: newthread there
+-- queues its thread, which runs. (On PUC 5.1 the "not inside a coevent loop"
+-- it once got there was a string mlua made inside its own protected call,
+-- which crashed the process.)
+T.case('newthread from finalizers the scheduler runs: every thread runs', function()
+  local mode = _VERSION == 'Lua 5.4' and collectgarbage('incremental')
+  local pause = collectgarbage('setpause', 0)
+  local mul = collectgarbage('setstepmul', jit and 100 or 1)
+  collectgarbage()
+  local started, ran, refused = 0, 0, {}
+  local function fin()
+    local ok, e = pcall(newthread, function() ran = ran + 1 end)
+    if ok then started = started + 1 else refused[#refused + 1] = e end
+  end
+  local function plant()
+    if newproxy then
+      getmetatable(newproxy(true)).__gc = fin
+    else
+      setmetatable({}, { __gc = fin })
+    end
+  end
+  for _ = 1, 100 do
+    for _ = 1, 40 do plant() end
+    local ts = {}
+    for i = 1, 40 do ts[i] = newthread(function() return i end) end
+    for i = 1, 40 do eq(coroutine_wait(ts[i]), i, 'thread ' .. i) end
+  end
+  collectgarbage('setpause', pause)
+  collectgarbage('setstepmul', mul)
+  if mode then collectgarbage(mode) end
+  L.sleep(0.01)
+  eq(#refused, 0, 'refused: ' .. tostring(refused[1]))
+  T.ok(started > 0, 'finalizers started threads')
+  eq(ran, started, 'threads that ran')
+end)
+
 return T.run()
