@@ -93,7 +93,7 @@ help:
 	@echo "make check           cargo fmt --check and clippy"
 	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
 	@echo "make soak SOAK_SECONDS=600  the mixed workload for that long (default 60)"
-	@echo "make adversary       the LuaJIT test scripts with a thread started every ADVERSARY (3) instructions"
+	@echo "make adversary       the test scripts with threads started inside whatever runs (ADVERSARY=3)"
 	@echo "make fuzz            run every fuzz target FUZZ_SECONDS (60) each"
 	@echo "make size            build the size variants, smoke-test them, check the 512 KiB guard; sizes, RSS"
 	@echo "make bench           compare with OpenResty, cqueues, luv, copas and a raw epoll floor (bench/RESULTS.md, bench/CALLGRIND.md)"
@@ -241,11 +241,11 @@ valgrind:
 	COEVENT_VALGRIND=1 $(CARGO) test --test faults -- --ignored --show-output lua54:: valgrind::
 	COEVENT_VALGRIND=1 $(CARGO) test --test tls -- --ignored --show-output lua54::
 
-# The LuaJIT runs of the test scripts with tests/lua/harness.lua's adversary: a
-# debug hook that starts a light thread every ADVERSARY VM instructions, inside
-# whatever runs (docs/testing.md).
+# The test scripts with tests/lua/harness.lua's adversary, which starts light
+# threads inside whatever runs: from a finalizer at each collection, and on
+# LuaJIT from a debug hook every ADVERSARY VM instructions (docs/testing.md).
 adversary: deps modules
-	COEVENT_ADVERSARY=$(ADVERSARY) $(CARGO) test --test lua --test dns --test faults --test ngx --test pool --test tls -- --include-ignored luajit::
+	COEVENT_ADVERSARY=$(ADVERSARY) $(CARGO) test --test lua --test dns --test faults --test ngx --test pool --test tls -- --include-ignored --skip valgrind:: --skip soak --skip size_variants::
 
 soak:
 	@for b in redis-server luajit; do command -v $$b >/dev/null || { echo "$$b is missing (Debian: apt-get install $$b)"; exit 1; }; done

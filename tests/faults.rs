@@ -186,7 +186,10 @@ fn ten_thousand(interp: &str, module: Option<(&str, &str)>) {
     println!("{interp}: memory per idle connection: {per:.0} bytes of RSS ({:.1} KiB)", per / 1024.0);
     // About 1 KiB in all (Lua heap, socket, reactor slot); a socket that kept
     // its receive buffer would add a page.
-    assert!(per < 3.0 * 1024.0, "{per} bytes per idle connection");
+    // (Not under the adversary of tests/lua/harness.lua: its threads take memory of their own.)
+    if std::env::var_os("COEVENT_ADVERSARY").is_none() {
+        assert!(per < 3.0 * 1024.0, "{per} bytes per idle connection");
+    }
     drop(redis);
 }
 

@@ -14,15 +14,15 @@ local L = require('coevent')
 local unpack = table.unpack or unpack
 
 local T = { L = L, host = '127.0.0.1', cases = {} }
--- COEVENT_ADVERSARY=N, on LuaJIT (whose hooks reach every coroutine): every N
--- VM instructions a hook starts a light thread that sleeps, swops or resolves
--- an address (which must come back as it is), so threads start and run inside
--- others anywhere, between a call into Rust and its yield too
--- (docs/internals.md, docs/testing.md). Its own threads start none.
-T.adversary = jit and tonumber(os.getenv('COEVENT_ADVERSARY'))
+-- COEVENT_ADVERSARY=N starts light threads inside whatever runs, between a
+-- call into Rust and its yield too (docs/internals.md, docs/testing.md): on
+-- every Lua from a finalizer at each collection (wherever an allocation ran
+-- it), and on LuaJIT (whose hooks reach every coroutine) from a hook every N
+-- VM instructions. A thread sleeps, swops, or resolves an address, which must
+-- come back as it is. Its own threads start none.
+T.adversary = tonumber(os.getenv('COEVENT_ADVERSARY'))
 local adversary, wronged
 if T.adversary then
-  jit.off()
   local n, theirs = 0, setmetatable({}, { __mode = 'k' })
   local kinds = {
     function() L.sleep(0) end,
@@ -32,7 +32,7 @@ if T.adversary then
       if not (r and r[1] == '127.0.0.2' and #r == 1) then wronged = wronged or T.show(r) .. ', ' .. T.show(e) end
     end,
   }
-  adversary = function()
+  local function start()
     if theirs[coroutine.running() or 1] then return end
     n = n + 1
     local kind = kinds[n % #kinds + 1]
@@ -41,9 +41,22 @@ if T.adversary then
       kind()
     end)
   end
-  debug.sethook(adversary, '', T.adversary)
+  local function finalizer()
+    start()
+    -- The next one, for the next collection.
+    if newproxy then
+      getmetatable(newproxy(true)).__gc = finalizer
+    else
+      setmetatable({}, { __gc = finalizer })
+    end
+  end
+  finalizer()
+  if jit then
+    jit.off()
+    adversary = start
+    debug.sethook(adversary, '', T.adversary)
+  end
 end
-
 -- A case's own debug hook, with LuaJIT's JIT off (it skips hooks); and its
 -- end: back to the adversary's, if there is one.
 function T.hook(f, mask, count)
