@@ -14,6 +14,18 @@ local L = require('coevent')
 local unpack = table.unpack or unpack
 
 local T = { L = L, host = '127.0.0.1', cases = {} }
+
+-- An object whose finalizer is `fn` (a newproxy on 5.1 and LuaJIT, whose
+-- tables have none).
+function T.finalized(fn)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
 -- COEVENT_ADVERSARY=N starts light threads inside whatever runs, between a
 -- call into Rust and its yield too (docs/internals.md, docs/testing.md): on
 -- every Lua from a finalizer at each collection (wherever an allocation ran
@@ -43,12 +55,7 @@ if T.adversary then
   end
   local function finalizer()
     start()
-    -- The next one, for the next collection.
-    if newproxy then
-      getmetatable(newproxy(true)).__gc = finalizer
-    else
-      setmetatable({}, { __gc = finalizer })
-    end
+    T.finalized(finalizer) -- the next one, for the next collection
   end
   finalizer()
   if jit then

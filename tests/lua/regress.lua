@@ -198,12 +198,7 @@ case(11, 'killing a thread in a socket operation closes that socket; a collected
   local function plant()
     -- Reachable only from a garbage object's finalizer: collected with it.
     local s = L.tcp()
-    local function keep() saved = s end
-    if newproxy then
-      getmetatable(newproxy(true)).__gc = keep
-    else
-      setmetatable({}, { __gc = keep })
-    end
+    T.finalized(function() saved = s end)
   end
   plant()
   collectgarbage()
@@ -282,15 +277,6 @@ end)
 -- allocation on the way). The reader's turn comes next: the scheduler
 -- finishes its receive (a timeout) and makes its result's strings, whose
 -- allocation steps the collector, which runs the next finalizers there.
-local function with_finalizer(fn)
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = fn
-    return p
-  end
-  return setmetatable({}, { __gc = fn })
-end
-
 local function finalize_inside_receive(state, fin, k)
   -- Incremental (Debian's 5.4 collects generationally by default), each step
   -- small: once the first finalizer has run, the others come a few at a time.
@@ -308,7 +294,7 @@ local function finalize_inside_receive(state, fin, k)
   -- of the caller's keeps them).
   local function plant(n)
     local keep = {}
-    for j = 1, n do keep[j] = with_finalizer(finalizer) end
+    for j = 1, n do keep[j] = T.finalized(finalizer) end
   end
   local outcomes = {}
   -- The rounds run in a light thread, which catches their error (PUC 5.1

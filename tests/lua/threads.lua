@@ -384,15 +384,8 @@ T.case('newthread from finalizers the scheduler runs: every thread runs', functi
     local ok, e = pcall(newthread, function() ran = ran + 1 end)
     if ok then started = started + 1 else refused[#refused + 1] = e end
   end
-  local function plant()
-    if newproxy then
-      getmetatable(newproxy(true)).__gc = fin
-    else
-      setmetatable({}, { __gc = fin })
-    end
-  end
   for _ = 1, 100 do
-    for _ = 1, 40 do plant() end
+    for _ = 1, 40 do T.finalized(fin) end
     local ts = {}
     for i = 1, 40 do ts[i] = newthread(function() return i end) end
     for i = 1, 40 do eq(coroutine_wait(ts[i]), i, 'thread ' .. i) end
