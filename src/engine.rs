@@ -18,7 +18,7 @@ use coevent_ffi::resolver::{Answer, Config, Resolver};
 use coevent_ffi::stream::Cx;
 use coevent_ffi::table::{Id, Sock, Table};
 use coevent_ffi::until::{Key, Matchers};
-use mlua::Result;
+use mlua::{Lua, LuaString, Result, Value};
 
 use crate::lend::Lend;
 use crate::op::Pending;
@@ -172,6 +172,8 @@ pub struct Engine {
     /// LuaJIT's received data on its way to a Lua string.
     pub lend: Lend,
     deferred: RefCell<Vec<Deferred>>,
+    /// `BUSY` as a Lua string, made beforehand (see `func_nested`).
+    busy: RefCell<Option<LuaString>>,
 }
 
 /// A running thread's state in flight, put aside while another runs inside it.
@@ -222,6 +224,19 @@ impl Engine {
         self.answer.replace(o.answer);
         self.lend.restore(o.floor);
         self.pending.replace(o.pending)
+    }
+
+    pub fn made_busy(&self, lua: &Lua) -> Result<()> {
+        *self.busy.borrow_mut() = Some(lua.create_string(BUSY)?);
+        Ok(())
+    }
+
+    /// `BUSY` for Lua, without making a Lua value.
+    pub fn busy(&self, lua: &Lua) -> Result<Value> {
+        match &*self.busy.borrow() {
+            Some(s) => Ok(Value::String(s.clone())),
+            None => Ok(Value::String(lua.create_string(BUSY)?)),
+        }
     }
 
     /// Parks the running thread on `p` when it next yields the marker.

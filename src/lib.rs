@@ -42,8 +42,28 @@ fn func<A: FromLuaMulti>(
     eng: &Rc<Engine>,
     f: impl Fn(&Lua, A) -> Result<Ret> + 'static,
 ) -> Result<Function> {
+    func_nested(lua, eng, false, f)
+}
+
+/// `func`, and whether it runs when called from inside another (by a
+/// finalizer an allocation inside Rust ran). On PUC 5.1 and LuaJIT a Lua
+/// value mlua makes there is made in a protected call nested in another,
+/// which is not re-entrant (they pass their function through one registry
+/// slot): PUC 5.1 crashed. So there only those that make none run (closing
+/// and releasing sockets, starting threads, queued then); the others answer
+/// that the engine is busy, with a message made beforehand.
+fn func_nested<A: FromLuaMulti>(
+    lua: &Lua,
+    eng: &Rc<Engine>,
+    nested_ok: bool,
+    f: impl Fn(&Lua, A) -> Result<Ret> + 'static,
+) -> Result<Function> {
     let eng = eng.clone();
+    let guard = !nested_ok && cfg!(any(feature = "lua51", feature = "luajit"));
     lua.create_function(move |lua, a: A| {
+        if guard && eng.depth.get() > 0 {
+            return Ok((raise_marker(), eng.busy(lua)?, Value::Nil));
+        }
         eng.depth.set(eng.depth.get() + 1);
         let r = f(lua, a).or_else(|e| ret::rethrow(lua, e));
         eng.depth.set(eng.depth.get() - 1);
@@ -54,6 +74,7 @@ fn func<A: FromLuaMulti>(
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let eng = Rc::new(Engine::default());
+    eng.made_busy(lua)?;
     let sched = Rc::new(Sched::new(lua, eng.clone())?);
     let c = lua.create_table()?;
     c.raw_set("done", sched.done.clone())?;
@@ -66,7 +87,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     for (name, f) in starts {
         let s = sched.clone();
         let g = move |lua: &Lua, (a, b, args): (Value, Value, MultiValue)| f(lua, &s, a, b, args);
-        c.raw_set(name, func(lua, &eng, g)?)?;
+        c.raw_set(name, func_nested(lua, &eng, name == "spawn", g)?)?;
     }
     c.raw_set("body", sched.body.clone())?;
 
@@ -86,7 +107,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
     ];
     for (name, f) in funs {
         let s = sched.clone();
-        c.raw_set(name, func(lua, &eng, move |lua, (a, b): (Value, Value)| f(lua, &s, a, b))?)?;
+        let g = move |lua: &Lua, (a, b): (Value, Value)| f(lua, &s, a, b);
+        c.raw_set(name, func_nested(lua, &eng, name == "release", g)?)?;
     }
 
     // Send is on every round trip: called directly, not through a table.
@@ -122,7 +144,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     for (name, op) in ops {
         let e = eng.clone();
         let f = move |lua: &Lua, (id, a, b): (i64, Value, Value)| op(lua, &e, Id::from(id), a, b);
-        c.raw_set(name, func(lua, &eng, f)?)?;
+        c.raw_set(name, func_nested(lua, &eng, matches!(name, "close" | "udp_close"), f)?)?;
     }
     // And those of (id, a, b, c, d).
     type Op4 = fn(&Lua, &Engine, Id, Value, [Value; 3]) -> Result<Ret>;

@@ -371,16 +371,18 @@ end)
 
 -- Finalizers run wherever an allocation runs the collector, the scheduler's
 -- own (filing a thread's end, between threads) included: newthread there
--- queues its thread, which runs. (On PUC 5.1 the "not inside a coevent loop"
--- it once got there was a string mlua made inside its own protected call,
--- which crashed the process.)
+-- queues its thread, which runs; another call (L.sleep here) raises. (On PUC
+-- 5.1 the "not inside a coevent loop" either once got there was a string mlua
+-- made inside its own protected call, which crashed the process.)
 T.case('newthread from finalizers the scheduler runs: every thread runs', function()
   local mode = _VERSION == 'Lua 5.4' and collectgarbage('incremental')
   local pause = collectgarbage('setpause', 0)
   local mul = collectgarbage('setstepmul', jit and 100 or 1)
   collectgarbage()
   local started, ran, refused = 0, 0, {}
+  local slept = 0
   local function fin()
+    if not pcall(L.sleep, 0) then slept = slept + 1 end
     local ok, e = pcall(newthread, function() ran = ran + 1 end)
     if ok then started = started + 1 else refused[#refused + 1] = e end
   end
@@ -397,6 +399,7 @@ T.case('newthread from finalizers the scheduler runs: every thread runs', functi
   eq(#refused, 0, 'refused: ' .. tostring(refused[1]))
   T.ok(started > 0, 'finalizers started threads')
   eq(ran, started, 'threads that ran')
+  eq(slept, started, 'L.sleep raised in every finalizer')
 end)
 
 return T.run()
