@@ -156,7 +156,6 @@ pub enum Deferred {
     Release(Held),
 }
 
-#[derive(Default)]
 pub struct Engine {
     core: RefCell<Core>,
     /// The running light thread's token.
@@ -173,7 +172,7 @@ pub struct Engine {
     pub lend: Lend,
     deferred: RefCell<Vec<Deferred>>,
     /// `BUSY` as a Lua string, made beforehand (see `func_nested`).
-    busy: RefCell<Option<LuaString>>,
+    busy: LuaString,
 }
 
 /// A running thread's state in flight, put aside while another runs inside it.
@@ -187,6 +186,19 @@ pub struct Outer {
 pub const BUSY: &str = "coevent is busy: called from a finalizer in the middle of an operation";
 
 impl Engine {
+    pub fn new(lua: &Lua) -> Result<Engine> {
+        Ok(Engine {
+            core: RefCell::default(),
+            current: Cell::default(),
+            pending: Cell::default(),
+            depth: Cell::default(),
+            answer: RefCell::default(),
+            lend: Lend::default(),
+            deferred: RefCell::default(),
+            busy: lua.create_string(BUSY)?,
+        })
+    }
+
     /// The engine's state, or None if it is borrowed: then the caller is a
     /// finalizer run by an allocation inside an engine call.
     pub fn core(&self) -> Option<RefMut<'_, Core>> {
@@ -226,17 +238,9 @@ impl Engine {
         self.pending.replace(o.pending)
     }
 
-    pub fn made_busy(&self, lua: &Lua) -> Result<()> {
-        *self.busy.borrow_mut() = Some(lua.create_string(BUSY)?);
-        Ok(())
-    }
-
     /// `BUSY` for Lua, without making a Lua value.
-    pub fn busy(&self, lua: &Lua) -> Result<Value> {
-        match &*self.busy.borrow() {
-            Some(s) => Ok(Value::String(s.clone())),
-            None => Ok(Value::String(lua.create_string(BUSY)?)),
-        }
+    pub fn busy(&self) -> Value {
+        Value::String(self.busy.clone())
     }
 
     /// Parks the running thread on `p` when it next yields the marker.

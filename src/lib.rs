@@ -62,7 +62,7 @@ fn func_nested<A: FromLuaMulti>(
     let guard = !nested_ok && cfg!(any(feature = "lua51", feature = "luajit"));
     lua.create_function(move |lua, a: A| {
         if guard && eng.depth.get() > 0 {
-            return Ok((raise_marker(), eng.busy(lua)?, Value::Nil));
+            return Ok((raise_marker(), eng.busy(), Value::Nil));
         }
         eng.depth.set(eng.depth.get() + 1);
         let r = f(lua, a).or_else(|e| ret::rethrow(lua, e));
@@ -73,8 +73,7 @@ fn func_nested<A: FromLuaMulti>(
 
 /// Builds the module table `L` (and installs the seed's globals) in `lua`.
 pub fn open(lua: &Lua) -> Result<Table> {
-    let eng = Rc::new(Engine::default());
-    eng.made_busy(lua)?;
+    let eng = Rc::new(Engine::new(lua)?);
     let sched = Rc::new(Sched::new(lua, eng.clone())?);
     let c = lua.create_table()?;
     c.raw_set("done", sched.done.clone())?;

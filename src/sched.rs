@@ -170,8 +170,8 @@ impl Sched {
         // Between threads (a finalizer the scheduler's own allocation ran) the
         // loop still runs, and the thread is queued (`start`): no message made
         // there, whose allocation would nest mlua's protected calls.
-        let looping = self.st.try_borrow().map_or(true, |s| s.main.is_some());
-        if self.eng.current().is_none() && !looping {
+        let looping = || self.st.try_borrow().map_or(true, |s| s.main.is_some());
+        if self.eng.current().is_none() && !looping() {
             return raise(lua, NOT_IN_LOOP);
         }
         let (Value::Thread(th), Value::Function(f)) = (th, &f) else {
