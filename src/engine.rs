@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell, RefMut};
 use coevent_ffi::buf::RecvBuf;
 use coevent_ffi::dgram::Scratch;
 use coevent_ffi::pool::Pools;
-use coevent_ffi::reactor::{Reactor, Reason, Token};
+use coevent_ffi::reactor::{Reactor, Reason, Tid, Token};
 use coevent_ffi::resolver::{Answer, Config, Resolver};
 use coevent_ffi::stream::Cx;
 use coevent_ffi::table::{Id, Sock, Table};
@@ -69,9 +69,9 @@ pub struct Core {
     /// Waits that ended (by a close, or the reactor's poll), with why.
     pub woken: Vec<(Token, Reason)>,
     /// Readers a close woke, with what was buffered for them.
-    pub orphans: Vec<(u32, RecvBuf)>,
+    pub orphans: Vec<(Tid, RecvBuf)>,
     /// Threads a query's end answered.
-    pub answers: Vec<(u32, Answer)>,
+    pub answers: Vec<(Tid, Answer)>,
     /// TLS settings, context and the sessions Lua holds.
     #[cfg(feature = "tls")]
     pub tls: coevent_ffi::tls::Client,
@@ -159,7 +159,7 @@ pub enum Deferred {
 pub struct Engine {
     core: RefCell<Core>,
     /// The running light thread's token.
-    pub current: Cell<Option<u32>>,
+    pub current: Cell<Option<Tid>>,
     /// What the running thread waits for once it yields the marker.
     pub pending: Cell<Pending>,
     /// Rust functions of the prelude on the C stack since Lua last ran: above
@@ -177,7 +177,7 @@ pub struct Engine {
 
 /// A running thread's state in flight, put aside while another runs inside it.
 pub struct Outer {
-    current: Option<u32>,
+    current: Option<Tid>,
     pending: Pending,
     answer: Option<Answer>,
     floor: usize,
@@ -213,7 +213,7 @@ impl Engine {
     }
 
     /// The running thread's token, or None outside a loop.
-    pub fn current(&self) -> Option<u32> {
+    pub fn current(&self) -> Option<Tid> {
         self.current.get()
     }
 
@@ -221,7 +221,7 @@ impl Engine {
     /// debug hook or a finalizer there, between a call into Rust and the
     /// yield or the string it leads to): what that one has in flight (its
     /// noted wait, its answer, its lent copies) is put aside, for `leave`.
-    pub fn enter(&self, tok: u32) -> Outer {
+    pub fn enter(&self, tok: Tid) -> Outer {
         Outer {
             current: self.current.replace(Some(tok)),
             pending: self.pending.take(),

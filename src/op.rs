@@ -5,7 +5,7 @@
 //! wait, so the scheduler can finish it for the woken thread.
 
 use coevent_ffi::buf::Pattern;
-use coevent_ffi::reactor::{Dir, Side, Src};
+use coevent_ffi::reactor::{Dir, Handle, Side, Src, Tid};
 use coevent_ffi::table::Id;
 use coevent_ffi::until::Key;
 
@@ -48,11 +48,11 @@ pub enum On {
     Io(Src, Side, Dir, Option<u64>),
     Sleep(u64),
     /// Another thread's end.
-    Join(u32),
+    Join(Tid),
     /// A resolver query.
     Resolve(u32),
     /// A place in keepalive pool `pool`'s backlog, for at most the timeout (ms).
-    Pool(u32, Option<u64>),
+    Pool(Handle, Option<u64>),
     /// Its turn in a queue the engine keeps (a listener's acceptors), which
     /// wakes it; for at most the timeout (ms).
     Turn(Option<u64>),

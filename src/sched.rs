@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use coevent_ffi::reactor::{Reactor, Reason, Side, Src, Token};
+use coevent_ffi::reactor::{Handle, Reactor, Side, Src, Tid, Token};
+use coevent_ffi::slab::Slab;
 use coevent_ffi::sys;
 use coevent_ffi::table::Id;
 use coevent_ffi::wheel::TimerId;
@@ -33,9 +34,9 @@ struct Task {
     /// while the engine was busy: see `spawn`).
     start: Option<MultiValue>,
     /// Tasks waiting for this one to end.
-    joiners: Vec<u32>,
+    joiners: Vec<Tid>,
     /// The task this one waits for.
-    joining: Option<u32>,
+    joining: Option<Tid>,
     parked: Parked,
     /// The socket operation it waits in, finished for it when it wakes.
     op: Option<Op>,
@@ -51,24 +52,23 @@ enum Parked {
     Queued,
     Io(Src, Side),
     Sleep(TimerId),
-    Join(u32),
+    Join(Tid),
     Resolve(u32),
     /// In a keepalive pool's backlog.
-    Pool(u32),
+    Pool(Handle),
     /// In a queue of the engine's, with its timeout's timer.
     Turn(Option<TimerId>),
 }
 
 #[derive(Default)]
 struct State {
-    tasks: Vec<Option<Task>>,
-    free: Vec<u32>,
-    runq: VecDeque<u32>,
+    /// By `Tid`: a wake for a thread that has ended finds nothing.
+    tasks: Slab<Task>,
+    runq: VecDeque<Tid>,
     /// Threads that swopped: queued after the next poll, so I/O goes first.
-    swopped: Vec<u32>,
-    by_ptr: HashMap<usize, u32>,
-    live: usize,
-    main: Option<u32>,
+    swopped: Vec<Tid>,
+    by_ptr: HashMap<usize, Tid>,
+    main: Option<Tid>,
     /// The first thread's error, with its traceback, for `L` to raise.
     main_error: Option<Value>,
     /// The listeners were closed by a stop signal.
@@ -76,21 +76,22 @@ struct State {
 }
 
 impl State {
-    fn task(&mut self, tok: u32) -> &mut Task {
-        self.tasks[tok as usize].as_mut().expect("live task")
+    fn task(&mut self, tok: Tid) -> &mut Task {
+        self.tasks.get_mut(tok).expect("live task")
     }
 
     /// The timer of a task waiting its turn in a queue, if it has one.
-    fn turn_timer(&self, tok: u32) -> Option<TimerId> {
-        match self.tasks.get(tok as usize) {
-            Some(Some(Task { parked: Parked::Turn(timer), .. })) => *timer,
+    fn turn_timer(&self, tok: Tid) -> Option<TimerId> {
+        match self.tasks.get(tok) {
+            Some(Task { parked: Parked::Turn(timer), .. }) => *timer,
             _ => None,
         }
     }
 
-    /// Queues a parked task, woken for `why`.
-    fn wake(&mut self, tok: u32, why: Wake) {
-        if let Some(Some(t)) = self.tasks.get_mut(tok as usize) {
+    /// Queues a parked task, woken for `why`; a wake for a task that has
+    /// ended (its `Tid` stale) or is not parked is dropped.
+    fn wake(&mut self, tok: Tid, why: Wake) {
+        if let Some(t) = self.tasks.get_mut(tok) {
             if !t.running && !matches!(t.parked, Parked::Nowhere | Parked::Queued) {
                 t.parked = Parked::Queued;
                 t.wake = why;
@@ -153,11 +154,11 @@ impl Sched {
     /// A live task's coroutine, taken out of the task if held there (moved, not
     /// cloned: mlua allocates a counter on a reference's first clone), and
     /// whether it was.
-    fn take_thread(&self, tok: u32) -> Result<(Thread, bool)> {
+    fn take_thread(&self, tok: Tid) -> Result<(Thread, bool)> {
         let held = self.st.borrow_mut().task(tok).thread.take();
         match held {
             Some(th) => Ok((th, true)),
-            None => Ok((self.threads.raw_get(tok)?, false)),
+            None => Ok((self.threads.raw_get(tok.slot())?, false)),
         }
     }
 
@@ -199,26 +200,16 @@ impl Sched {
                 op: None,
                 wake: Wake::Ready,
             };
-            let tok = match s.free.pop() {
-                Some(t) => {
-                    s.tasks[t as usize] = Some(task);
-                    t
-                }
-                None => {
-                    s.tasks.push(Some(task));
-                    (s.tasks.len() - 1) as u32
-                }
-            };
+            let tok = s.tasks.insert(task);
             s.by_ptr.insert(th.to_pointer() as usize, tok);
-            s.live += 1;
             s.main.get_or_insert(tok);
-            if tok < HELD || busy {
+            if tok.slot() < HELD || busy {
                 s.task(tok).thread = Some(th.clone());
             }
             tok
         };
-        if tok >= HELD && !busy {
-            self.threads.raw_set(tok, &th)?;
+        if tok.slot() >= HELD && !busy {
+            self.threads.raw_set(tok.slot(), &th)?;
         }
         let mut s = self.st.borrow_mut();
         s.task(tok).start = Some(args);
@@ -235,12 +226,12 @@ impl Sched {
     /// A thread woken in a socket operation has the operation finished here
     /// first: it is resumed with the result (one call into Rust saved per wait),
     /// or, if the wake was early, parked again without being resumed at all.
-    fn step(&self, lua: &Lua, tok: u32) -> Result<()> {
+    fn step(&self, lua: &Lua, tok: Tid) -> Result<()> {
         let eng = &*self.eng;
         let (op, wake, start) = {
             let mut s = self.st.borrow_mut();
             // A token for no task, or for one that runs, has nothing to resume.
-            let Some(Some(task)) = s.tasks.get_mut(tok as usize) else { return Ok(()) };
+            let Some(task) = s.tasks.get_mut(tok) else { return Ok(()) };
             if task.running {
                 return Ok(());
             }
@@ -317,7 +308,7 @@ impl Sched {
         }
     }
 
-    fn park(&self, tok: u32, on: On) {
+    fn park(&self, tok: Tid, on: On) {
         let mut s = self.st.borrow_mut();
         let parked = match on {
             On::Io(src, side, dir, timeout) => {
@@ -335,7 +326,7 @@ impl Sched {
             }
             On::Sleep(ms) => Parked::Sleep(reactor(&mut self.core()).sleep(Token::Thread(tok), ms)),
             On::Turn(ms) => Parked::Turn(ms.map(|ms| reactor(&mut self.core()).sleep(Token::Thread(tok), ms))),
-            On::Join(t) if s.tasks.get(t as usize).is_some_and(|t| t.is_some()) => {
+            On::Join(t) if s.tasks.contains(t) => {
                 s.task(t).joiners.push(tok);
                 s.task(tok).joining = Some(t);
                 Parked::Join(t)
@@ -371,15 +362,19 @@ impl Sched {
             return;
         }
         let mut s = self.st.borrow_mut();
-        // Drained, not taken: the buffer is kept for the next turn.
+        // Taken and given back, so the buffer is kept for the next turn; the
+        // pools append the wakes of the places they grant as it goes.
         let mut woken = std::mem::take(&mut core.woken);
-        for (t, why) in woken.drain(..) {
+        let mut i = 0;
+        while let Some(&(t, why)) = woken.get(i) {
+            i += 1;
             match t {
                 Token::Thread(t) => match core.orphans.iter().position(|o| o.0 == t) {
                     Some(i) => s.wake(t, Wake::Closed(Some(Box::new(core.orphans.swap_remove(i).1)))),
                     None => {
                         // Woken from a queue before its timer fired: the timer goes.
-                        if let Some(timer) = s.turn_timer(t).filter(|_| why != Reason::Timeout) {
+                        // (A timer that fired already is not cancelled twice: its id is stale.)
+                        if let Some(timer) = s.turn_timer(t) {
                             reactor_of(&mut core.r).cancel(timer);
                         }
                         s.wake(t, why.into())
@@ -391,12 +386,13 @@ impl Sched {
                     }
                 }
                 Token::Idle(_) | Token::Pool(_) => {
-                    if let Some(tok) = core.r.as_mut().and_then(|r| core.pools.on_wake(r, t, why)) {
-                        s.wake(tok, Wake::Ready);
+                    if let Some(r) = core.r.as_mut() {
+                        core.pools.on_wake(r, t, why, &mut woken);
                     }
                 }
             }
         }
+        woken.clear();
         core.woken = woken;
         core.orphans.clear();
         for (t, a) in core.answers.drain(..) {
@@ -444,7 +440,9 @@ impl Sched {
             }
             Parked::Join(t) => s.task(t).joiners.retain(|&x| x != tok),
             Parked::Io(src, side) => reactor(&mut core).unwait(src, side),
-            Parked::Sleep(id) | Parked::Turn(Some(id)) => reactor(&mut core).cancel(id),
+            Parked::Sleep(id) | Parked::Turn(Some(id)) => {
+                reactor(&mut core).cancel(id);
+            }
             Parked::Turn(None) => {}
             Parked::Resolve(q) => {
                 if let Some(res) = core.res.as_mut() {
@@ -452,9 +450,8 @@ impl Sched {
                 }
             }
             Parked::Pool(p) => {
-                if let Some(Some(timer)) = core.pools.unqueue(p, tok) {
-                    reactor(&mut core).cancel(timer);
-                }
+                let core = &mut *core;
+                core.pools.unqueue(p, tok, reactor_of(&mut core.r), &mut core.woken);
             }
             Parked::Nowhere => {}
         }
@@ -489,16 +486,14 @@ impl Sched {
 
     /// Ends a task: keeps its results (or error) for waiters, wakes them. An
     /// error nobody waits for is logged unless `quiet` (a kill).
-    fn finish(&self, lua: &Lua, tok: u32, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
-        if tok >= HELD {
-            self.threads.raw_set(tok, Value::Nil)?;
+    fn finish(&self, lua: &Lua, tok: Tid, th: Thread, r: Result<Value>, quiet: bool) -> Result<()> {
+        if tok.slot() >= HELD {
+            self.threads.raw_set(tok.slot(), Value::Nil)?;
         }
         let (task, is_main) = {
             let mut s = self.st.borrow_mut();
-            let task = s.tasks[tok as usize].take().expect("live task");
-            s.free.push(tok);
+            let task = s.tasks.remove(tok).expect("live task");
             s.by_ptr.remove(&(th.to_pointer() as usize));
-            s.live -= 1;
             for &j in &task.joiners {
                 let t = s.task(j);
                 t.joining = None;
@@ -585,7 +580,7 @@ impl Sched {
             self.deliver();
             let (live, busy) = {
                 let s = self.st.borrow();
-                (s.live, !s.runq.is_empty() || !s.swopped.is_empty())
+                (s.tasks.len(), !s.runq.is_empty() || !s.swopped.is_empty())
             };
             if live == 0 {
                 return Ok(());
@@ -678,7 +673,13 @@ impl Drop for Running<'_> {
             core.end_loop();
         }
         sched.eng.current.set(None);
-        drop(std::mem::take(&mut *sched.st.borrow_mut()));
+        // The tasks' slab keeps its generations: no Tid of this loop names a
+        // task of the next.
+        let mut s = sched.st.borrow_mut();
+        let tasks = std::mem::take(&mut s.tasks);
+        *s = State { tasks, ..State::default() };
+        drop(s.tasks.drain());
+        drop(s);
         let _ = sched.threads.clear();
     }
 }

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::io::{self, ErrorKind::WouldBlock};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::reactor::{Dir, Reactor, Side, Src};
+use crate::reactor::{Dir, Reactor, Side, Src, Tid};
 use crate::stream::{Cx, Step};
 use crate::sys::{self, Addr};
 
@@ -69,7 +69,7 @@ pub enum State {
     Resolving {
         name: String,
         port: u16,
-        wait: Option<(u32, u32)>,
+        wait: Option<(u32, Tid)>,
     },
     Open(Conn),
 }
@@ -110,7 +110,7 @@ impl Dgram {
     }
 
     /// The query and thread of a name being looked up, for the close path.
-    pub fn resolving(&self) -> Option<(u32, u32)> {
+    pub fn resolving(&self) -> Option<(u32, Tid)> {
         match self.state {
             State::Resolving { wait, .. } => wait,
             _ => None,
@@ -302,7 +302,7 @@ mod tests {
 
         /// Waits as the scheduler would and says why the wait ended.
         fn wait(&mut self, d: &Dgram, side: Side, dir: Dir, timeout: u64) -> Reason {
-            self.r.wait(d.src().unwrap(), side, dir, Token::Thread(1), Some(timeout));
+            self.r.wait(d.src().unwrap(), side, dir, Token::Thread(Tid::test(1)), Some(timeout));
             let mut woken = Vec::new();
             while woken.is_empty() {
                 self.r.poll(None, &mut woken).unwrap();
@@ -432,7 +432,7 @@ mod tests {
             }
         }
         assert_eq!(step, Step::Wait(Side::Writer, Dir::Write));
-        env.r.wait(d.src().unwrap(), Side::Writer, Dir::Write, Token::Thread(2), None);
+        env.r.wait(d.src().unwrap(), Side::Writer, Dir::Write, Token::Thread(Tid::test(2)), None);
         assert_eq!(d.send(&mut env.cx(), b"y"), Step::Fail(Error::Busy));
         env.r.unwait(d.src().unwrap(), Side::Writer);
         peer.recv(&mut b).unwrap();

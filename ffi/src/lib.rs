@@ -15,6 +15,7 @@ pub mod resolver;
 #[cfg(test)]
 mod rng;
 pub mod shdict;
+pub mod slab;
 pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -14,7 +14,7 @@ use std::io::{self, ErrorKind::WouldBlock};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::raw::c_int;
 
-use crate::reactor::{Dir, Reason, Side, Src, Token};
+use crate::reactor::{Dir, Reason, Side, Src, Tid, Token};
 use crate::stream::{Cx, Error, Stream};
 use crate::sys::{self, Addr, Fd, SockOpt};
 
@@ -115,7 +115,7 @@ pub struct Listener {
     pub src: Src,
     ip: bool,
     /// Threads waiting for their turn on the fd, by token.
-    queue: Vec<u32>,
+    queue: Vec<Tid>,
     /// Connections taken since the last wait or yield.
     batch: u32,
     /// Out of fds: no accept is tried before this time (the reactor's ms).
@@ -135,7 +135,7 @@ impl Listener {
     }
 
     /// Tries to take a connection for thread `tok`.
-    pub fn accept(&mut self, cx: &mut Cx, tok: u32) -> Accept {
+    pub fn accept(&mut self, cx: &mut Cx, tok: Tid) -> Accept {
         let src = self.src;
         if cx.r.waiter(src, Side::Reader).is_some() {
             self.queue.push(tok);
@@ -188,7 +188,7 @@ impl Listener {
 
     /// The rest of an accept whose wait timed out: a pause that is over
     /// tries again, a timeout of the caller's ends it.
-    pub fn timed_out(&mut self, cx: &mut Cx, tok: u32) -> Option<Error> {
+    pub fn timed_out(&mut self, cx: &mut Cx, tok: Tid) -> Option<Error> {
         let now = cx.r.now();
         match self.pause_until {
             Some(t) if t <= now && !self.queue.contains(&tok) => None,
@@ -201,7 +201,7 @@ impl Listener {
 
     /// Takes thread `tok` out of the queue (its accept ended otherwise: a
     /// timeout, a kill) and gives the fd to the next thread if nobody waits on it.
-    pub fn forget(&mut self, cx: &mut Cx, tok: u32) {
+    pub fn forget(&mut self, cx: &mut Cx, tok: Tid) {
         self.queue.retain(|&t| t != tok);
         self.next(cx);
     }
@@ -265,15 +265,15 @@ mod tests {
     /// Accepts for thread 1, polling while it must wait.
     fn accept(env: &mut Env, l: &mut Listener) -> Stream {
         for _ in 0..100 {
-            match l.accept(&mut env.cx(), 1) {
+            match l.accept(&mut env.cx(), Tid::test(1)) {
                 Accept::Done(s) => return s,
                 Accept::Wait(None) => {
-                    env.r.wait(l.src, Side::Reader, Dir::Read, Token::Thread(1), Some(5000));
+                    env.r.wait(l.src, Side::Reader, Dir::Read, Token::Thread(Tid::test(1)), Some(5000));
                     env.woken.clear();
                     while env.woken.is_empty() {
                         env.r.poll(None, &mut env.woken).unwrap();
                     }
-                    assert_eq!(env.woken, [(Token::Thread(1), Reason::Ready)]);
+                    assert_eq!(env.woken, [(Token::Thread(Tid::test(1)), Reason::Ready)]);
                 }
                 a => panic!("{a:?}"),
             }
@@ -312,23 +312,26 @@ mod tests {
     fn waiters_queue_behind_the_one_on_the_fd_and_close_wakes_them_all() {
         let mut env = Env::new();
         let (mut l, _) = listener(&mut env);
-        assert!(matches!(l.accept(&mut env.cx(), 1), Accept::Wait(None)));
-        env.r.wait(l.src, Side::Reader, Dir::Read, Token::Thread(1), None);
-        assert!(matches!(l.accept(&mut env.cx(), 2), Accept::Queue));
-        assert!(matches!(l.accept(&mut env.cx(), 3), Accept::Queue));
+        assert!(matches!(l.accept(&mut env.cx(), Tid::test(1)), Accept::Wait(None)));
+        env.r.wait(l.src, Side::Reader, Dir::Read, Token::Thread(Tid::test(1)), None);
+        assert!(matches!(l.accept(&mut env.cx(), Tid::test(2)), Accept::Queue));
+        assert!(matches!(l.accept(&mut env.cx(), Tid::test(3)), Accept::Queue));
         // Thread 2 times out: it leaves the queue; thread 1 still holds the fd.
-        assert_eq!(l.timed_out(&mut env.cx(), 2).map(|e| e.message()), Some("timeout".into()));
+        assert_eq!(l.timed_out(&mut env.cx(), Tid::test(2)).map(|e| e.message()), Some("timeout".into()));
         assert!(env.woken.is_empty());
         // Thread 1 is killed: the fd goes to thread 3.
         env.r.unwait(l.src, Side::Reader);
-        l.forget(&mut env.cx(), 1);
-        assert_eq!(env.woken, [(Token::Thread(3), Reason::Ready)]);
+        l.forget(&mut env.cx(), Tid::test(1));
+        assert_eq!(env.woken, [(Token::Thread(Tid::test(3)), Reason::Ready)]);
         env.woken.clear();
-        assert!(matches!(l.accept(&mut env.cx(), 3), Accept::Wait(None)));
-        env.r.wait(l.src, Side::Reader, Dir::Read, Token::Thread(3), None);
-        assert!(matches!(l.accept(&mut env.cx(), 4), Accept::Queue));
+        assert!(matches!(l.accept(&mut env.cx(), Tid::test(3)), Accept::Wait(None)));
+        env.r.wait(l.src, Side::Reader, Dir::Read, Token::Thread(Tid::test(3)), None);
+        assert!(matches!(l.accept(&mut env.cx(), Tid::test(4)), Accept::Queue));
         l.close(&mut env.cx());
-        assert_eq!(env.woken, [(Token::Thread(3), Reason::Closed), (Token::Thread(4), Reason::Closed)]);
+        assert_eq!(
+            env.woken,
+            [(Token::Thread(Tid::test(3)), Reason::Closed), (Token::Thread(Tid::test(4)), Reason::Closed)]
+        );
         assert_eq!(env.r.pending(), 0);
     }
 
@@ -339,12 +342,12 @@ mod tests {
         let clients: Vec<_> = (0..BATCH + 5).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
         let mut taken = vec![accept(&mut env, &mut l)];
         while taken.len() < BATCH as usize {
-            match l.accept(&mut env.cx(), 1) {
+            match l.accept(&mut env.cx(), Tid::test(1)) {
                 Accept::Done(s) => taken.push(s),
                 a => panic!("{a:?} after {}", taken.len()),
             }
         }
-        assert!(matches!(l.accept(&mut env.cx(), 1), Accept::Yield));
+        assert!(matches!(l.accept(&mut env.cx(), Tid::test(1)), Accept::Yield));
         taken.push(accept(&mut env, &mut l));
         for mut s in taken {
             s.close(&mut env.cx());

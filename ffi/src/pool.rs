@@ -7,10 +7,19 @@
 //! its backlog; with a backlog set, at most `size` may live, and connects
 //! beyond wait in a queue (up to `backlog` of them) for one to end. A pool
 //! whose count falls to 0 is forgotten, its size with it, as OpenResty's.
+//!
+//! A place that frees up is granted to the first waiter: the connection that
+//! `setkeepalive` brings back, or, when a connection ends, the right to
+//! connect anew. The grant stays in the queue with the waiter until its
+//! thread claims it; a waiter that leaves any other way (killed, its socket
+//! closed, its timeout) hands it on, so no place is lost whatever happens
+//! between the grant and the claim. The places in use (live, idle and granted)
+//! never exceed the size.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::reactor::{Dir, Reactor, Reason, Side, Token};
+use crate::reactor::{Dir, Reactor, Reason, Side, Tid, Token};
+use crate::slab::{Handle, Slab};
 use crate::stream::Conn;
 use crate::sys;
 use crate::wheel::TimerId;
@@ -26,15 +35,39 @@ struct Pool {
     backlog: Option<usize>,
     /// Live and idle connections, and connects in the backlog.
     count: usize,
-    /// Idle connections (indices into `Pools::idle`), the most recent first.
-    idle: VecDeque<u32>,
-    /// Connects waiting for a place: their threads and timeout timers.
-    queue: VecDeque<(u32, Option<TimerId>)>,
+    /// Idle connections, the most recent first.
+    idle: VecDeque<Handle>,
+    /// Connects waiting for a place, in order.
+    queue: VecDeque<Waiter>,
+}
+
+impl Pool {
+    /// Live, idle and granted places: the count but for waiters without a grant.
+    fn used(&self) -> usize {
+        self.count - self.queue.iter().filter(|w| w.grant.is_none()).count()
+    }
+}
+
+/// A connect in a pool's backlog, and the place granted to it, once it has one.
+#[derive(Debug)]
+struct Waiter {
+    tid: Tid,
+    timer: Option<TimerId>,
+    grant: Option<Grant>,
+}
+
+#[derive(Debug)]
+enum Grant {
+    /// A connection `setkeepalive` brought back (with its reuse count and
+    /// idle timeout, should it go idle after all).
+    Conn(Conn, u32, Option<u64>),
+    /// A connection ended: a new one may be made.
+    Place,
 }
 
 #[derive(Debug)]
 struct Idle {
-    pool: u32,
+    pool: Handle,
     conn: Conn,
     reused: u32,
     /// When its idle timeout ends (reactor ms), if it has one.
@@ -54,45 +87,56 @@ pub enum Join {
 
 #[derive(Debug, Default)]
 pub struct Pools {
-    pools: Vec<Option<Pool>>,
-    free: Vec<u32>,
-    by_key: HashMap<Box<[u8]>, u32>,
-    idle: Vec<Option<Idle>>,
-    idle_free: Vec<u32>,
+    pools: Slab<Pool>,
+    by_key: HashMap<Box<[u8]>, Handle>,
+    idle: Slab<Idle>,
 }
 
 impl Pools {
-    pub fn find(&self, key: &[u8]) -> Option<u32> {
+    pub fn find(&self, key: &[u8]) -> Option<Handle> {
         self.by_key.get(key).copied()
     }
 
     /// The pool named `key`, made with `size` and `backlog` if it does not exist.
-    pub fn get_or_create(&mut self, key: &[u8], size: usize, backlog: Option<usize>) -> u32 {
+    pub fn get_or_create(&mut self, key: &[u8], size: usize, backlog: Option<usize>) -> Handle {
         if let Some(p) = self.find(key) {
             return p;
         }
         let pool = Pool { key: key.into(), size, backlog, count: 0, idle: VecDeque::new(), queue: VecDeque::new() };
-        let p = fill(&mut self.pools, &mut self.free, pool);
+        let p = self.pools.insert(pool);
         self.by_key.insert(key.into(), p);
         p
     }
 
-    fn pool(&mut self, p: u32) -> &mut Pool {
-        self.pools[p as usize].as_mut().expect("a live pool")
+    fn pool(&mut self, p: Handle) -> &mut Pool {
+        self.pools.get_mut(p).expect("a live pool")
     }
 
-    /// The most recent idle connection of pool `p`, and how many times it
-    /// was reused before, no longer watched.
-    pub fn take(&mut self, p: u32, r: &mut Reactor) -> Option<(Conn, u32)> {
+    /// For a new connect: the most recent idle connection of pool `p` and how
+    /// many times it was reused before, no longer watched; none while
+    /// connects wait in the backlog without a place, which come first.
+    pub fn take(&mut self, p: Handle, r: &mut Reactor) -> Option<(Conn, u32)> {
+        if self.pool(p).queue.iter().any(|w| w.grant.is_none()) {
+            return None;
+        }
+        self.take_idle(p, r)
+    }
+
+    fn take_idle(&mut self, p: Handle, r: &mut Reactor) -> Option<(Conn, u32)> {
         let i = self.pool(p).idle.pop_front()?;
-        let idle = self.idle[i as usize].take().expect("an idle connection");
-        self.idle_free.push(i);
+        let idle = self.idle.remove(i).expect("an idle connection");
         r.unwait(idle.conn.src(), Side::Reader);
         Some((idle.conn, idle.reused))
     }
 
+    /// Pool `p`'s count (live and idle connections, and connects in its
+    /// backlog), its idle connections and its waiters; None if it is forgotten.
+    pub fn stats(&self, p: Handle) -> Option<(usize, usize, usize)> {
+        self.pools.get(p).map(|pool| (pool.count, pool.idle.len(), pool.queue.len()))
+    }
+
     /// Counts a connect to pool `p` that found no idle connection.
-    pub fn join(&mut self, p: u32) -> Join {
+    pub fn join(&mut self, p: Handle) -> Join {
         let pool = self.pool(p);
         pool.count += 1;
         match pool.backlog {
@@ -105,101 +149,145 @@ impl Pools {
         }
     }
 
-    /// Files thread `tok` in pool `p`'s backlog (after `join` said `Wait`).
-    pub fn queue(&mut self, p: u32, tok: u32) {
-        self.pool(p).queue.push_back((tok, None));
+    /// Files thread `tid` in pool `p`'s backlog (after `join` said `Wait`).
+    pub fn queue(&mut self, p: Handle, tid: Tid) {
+        self.pool(p).queue.push_back(Waiter { tid, timer: None, grant: None });
     }
 
-    /// Notes the timer of `tok`'s wait in the backlog.
-    pub fn set_timer(&mut self, p: u32, tok: u32, timer: TimerId) {
-        if let Some(w) = self.pool(p).queue.iter_mut().find(|w| w.0 == tok) {
-            w.1 = Some(timer);
+    /// Notes the timer of `tid`'s wait in the backlog.
+    pub fn set_timer(&mut self, p: Handle, tid: Tid, timer: TimerId) {
+        if let Some(w) = self.pools.get_mut(p).and_then(|pool| pool.queue.iter_mut().find(|w| w.tid == tid)) {
+            w.timer = Some(timer);
         }
     }
 
-    /// Takes thread `tok` out of pool `p`'s backlog (its connect ended
-    /// there): its timer if it was there, for the caller to cancel unless
-    /// it fired.
-    pub fn unqueue(&mut self, p: u32, tok: u32) -> Option<Option<TimerId>> {
-        let pool = self.pool(p);
-        let i = pool.queue.iter().position(|w| w.0 == tok)?;
-        let (_, timer) = pool.queue.remove(i).expect("found");
-        self.left(p);
-        Some(timer)
+    /// Thread `tid`, woken in pool `p`'s backlog, claims the place granted to
+    /// it: None if it has none; else a connection to take, or None inside to
+    /// connect anew in its place. (A place it does not need goes to the next
+    /// waiter, whose wake goes to `woken`.)
+    pub fn claim(
+        &mut self,
+        p: Handle,
+        tid: Tid,
+        r: &mut Reactor,
+        woken: &mut Vec<(Token, Reason)>,
+    ) -> Option<Option<(Conn, u32)>> {
+        let pool = self.pools.get_mut(p)?;
+        let i = pool.queue.iter().position(|w| w.tid == tid && w.grant.is_some())?;
+        match pool.queue.remove(i)?.grant? {
+            Grant::Conn(conn, reused, _) => Some(Some((conn, reused))),
+            Grant::Place => {
+                // An idle connection meanwhile is taken rather than made anew:
+                // its place serves, and the one granted is free again.
+                let conn = self.take_idle(p, r);
+                if conn.is_some() {
+                    self.ended(p, r, woken);
+                }
+                Some(conn)
+            }
+        }
     }
 
-    /// Pool `p` loses one of its count: forgotten at none. (A connect out of
-    /// the backlog that took an idle connection: it counted twice.)
-    pub fn left(&mut self, p: u32) {
+    /// Takes thread `tid` out of pool `p`'s backlog, its connect given up
+    /// (killed, its socket closed, its timeout): its timer cancelled, its
+    /// count gone, a place granted to it handed on (a woken waiter's wake
+    /// goes to `woken`). False if it was not there.
+    pub fn unqueue(&mut self, p: Handle, tid: Tid, r: &mut Reactor, woken: &mut Vec<(Token, Reason)>) -> bool {
+        let Some(pool) = self.pools.get_mut(p) else { return false };
+        let Some(i) = pool.queue.iter().position(|w| w.tid == tid) else { return false };
+        let w = pool.queue.remove(i).expect("found");
+        if let Some(t) = w.timer {
+            r.cancel(t);
+        }
+        match w.grant {
+            // The waiter's count and the connection's are one since the grant.
+            Some(Grant::Conn(conn, reused, timeout)) => self.give(r, woken, p, conn, reused, timeout),
+            Some(Grant::Place) => self.ended(p, r, woken),
+            None => self.left(p),
+        }
+        true
+    }
+
+    /// Pool `p` loses one of its count: forgotten at none.
+    fn left(&mut self, p: Handle) {
         let pool = self.pool(p);
         pool.count -= 1;
         if pool.count == 0 {
             debug_assert!(pool.idle.is_empty() && pool.queue.is_empty());
-            let pool = self.pools[p as usize].take().expect("a live pool");
+            let pool = self.pools.remove(p).expect("a live pool");
             self.by_key.remove(&pool.key);
-            self.free.push(p);
         }
     }
 
-    /// A connection of pool `p` ended: its place goes to the first connect
-    /// in the backlog, whose thread is returned to wake (its timer cancelled).
-    fn ended(&mut self, p: u32, r: &mut Reactor) -> Option<u32> {
+    /// A place of pool `p` ended: the first waiter without a place may connect anew.
+    fn ended(&mut self, p: Handle, r: &mut Reactor, woken: &mut Vec<(Token, Reason)>) {
         self.left(p);
-        let (tok, timer) = self.pools[p as usize].as_mut()?.queue.pop_front()?;
-        if let Some(t) = timer {
-            r.cancel(t);
+        let Some(pool) = self.pools.get_mut(p) else { return };
+        if pool.used() < pool.size {
+            grant(pool, Grant::Place, r, woken);
         }
-        Some(tok)
+    }
+
+    /// A counted connection of pool `p` to reuse: to the first waiter
+    /// without a place, else idle in the pool, watched until `timeout` ms.
+    fn give(
+        &mut self,
+        r: &mut Reactor,
+        woken: &mut Vec<(Token, Reason)>,
+        p: Handle,
+        conn: Conn,
+        reused: u32,
+        timeout: Option<u64>,
+    ) {
+        let pool = self.pool(p);
+        if pool.queue.iter().any(|w| w.grant.is_none()) {
+            grant(pool, Grant::Conn(conn, reused, timeout), r, woken);
+            // The waiter's count goes: the connection's is its place.
+            return self.left(p);
+        }
+        if pool.idle.len() >= pool.size {
+            // Full: the least recently used goes, and its count with it.
+            let old = pool.idle.pop_back().expect("a full pool");
+            pool.count -= 1;
+            self.idle.remove(old).expect("an idle connection").conn.close(r);
+        }
+        let src = conn.src();
+        let deadline = timeout.map(|ms| r.now().saturating_add(ms));
+        let i = self.idle.insert(Idle { pool: p, conn, reused, deadline });
+        self.pool(p).idle.push_front(i);
+        r.wait(src, Side::Reader, Dir::Read, Token::Idle(i), timeout);
     }
 
     /// `setkeepalive`: puts `conn` into pool `key` (made with `size` if it
-    /// does not exist), watched until `timeout` ms (None: for ever). `pool`:
-    /// the pool its connection counted in, if any. Returns a thread of the
-    /// backlog to wake, given the connection or the place.
+    /// does not exist), for a waiting connect to take or idle until `timeout`
+    /// ms (None: for ever). `pool`: the pool its connection counted in, if
+    /// any. A woken connect's wake goes to `woken`.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &mut self,
         r: &mut Reactor,
+        woken: &mut Vec<(Token, Reason)>,
         key: &[u8],
-        pool: Option<u32>,
+        pool: Option<Handle>,
         size: usize,
         conn: Conn,
         reused: u32,
         timeout: Option<u64>,
-    ) -> Option<u32> {
-        let p = pool.unwrap_or_else(|| self.get_or_create(key, size, None));
-        if self.pool(p).idle.len() >= self.pool(p).size {
-            // Full: the least recently used goes, and its count with it.
-            let old = self.pool(p).idle.pop_back().expect("a full pool");
-            let idle = self.idle[old as usize].take().expect("an idle connection");
-            self.idle_free.push(old);
-            idle.conn.close(r);
-            self.pool(p).count -= 1;
-        }
-        if pool.is_none() {
+    ) {
+        let p = pool.filter(|&p| self.pools.contains(p)).unwrap_or_else(|| self.get_or_create(key, size, None));
+        if pool != Some(p) {
             self.pool(p).count += 1;
         }
-        let src = conn.src();
-        let deadline = timeout.map(|ms| r.now().saturating_add(ms));
-        let entry = Idle { pool: p, conn, reused, deadline };
-        let i = fill(&mut self.idle, &mut self.idle_free, entry);
-        self.pool(p).idle.push_front(i);
-        r.wait(src, Side::Reader, Dir::Read, Token::Idle(i), timeout);
-        // A connect waiting for a place takes this connection.
-        let (tok, timer) = self.pool(p).queue.pop_front()?;
-        if let Some(t) = timer {
-            r.cancel(t);
-        }
-        Some(tok)
+        self.give(r, woken, p, conn, reused, timeout);
     }
 
-    /// A wake of the pools' (`Token::Idle` or `Token::Pool`); returns a thread
-    /// of a backlog to wake.
-    pub fn on_wake(&mut self, r: &mut Reactor, tok: Token, why: Reason) -> Option<u32> {
+    /// A wake of the pools' (`Token::Idle` or `Token::Pool`); a thread of a
+    /// backlog granted a place is woken through `woken`.
+    pub fn on_wake(&mut self, r: &mut Reactor, tok: Token, why: Reason, woken: &mut Vec<(Token, Reason)>) {
         match tok {
-            Token::Pool(p) => self.ended(p, r),
+            Token::Pool(p) if self.pools.contains(p) => self.ended(p, r, woken),
             Token::Idle(i) => {
-                let idle = self.idle[i as usize].as_ref()?;
+                let Some(idle) = self.idle.get(i) else { return };
                 let src = idle.conn.src();
                 if why == Reason::Ready && !r.hung_up(src, Dir::Read) {
                     if let Err(e) = sys::peek(src.fd) {
@@ -208,41 +296,48 @@ impl Pools {
                             r.set_ready(src, Dir::Read, false);
                             let left = idle.deadline.map(|d| d.saturating_sub(r.now()));
                             r.wait(src, Side::Reader, Dir::Read, tok, left);
-                            return None;
+                            return;
                         }
                     }
                 }
-                let idle = self.idle[i as usize].take().expect("checked");
-                self.idle_free.push(i);
+                let idle = self.idle.remove(i).expect("checked");
                 self.pool(idle.pool).idle.retain(|&x| x != i);
                 idle.conn.close(r);
-                self.ended(idle.pool, r)
+                self.ended(idle.pool, r, woken)
             }
-            Token::Thread(_) | Token::Query(_) => None,
+            _ => {}
         }
     }
 
-    /// Closes every idle connection (the loop is ending) and forgets the pools.
+    /// Closes every idle connection, and those granted (the loop is ending),
+    /// and forgets the pools.
     pub fn close_all(&mut self, r: &mut Reactor) {
-        for idle in self.idle.drain(..).flatten() {
+        for idle in self.idle.drain() {
             idle.conn.close(r);
         }
-        *self = Pools::default();
+        for pool in self.pools.iter_mut().map(|(_, pool)| pool) {
+            for w in pool.queue.drain(..) {
+                if let Some(Grant::Conn(conn, ..)) = w.grant {
+                    conn.close(r);
+                }
+            }
+        }
+        // Drained, not replaced: the slabs keep their generations, so no
+        // handle of this loop finds a pool of the next.
+        self.pools.drain();
+        self.by_key.clear();
     }
 }
 
-/// Puts `x` into a free slot of `v` (listed in `free`) or a new one; its index.
-fn fill<T>(v: &mut Vec<Option<T>>, free: &mut Vec<u32>, x: T) -> u32 {
-    match free.pop() {
-        Some(i) => {
-            v[i as usize] = Some(x);
-            i
-        }
-        None => {
-            v.push(Some(x));
-            (v.len() - 1) as u32
-        }
+/// Grants `place` to the first waiter of `pool` without one: its timer
+/// cancelled, its thread woken.
+fn grant(pool: &mut Pool, place: Grant, r: &mut Reactor, woken: &mut Vec<(Token, Reason)>) {
+    let Some(w) = pool.queue.iter_mut().find(|w| w.grant.is_none()) else { return };
+    w.grant = Some(place);
+    if let Some(t) = w.timer.take() {
+        r.cancel(t);
     }
+    woken.push((Token::Thread(w.tid), Reason::Ready));
 }
 
 #[cfg(test)]
@@ -252,14 +347,26 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
 
-    /// Polls until something wakes, and hands each wake to the pools.
-    fn turn(r: &mut Reactor, pools: &mut Pools) -> (Vec<(Token, Reason)>, Vec<u32>) {
+    fn t(n: u32) -> Tid {
+        Tid::test(n)
+    }
+
+    fn count(pools: &Pools, p: Handle) -> usize {
+        pools.pools.get(p).expect("a live pool").count
+    }
+
+    /// Polls until something wakes, and hands each wake to the pools: why
+    /// each woke, and the threads they wake.
+    fn turn(r: &mut Reactor, pools: &mut Pools) -> (Vec<Reason>, Vec<(Token, Reason)>) {
         let mut woken = Vec::new();
         while woken.is_empty() {
             r.poll(Some(5000), &mut woken).unwrap();
         }
-        let threads = woken.iter().filter_map(|&(t, why)| pools.on_wake(r, t, why)).collect();
-        (woken, threads)
+        let mut threads = Vec::new();
+        for &(tok, why) in &woken {
+            pools.on_wake(r, tok, why, &mut threads);
+        }
+        (woken.into_iter().map(|(_, why)| why).collect(), threads)
     }
 
     /// Whether the peer of a connection the pool closed sees its end (a
@@ -276,16 +383,17 @@ mod tests {
     fn most_recent_first_least_recent_evicted() {
         let mut r = Reactor::new().unwrap();
         let mut pools = Pools::default();
-        let (mut peers, mut fds) = (Vec::new(), Vec::new());
+        let (mut peers, mut fds, mut woken) = (Vec::new(), Vec::new(), Vec::new());
         for reused in 0..3 {
             let (conn, peer) = test_conn(&mut r);
             fds.push(conn.src().fd);
             peers.push(peer);
             // The first put makes the pool, with 2 places; none counted before.
-            assert_eq!(pools.put(&mut r, b"k", None, 2, conn, reused, None), None);
+            pools.put(&mut r, &mut woken, b"k", None, 2, conn, reused, None);
         }
+        assert!(woken.is_empty());
         let p = pools.find(b"k").expect("made by the first put");
-        assert_eq!(pools.pool(p).count, 2, "the evicted one no longer counts");
+        assert_eq!(count(&pools, p), 2, "the evicted one no longer counts");
         assert!(closed(&mut peers[0]), "the least recently used was closed");
         let (a, ra) = pools.take(p, &mut r).unwrap();
         let (b, rb) = pools.take(p, &mut r).unwrap();
@@ -297,56 +405,101 @@ mod tests {
     }
 
     #[test]
-    fn the_backlog_queues_and_hands_places_on() {
+    fn the_backlog_queues_and_grants_places() {
         let mut r = Reactor::new().unwrap();
         let mut pools = Pools::default();
+        let mut woken = Vec::new();
         let p = pools.get_or_create(b"q", 1, Some(1));
         assert_eq!(pools.join(p), Join::Go);
         assert_eq!(pools.join(p), Join::Wait);
-        pools.queue(p, 7);
+        pools.queue(p, t(7));
         assert_eq!(pools.join(p), Join::Refused, "the backlog holds one");
         assert_eq!(pools.join(p), Join::Refused);
-        // The live connection comes back: the waiting connect is woken to take it.
+        assert!(pools.claim(p, t(7), &mut r, &mut woken).is_none(), "nothing granted yet");
+        // The live connection comes back: the waiting connect is granted it.
         let (conn, _peer) = test_conn(&mut r);
-        assert_eq!(pools.put(&mut r, b"q", Some(p), 1, conn, 0, None), Some(7));
-        let (conn, _) = pools.take(p, &mut r).unwrap();
-        pools.left(p);
-        assert_eq!(pools.pool(p).count, 1);
+        pools.put(&mut r, &mut woken, b"q", Some(p), 1, conn, 0, None);
+        assert_eq!(woken, [(Token::Thread(t(7)), Reason::Ready)]);
+        assert!(pools.take(p, &mut r).is_none(), "a new connect does not jump the queue");
+        let (conn, _) = pools.claim(p, t(7), &mut r, &mut woken).unwrap().expect("the idle connection");
+        assert_eq!(count(&pools, p), 1);
         // A second waiter times out; a third gets the place a close frees.
+        woken.clear();
         assert_eq!(pools.join(p), Join::Wait);
-        pools.queue(p, 8);
-        assert_eq!(pools.unqueue(p, 8), Some(None));
-        assert_eq!(pools.unqueue(p, 8), None, "taken out once");
+        pools.queue(p, t(8));
+        assert!(pools.unqueue(p, t(8), &mut r, &mut woken));
+        assert!(!pools.unqueue(p, t(8), &mut r, &mut woken), "taken out once");
         assert_eq!(pools.join(p), Join::Wait);
-        pools.queue(p, 9);
+        pools.queue(p, t(9));
         conn.close(&mut r);
-        assert_eq!(pools.on_wake(&mut r, Token::Pool(p), Reason::Closed), Some(9));
-        assert_eq!(pools.pool(p).count, 1, "the woken connect's place");
+        pools.on_wake(&mut r, Token::Pool(p), Reason::Closed, &mut woken);
+        assert_eq!(woken, [(Token::Thread(t(9)), Reason::Ready)]);
+        assert_eq!(count(&pools, p), 1, "the granted connect's place");
+        assert!(matches!(pools.claim(p, t(9), &mut r, &mut woken), Some(None)), "a place to connect anew in");
         // Its connection ends too: the pool is forgotten.
-        assert_eq!(pools.on_wake(&mut r, Token::Pool(p), Reason::Closed), None);
+        pools.on_wake(&mut r, Token::Pool(p), Reason::Closed, &mut woken);
         assert_eq!(pools.find(b"q"), None);
-        assert_eq!(pools.get_or_create(b"q", 3, None), p, "the slot is reused");
+        let q = pools.get_or_create(b"q", 3, None);
+        assert_eq!(q.slot(), p.slot(), "the slot is reused");
+        pools.on_wake(&mut r, Token::Pool(p), Reason::Closed, &mut woken);
+        assert_eq!(pools.join(q), Join::Go, "a stale pool handle touched nothing");
+        assert_eq!(count(&pools, q), 1);
+    }
+
+    /// A waiter granted a place that leaves the queue without claiming it
+    /// (killed, its socket closed, its timeout in the same turn) hands the
+    /// place on: to the next waiter, or back to the pool.
+    #[test]
+    fn a_granted_place_given_up_goes_to_the_next_waiter() {
+        let mut r = Reactor::new().unwrap();
+        let mut pools = Pools::default();
+        let mut woken = Vec::new();
+        let p = pools.get_or_create(b"g", 1, Some(5));
+        assert_eq!(pools.join(p), Join::Go);
+        for n in 1..=3 {
+            assert_eq!(pools.join(p), Join::Wait);
+            pools.queue(p, t(n));
+            let timer = r.sleep(Token::Thread(t(n)), 60_000);
+            pools.set_timer(p, t(n), timer);
+        }
+        assert_eq!(r.pending(), 3);
+        pools.on_wake(&mut r, Token::Pool(p), Reason::Closed, &mut woken);
+        assert_eq!(woken, [(Token::Thread(t(1)), Reason::Ready)]);
+        assert_eq!(r.pending(), 2, "the granted waiter's timer is cancelled");
+        // It gives its place up: the next waiter is granted it.
+        woken.clear();
+        assert!(pools.unqueue(p, t(1), &mut r, &mut woken));
+        assert_eq!(woken, [(Token::Thread(t(2)), Reason::Ready)]);
+        assert_eq!((count(&pools, p), r.pending()), (2, 1));
+        // A waiter not granted one leaves with its count only.
+        woken.clear();
+        assert!(pools.unqueue(p, t(3), &mut r, &mut woken));
+        assert!(woken.is_empty());
+        assert_eq!((count(&pools, p), r.pending()), (1, 0));
+        assert!(pools.unqueue(p, t(2), &mut r, &mut woken));
+        assert_eq!(pools.find(b"g"), None, "no place is held by anyone");
     }
 
     #[test]
     fn an_idle_connection_closes_on_data_close_or_timeout() {
         let mut r = Reactor::new().unwrap();
         let mut pools = Pools::default();
+        let mut woken = Vec::new();
         let (conn, mut data) = test_conn(&mut r);
-        pools.put(&mut r, b"w", None, 5, conn, 0, None);
+        pools.put(&mut r, &mut woken, b"w", None, 5, conn, 0, None);
         let (conn, hangup) = test_conn(&mut r);
-        pools.put(&mut r, b"w", None, 5, conn, 0, None);
+        pools.put(&mut r, &mut woken, b"w", None, 5, conn, 0, None);
         let (conn, mut slow) = test_conn(&mut r);
-        pools.put(&mut r, b"w", None, 5, conn, 0, Some(30));
+        pools.put(&mut r, &mut woken, b"w", None, 5, conn, 0, Some(30));
         let p = pools.find(b"w").unwrap();
-        assert_eq!(pools.pool(p).count, 3);
+        assert_eq!(count(&pools, p), 3);
         data.write_all(b"+OK\r\n").unwrap();
         drop(hangup);
         let mut reasons = Vec::new();
-        while pools.find(b"w").is_some_and(|p| pools.pool(p).count > 0) {
-            let (woken, threads) = turn(&mut r, &mut pools);
+        while pools.find(b"w").is_some_and(|p| count(&pools, p) > 0) {
+            let (why, threads) = turn(&mut r, &mut pools);
             assert!(threads.is_empty());
-            reasons.extend(woken.into_iter().map(|(_, why)| why));
+            reasons.extend(why);
         }
         reasons.sort_by_key(|w| *w as u8);
         assert_eq!(reasons, [Reason::Ready, Reason::Ready, Reason::Timeout]);
@@ -360,15 +513,15 @@ mod tests {
         let mut pools = Pools::default();
         let (conn, mut peer) = test_conn(&mut r);
         let src = conn.src();
-        pools.put(&mut r, b"s", None, 5, conn, 0, None);
+        pools.put(&mut r, &mut Vec::new(), b"s", None, 5, conn, 0, None);
         let p = pools.find(b"s").unwrap();
         // An edge whose data is gone by the time the pool looks (its wait
         // ended as the reactor ends it).
-        let i = pools.pool(p).idle[0];
+        let i = pools.pools.get(p).unwrap().idle[0];
         r.unwait(src, Side::Reader);
-        assert_eq!(pools.on_wake(&mut r, Token::Idle(i), Reason::Ready), None);
+        pools.on_wake(&mut r, Token::Idle(i), Reason::Ready, &mut Vec::new());
         assert_eq!(r.waiter(src, Side::Reader), Some(Token::Idle(i)), "watched again");
-        assert_eq!(pools.pool(p).count, 1);
+        assert_eq!(count(&pools, p), 1);
         peer.write_all(b"x").unwrap();
         turn(&mut r, &mut pools);
         assert_eq!(pools.find(b"s"), None);

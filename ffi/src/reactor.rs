@@ -18,8 +18,14 @@
 
 use std::io;
 
+pub use crate::slab::Handle;
 use crate::sys::{self, epoll, Fd};
 use crate::wheel::{TimerId, Wheel};
+
+/// A light thread: its slot in the scheduler and the slot's generation, so a
+/// wake that reaches the slot after its thread ended (killed with the wake on
+/// its way) finds another generation and is dropped.
+pub type Tid = Handle;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -37,15 +43,15 @@ pub enum Side {
 /// Whom a wait wakes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Token {
-    /// A light thread, by the scheduler's index.
-    Thread(u32),
+    /// A light thread.
+    Thread(Tid),
     /// A resolver query.
     Query(u32),
     /// An idle connection in a keepalive pool, watched for the peer's data,
     /// close or the idle timeout. Not counted as pending: it wakes no thread.
-    Idle(u32),
+    Idle(Handle),
     /// Not a wait: a close reports that a pool's connection ended (see `pool`).
-    Pool(u32),
+    Pool(Handle),
 }
 
 impl Token {
@@ -97,38 +103,23 @@ struct Slot {
     timer: [Option<(TimerId, u64)>; 2],
 }
 
-/// Timer payloads: a sleeping token, or (with this bit) a side's wait on an fd.
-const FD_WAIT: u64 = 1 << 63;
-const QUERY: u64 = 1 << 62;
-
-fn fd_payload(fd: Fd, side: Side) -> u64 {
-    FD_WAIT | (side as u64) << 32 | u64::from(fd as u32)
-}
-
-fn sleep_payload(t: Token) -> u64 {
-    match t {
-        Token::Thread(i) => u64::from(i),
-        Token::Query(i) => QUERY | u64::from(i),
-        Token::Idle(_) | Token::Pool(_) => unreachable!("{t:?} never sleeps"),
-    }
-}
-
-fn sleeper(p: u64) -> Token {
-    if p & QUERY == 0 {
-        Token::Thread(p as u32)
-    } else {
-        Token::Query(p as u32)
-    }
+/// What a wheel timer is for: a side's wait on an fd, or a sleeping token.
+#[derive(Clone, Copy, Debug)]
+enum Due {
+    Wait(Fd, Side),
+    Sleep(Token),
 }
 
 pub struct Reactor {
     epfd: Fd,
     slots: Vec<Slot>,
-    wheel: Wheel,
+    wheel: Wheel<Due>,
     base: u64,
+    /// Added to the clock by `fast_forward`.
+    skew: u64,
     now: u64,
     events: Vec<epoll::Event>,
-    fired: Vec<u64>,
+    fired: Vec<Due>,
     /// Fd waits in progress, and sleeps: what can still wake a token.
     waits: usize,
     sleeps: usize,
@@ -141,6 +132,7 @@ impl Reactor {
             slots: Vec::new(),
             wheel: Wheel::new(),
             base: sys::now_ms(),
+            skew: 0,
             now: 0,
             events: vec![epoll::EMPTY; 256],
             fired: Vec::new(),
@@ -153,8 +145,14 @@ impl Reactor {
     /// syscall): a deadline taken late in a long loop turn must count from
     /// when it is taken, not from the turn's poll, or it fires early.
     pub fn now(&mut self) -> u64 {
-        self.now = (sys::now_ms() - self.base).max(self.now);
+        self.now = (sys::now_ms() - self.base + self.skew).max(self.now);
         self.now
+    }
+
+    /// Moves the clock `ms` ahead: timers fire as if that much time had
+    /// passed (the model test's simulated time).
+    pub fn fast_forward(&mut self, ms: u64) {
+        self.skew += ms;
     }
 
     /// Registers a new fd (once, edge-triggered). Writes are assumed possible
@@ -237,7 +235,7 @@ impl Reactor {
                     if let Some((id, _)) = old {
                         self.wheel.cancel(id);
                     }
-                    let id = self.wheel.insert(d, fd_payload(src.fd, side));
+                    let id = self.wheel.insert(d, Due::Wait(src.fd, side));
                     self.slot(src).timer[side as usize] = Some((id, d));
                 }
             }
@@ -255,10 +253,12 @@ impl Reactor {
         }
     }
 
-    /// Cancels a sleep that has not fired.
-    pub fn cancel(&mut self, id: TimerId) {
-        self.wheel.cancel(id);
-        self.sleeps -= 1;
+    /// Cancels a sleep; false if it has fired already (its wake is on its
+    /// way, or was delivered) or was cancelled: a stale id cancels nothing.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        let live = self.wheel.cancel(id).is_some();
+        self.sleeps -= usize::from(live);
+        live
     }
 
     /// Ends a wait and returns its token; its timer stays for the next wait.
@@ -271,8 +271,9 @@ impl Reactor {
     /// Wakes `token` after `ms` milliseconds.
     pub fn sleep(&mut self, token: Token, ms: u64) -> TimerId {
         let deadline = self.now().saturating_add(ms);
+        debug_assert!(matches!(token, Token::Thread(_) | Token::Query(_)), "{token:?} never sleeps");
         self.sleeps += 1;
-        self.wheel.insert(deadline, sleep_payload(token))
+        self.wheel.insert(deadline, Due::Sleep(token))
     }
 
     /// Waits still pending: anything that can wake a thread later.
@@ -314,12 +315,14 @@ impl Reactor {
         self.fired.clear();
         self.wheel.poll(now, &mut self.fired);
         for &p in &self.fired {
-            if p & FD_WAIT == 0 {
-                self.sleeps -= 1;
-                woken.push((sleeper(p), Reason::Timeout));
-                continue;
-            }
-            let (fd, side) = (p as u32 as Fd, if p >> 32 & 1 == 0 { Side::Reader } else { Side::Writer });
+            let (fd, side) = match p {
+                Due::Sleep(token) => {
+                    self.sleeps -= 1;
+                    woken.push((token, Reason::Timeout));
+                    continue;
+                }
+                Due::Wait(fd, side) => (fd, side),
+            };
             let s = &mut self.slots[fd as usize];
             s.timer[side as usize] = None;
             match s.wait[side as usize] {
@@ -365,7 +368,9 @@ mod tests {
     use super::*;
 
     const R: Side = Side::Reader;
-    const T: fn(u32) -> Token = Token::Thread;
+    fn t(n: u32) -> Token {
+        Token::Thread(Handle::test(n))
+    }
 
     fn pipe() -> (Fd, Fd) {
         sys::pipe().unwrap()
@@ -388,27 +393,27 @@ mod tests {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
         let src = r.add(rd).unwrap();
-        r.wait(src, R, Dir::Read, T(7), Some(10_000));
-        assert_eq!(r.waiter(src, R), Some(T(7)));
+        r.wait(src, R, Dir::Read, t(7), Some(10_000));
+        assert_eq!(r.waiter(src, R), Some(t(7)));
         assert_eq!(r.pending(), 1);
         let mut woken = Vec::new();
         r.poll(Some(0), &mut woken).unwrap();
         assert!(woken.is_empty());
         sys::write(wr, b"x").unwrap();
         r.poll(Some(1000), &mut woken).unwrap();
-        assert_eq!(woken, [(T(7), Reason::Ready)]);
+        assert_eq!(woken, [(t(7), Reason::Ready)]);
         assert!(r.is_ready(src, Dir::Read));
         assert_eq!((r.pending(), r.waiter(src, R)), (0, None));
         // The timer stays for the next wait, which keeps it: no insert, no cancel.
         let timer = r.slots[rd as usize].timer[0];
         assert_eq!(r.wheel.len(), 1);
         r.set_ready(src, Dir::Read, false);
-        r.wait(src, R, Dir::Read, T(8), Some(10_000));
+        r.wait(src, R, Dir::Read, t(8), Some(10_000));
         assert_eq!((r.slots[rd as usize].timer[0], r.wheel.len(), r.pending()), (timer, 1, 1));
         // Removing the fd wakes the waiter as closed and takes its timer out too.
         woken.clear();
         r.remove(src, &mut woken);
-        assert_eq!((woken, r.wheel.len(), r.pending()), (vec![(T(8), Reason::Closed)], 0, 0));
+        assert_eq!((woken, r.wheel.len(), r.pending()), (vec![(t(8), Reason::Closed)], 0, 0));
         sys::close(rd);
         sys::close(wr);
     }
@@ -418,9 +423,9 @@ mod tests {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
         let src = r.add(rd).unwrap();
-        r.wait(src, R, Dir::Read, T(1), Some(timeout));
+        r.wait(src, R, Dir::Read, t(1), Some(timeout));
         sys::write(wr, b"x").unwrap();
-        assert_eq!(poll_until(&mut r, 1), [(T(1), Reason::Ready)]);
+        assert_eq!(poll_until(&mut r, 1), [(t(1), Reason::Ready)]);
         r.set_ready(src, Dir::Read, false);
         (r, src, wr)
     }
@@ -429,12 +434,12 @@ mod tests {
     fn a_kept_timer_that_fires_early_is_set_again_for_the_wait() {
         let (mut r, src, wr) = after_a_ready_wait(30);
         // 20 ms later a second 30 ms wait keeps the timer, due 10 ms too soon.
-        r.sleep(T(9), 20);
-        assert_eq!(poll_until(&mut r, 1), [(T(9), Reason::Timeout)]);
+        r.sleep(t(9), 20);
+        assert_eq!(poll_until(&mut r, 1), [(t(9), Reason::Timeout)]);
         let start = r.now();
-        r.wait(src, R, Dir::Read, T(2), Some(30));
+        r.wait(src, R, Dir::Read, t(2), Some(30));
         assert_eq!(r.wheel.len(), 1);
-        assert_eq!(poll_until(&mut r, 1), [(T(2), Reason::Timeout)]);
+        assert_eq!(poll_until(&mut r, 1), [(t(2), Reason::Timeout)]);
         assert!(r.now() >= start + 30, "timed out at {} ms, deadline {}", r.now(), start + 30);
         assert_eq!((r.wheel.len(), r.pending()), (0, 0));
         sys::close(wr);
@@ -444,9 +449,9 @@ mod tests {
     fn a_shorter_timeout_gets_an_earlier_timer() {
         let (mut r, src, wr) = after_a_ready_wait(100_000);
         let start = r.now();
-        r.wait(src, R, Dir::Read, T(2), Some(5));
+        r.wait(src, R, Dir::Read, t(2), Some(5));
         assert_eq!(r.wheel.len(), 1, "the later timer was replaced");
-        assert_eq!(poll_until(&mut r, 1), [(T(2), Reason::Timeout)]);
+        assert_eq!(poll_until(&mut r, 1), [(t(2), Reason::Timeout)]);
         assert!(r.now() < start + 5_000);
         sys::close(wr);
     }
@@ -455,8 +460,8 @@ mod tests {
     fn a_timer_left_behind_wakes_nobody() {
         let (mut r, _src, wr) = after_a_ready_wait(5);
         // The 5 ms timer fires meanwhile; only the sleeper wakes.
-        r.sleep(T(9), 20);
-        assert_eq!(poll_until(&mut r, 1), [(T(9), Reason::Timeout)]);
+        r.sleep(t(9), 20);
+        assert_eq!(poll_until(&mut r, 1), [(t(9), Reason::Timeout)]);
         assert_eq!((r.wheel.len(), r.pending()), (0, 0));
         sys::close(wr);
     }
@@ -494,7 +499,7 @@ mod tests {
                     }
                     let ms = 1 + rng.below(20);
                     let start = r.now();
-                    r.wait(src, R, Dir::Read, T(i as u32), Some(ms));
+                    r.wait(src, R, Dir::Read, t(i as u32), Some(ms));
                     waiting[i] = Some(start + ms);
                 }
                 1 => {
@@ -505,7 +510,7 @@ mod tests {
             }
             for (t, why) in woken.drain(..) {
                 let Token::Thread(i) = t else { panic!("{t:?}") };
-                let i = i as usize;
+                let i = i.slot() as usize;
                 let earliest = waiting[i].take().expect("woken once, while waiting");
                 match why {
                     Reason::Timeout => {
@@ -538,13 +543,13 @@ mod tests {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
         let src = r.add(rd).unwrap();
-        r.wait(src, R, Dir::Read, T(3), Some(5));
-        r.sleep(T(9), 1);
+        r.wait(src, R, Dir::Read, t(3), Some(5));
+        r.sleep(t(9), 1);
         let mut woken = Vec::new();
         while woken.len() < 2 {
             r.poll(None, &mut woken).unwrap();
         }
-        assert_eq!(woken, [(T(9), Reason::Timeout), (T(3), Reason::Timeout)]);
+        assert_eq!(woken, [(t(9), Reason::Timeout), (t(3), Reason::Timeout)]);
         assert!(r.now() >= 5);
         assert_eq!(r.waiter(src, R), None);
         // A late edge finds no waiter: readiness is cached, nobody is woken.
@@ -554,9 +559,9 @@ mod tests {
         assert!(woken.is_empty());
         assert!(r.is_ready(src, Dir::Read));
         // The next wait on the fd starts clean: readiness ends it, as ready.
-        r.wait(src, R, Dir::Read, T(4), Some(1000));
+        r.wait(src, R, Dir::Read, t(4), Some(1000));
         sys::write(wr, b"y").unwrap();
-        assert_eq!(poll_until(&mut r, 1), [(T(4), Reason::Ready)]);
+        assert_eq!(poll_until(&mut r, 1), [(t(4), Reason::Ready)]);
         sys::close(wr);
     }
 
@@ -582,13 +587,13 @@ mod tests {
         let mut r = Reactor::new().unwrap();
         let (rd, wr) = pipe();
         let src = r.add(rd).unwrap();
-        r.wait(src, R, Dir::Read, T(1), Some(1000));
+        r.wait(src, R, Dir::Read, t(1), Some(1000));
         r.set_ready(src, Dir::Write, false);
-        r.wait(src, Side::Writer, Dir::Write, T(2), None);
+        r.wait(src, Side::Writer, Dir::Write, t(2), None);
         assert_eq!(r.pending(), 2);
         let mut woken = Vec::new();
         r.remove(src, &mut woken);
-        assert_eq!((woken, r.pending()), (vec![(T(1), Reason::Closed), (T(2), Reason::Closed)], 0));
+        assert_eq!((woken, r.pending()), (vec![(t(1), Reason::Closed), (t(2), Reason::Closed)], 0));
         sys::close(rd);
         sys::close(wr);
     }
@@ -632,7 +637,7 @@ mod tests {
         assert_ne!(new, old);
         r.poll(Some(0), &mut woken).unwrap();
         r.set_ready(new, Dir::Read, false);
-        r.wait(new, R, Dir::Read, T(1), Some(10_000));
+        r.wait(new, R, Dir::Read, t(1), Some(10_000));
         // The old description gets data and a hang-up.
         sys::write(peer, b"stale").unwrap();
         sys::close(peer);
@@ -640,7 +645,7 @@ mod tests {
         assert!(woken.is_empty(), "a stale event woke the new socket's reader: {woken:?}");
         assert!(!r.is_ready(new, Dir::Read));
         sys::write(d, b"fresh").unwrap();
-        assert_eq!(poll_until(&mut r, 1), [(T(1), Reason::Ready)]);
+        assert_eq!(poll_until(&mut r, 1), [(t(1), Reason::Ready)]);
         r.remove(new, &mut woken);
         for fd in [kept, c, d] {
             sys::close(fd);

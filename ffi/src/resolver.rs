@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::addr::hosts_table;
 use crate::dns::{self, ResolvConf, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA};
-use crate::reactor::{Dir, Reactor, Reason, Side, Src, Token};
+use crate::reactor::{Dir, Reactor, Reason, Side, Src, Tid, Token};
 use crate::sys::{self, Addr, Fd};
 
 /// Cached positive answers live at least this long and at most that long (s).
@@ -124,7 +124,7 @@ struct Query {
     split: usize,
     /// TCP: bytes read, not yet parsed.
     inbuf: Vec<u8>,
-    waiters: Vec<u32>,
+    waiters: Vec<Tid>,
 }
 
 pub struct Resolver {
@@ -247,7 +247,7 @@ impl Resolver {
     }
 
     /// Files thread `tok` to be handed query `q`'s answer; false if it has ended.
-    pub fn add_waiter(&mut self, q: u32, tok: u32) -> bool {
+    pub fn add_waiter(&mut self, q: u32, tok: Tid) -> bool {
         match self.queries.get_mut(q as usize).and_then(Option::as_mut) {
             Some(query) => {
                 query.waiters.push(tok);
@@ -259,7 +259,7 @@ impl Resolver {
 
     /// Takes back `tok`'s wait for query `q` (its thread was killed, or its
     /// socket closed); false if it was not waiting there.
-    pub fn remove_waiter(&mut self, q: u32, tok: u32) -> bool {
+    pub fn remove_waiter(&mut self, q: u32, tok: Tid) -> bool {
         let Some(query) = self.queries.get_mut(q as usize).and_then(Option::as_mut) else { return false };
         let n = query.waiters.len();
         query.waiters.retain(|&w| w != tok);
@@ -289,7 +289,7 @@ impl Resolver {
     }
 
     /// Asks the current candidate of the next server, over UDP unless `tcp`.
-    fn send_try(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(u32, Answer)>) {
+    fn send_try(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(Tid, Answer)>) {
         let ids = [self.next_id(), self.next_id()];
         let timeout = self.conf.timeout_ms;
         let ns = &self.conf.nameservers;
@@ -338,7 +338,7 @@ impl Resolver {
 
     /// A wake-up for query `q`: its socket is ready, or its timer fired.
     /// Threads whose query ends get their answer in `woken`.
-    pub fn on_wake(&mut self, r: &mut Reactor, q: u32, why: Reason, woken: &mut Vec<(u32, Answer)>) {
+    pub fn on_wake(&mut self, r: &mut Reactor, q: u32, why: Reason, woken: &mut Vec<(Tid, Answer)>) {
         let Some(query) = self.queries.get_mut(q as usize).and_then(Option::as_mut) else { return };
         let Some(src) = query.src else { return };
         if why != Reason::Ready {
@@ -371,7 +371,7 @@ impl Resolver {
 
     /// Ends the query with the addresses gathered (IPv4 first), or moves on to
     /// the next candidate if there are none (the name has no such records).
-    fn conclude(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(u32, Answer)>) {
+    fn conclude(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(Tid, Answer)>) {
         let query = self.query(q);
         let [v4, v6] = std::mem::take(&mut query.addrs);
         let ttl = query.ttl;
@@ -382,7 +382,7 @@ impl Resolver {
     }
 
     /// The candidate does not exist: try the next, or end with "no such host".
-    fn next_candidate(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(u32, Answer)>) {
+    fn next_candidate(&mut self, r: &mut Reactor, q: u32, woken: &mut Vec<(Tid, Answer)>) {
         let query = self.query(q);
         query.cand += 1;
         query.tries = 0;
@@ -395,7 +395,7 @@ impl Resolver {
     }
 
     /// This server failed or was silent: the next one, round and round `attempts` times.
-    fn next_server(&mut self, r: &mut Reactor, q: u32, err: Error, woken: &mut Vec<(u32, Answer)>) {
+    fn next_server(&mut self, r: &mut Reactor, q: u32, err: Error, woken: &mut Vec<(Tid, Answer)>) {
         let most = self.conf.nameservers.len() * self.conf.attempts.max(1) as usize;
         let query = self.query(q);
         query.tries += 1;
@@ -408,7 +408,7 @@ impl Resolver {
     }
 
     /// Ends query `q`, caching its answer for `ttl` seconds if given.
-    fn finish(&mut self, r: &mut Reactor, q: u32, answer: Answer, ttl: Option<u32>, woken: &mut Vec<(u32, Answer)>) {
+    fn finish(&mut self, r: &mut Reactor, q: u32, answer: Answer, ttl: Option<u32>, woken: &mut Vec<(Tid, Answer)>) {
         let mut query = self.queries[q as usize].take().expect("live query");
         self.free.push(q);
         close_query_fd(r, &mut query);
@@ -427,7 +427,7 @@ impl Resolver {
 
     /// Ends every query, closing its socket and pushing its waiters (who find
     /// no answer and must look up again) onto `woken`.
-    pub fn abort(&mut self, r: &mut Reactor, woken: &mut Vec<u32>) {
+    pub fn abort(&mut self, r: &mut Reactor, woken: &mut Vec<Tid>) {
         for query in self.queries.iter_mut().flatten() {
             close_query_fd(r, query);
             woken.append(&mut query.waiters);

@@ -13,7 +13,7 @@ use std::io::{self, ErrorKind::WouldBlock};
 
 use crate::buf::{Pattern, RecvBuf};
 use crate::listener::Local;
-use crate::reactor::{Dir, Reactor, Reason, Side, Src, Token};
+use crate::reactor::{Dir, Handle, Reactor, Reason, Side, Src, Tid, Token};
 use crate::sys::{self, Addr, SockOpt};
 use crate::until::{Scan, Until};
 
@@ -212,6 +212,8 @@ pub struct Conn {
     buf: RecvBuf,
     /// The peer has closed its side.
     eof: bool,
+    /// `shutdown` ended a direction of ours: never reusable.
+    shut: bool,
     /// Bytes a send could not hand to the kernel yet, and how many of them went.
     out: Vec<u8>,
     sent: usize,
@@ -221,8 +223,16 @@ pub struct Conn {
 
 impl Conn {
     /// A new connection over the plain fd.
-    pub(crate) fn plain(src: Src) -> Conn {
-        Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 }
+    pub fn plain(src: Src) -> Conn {
+        Conn {
+            t: Transport::Plain(src),
+            buf: RecvBuf::new(),
+            eof: false,
+            shut: false,
+            out: Vec::new(),
+            sent: 0,
+            owed: 0,
+        }
     }
 
     pub fn src(&self) -> Src {
@@ -243,7 +253,7 @@ pub enum State {
     Resolving {
         name: String,
         port: u16,
-        wait: Option<(u32, u32)>,
+        wait: Option<(u32, Tid)>,
     },
     /// A connect in flight to `addr`, with the addresses still to try after it.
     Connecting {
@@ -254,10 +264,10 @@ pub enum State {
     /// Waiting in keepalive pool `pool`'s backlog (thread `tok`) for a
     /// connection to `host` to be allowed.
     Queued {
-        pool: u32,
+        pool: Handle,
         host: Vec<u8>,
         port: u16,
-        tok: u32,
+        tok: Tid,
     },
     Connected(Conn),
     Closed,
@@ -268,7 +278,7 @@ pub struct Stream {
     pub state: State,
     pub limits: Limits,
     /// The keepalive pool this connection counts in, while it lives.
-    pub pool: Option<u32>,
+    pub pool: Option<Handle>,
     /// How many times its connection came from a pool.
     pub reused: u32,
     /// The pool key `setkeepalive` files the connection under, when it did
@@ -279,6 +289,9 @@ pub struct Stream {
     pub cert: Option<Box<crate::tls::ClientCert>>,
     /// What `bind` did before a connect or a listen.
     pub local: Local,
+    /// Accepted by a listener: a client's connection, never to be filed in a
+    /// pool that a connect could take it from.
+    pub server: bool,
 }
 
 /// `send` keeps at most this much queue storage once a send is done.
@@ -291,7 +304,7 @@ impl Stream {
 
     /// A connection a listener accepted, registered as `src`.
     pub fn accepted(src: Src, ip: bool) -> Stream {
-        let mut s = Stream::new();
+        let mut s = Stream { server: true, ..Stream::new() };
         let peer = if ip { Addr::Ip(([0, 0, 0, 0], 0).into()) } else { Addr::Unix(Vec::new()) };
         s.established(src, &peer);
         s
@@ -338,17 +351,29 @@ impl Stream {
     }
 
     /// Takes a connection out of a pool (see `pool`).
-    pub fn resume(&mut self, conn: Conn, pool: u32, reused: u32) {
+    pub fn resume(&mut self, conn: Conn, pool: Handle, reused: u32) {
         self.state = State::Connected(conn);
         self.pool = Some(pool);
         self.reused = reused;
     }
 
+    /// `shutdown(how)`: ends a direction (or both) of the connection, which
+    /// can then never go into a pool.
+    pub fn shutdown(&mut self, how: sys::Shutdown) -> Result<(), Error> {
+        let State::Connected(c) = &mut self.state else { return Err(Error::Closed) };
+        c.shut = true;
+        sys::shutdown(c.t.src().fd, how).map_err(Error::Os)
+    }
+
     /// `setkeepalive`: the connection, for a pool, if it is idle and whole,
-    /// leaving the stream closed. A peer that has sent more or closed makes
-    /// it fail, and close.
+    /// leaving the stream closed. A peer that has sent more or closed, or a
+    /// `shutdown` of ours, makes it fail, and close.
     pub fn keepalive(&mut self, cx: &mut Cx) -> Result<Conn, Error> {
         let c = match &mut self.state {
+            State::Connected(c) if c.shut => {
+                self.close(cx);
+                return Err(Error::Closed);
+            }
             State::Connected(c) if !c.eof && !cx.r.hung_up(c.t.src(), Dir::Read) => c,
             State::Resolving { .. } | State::Connecting { .. } | State::Queued { .. } => {
                 return Err(Error::BusyConnecting)
@@ -745,8 +770,7 @@ pub(crate) fn test_conn(r: &mut Reactor) -> (Conn, std::os::unix::net::UnixStrea
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     let src = r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
-    let conn = Conn { t: Transport::Plain(src), buf: RecvBuf::new(), eof: false, out: Vec::new(), sent: 0, owed: 0 };
-    (conn, b)
+    (Conn::plain(src), b)
 }
 
 /// For tests here and in other modules: what the engine lends, owned.
@@ -782,7 +806,7 @@ mod tests {
     impl Env {
         /// Waits as the scheduler would: until the wait ends, and says why.
         fn wait(&mut self, s: &Stream, side: Side, dir: Dir, timeout: u64) -> Reason {
-            self.r.wait(s.src().unwrap(), side, dir, Token::Thread(1), Some(timeout));
+            self.r.wait(s.src().unwrap(), side, dir, Token::Thread(Tid::test(1)), Some(timeout));
             let mut woken = Vec::new();
             while woken.is_empty() {
                 self.r.poll(None, &mut woken).unwrap();
@@ -899,14 +923,14 @@ mod tests {
         peer.write_all(b"0123456789").unwrap();
         env.r.poll(Some(1000), &mut Vec::new()).unwrap();
         let Step::Wait(side, dir) = s.receive(&mut env.cx(), Pattern::Bytes(20)) else { panic!() };
-        env.r.wait(s.src().unwrap(), side, dir, Token::Thread(4), None);
+        env.r.wait(s.src().unwrap(), side, dir, Token::Thread(Tid::test(4)), None);
         // A second reader finds the socket busy.
         let busy = s.receive(&mut env.cx(), Pattern::Line);
         assert_eq!(busy, Step::Fail(Failure::new(Error::BusyReading)));
         let (tok, mut buf) = s.close(&mut env.cx()).expect("a reader waited");
-        assert_eq!(tok, Token::Thread(4));
+        assert_eq!(tok, Token::Thread(Tid::test(4)));
         assert_eq!(buf.take_partial(Pattern::Bytes(20)), b"0123456789");
-        assert_eq!(env.woken, [(Token::Thread(4), Reason::Closed)]);
+        assert_eq!(env.woken, [(Token::Thread(Tid::test(4)), Reason::Closed)]);
         assert_eq!(env.r.pending(), 0);
         assert!(s.close(&mut env.cx()).is_none(), "closed once");
     }
@@ -1029,7 +1053,7 @@ mod tests {
         let big = vec![7u8; 4 << 20];
         let mut step = s.send(&mut env.cx(), &big);
         assert_eq!(step, Step::Wait(Side::Writer, Dir::Write));
-        env.r.wait(s.src().unwrap(), Side::Writer, Dir::Write, Token::Thread(2), None);
+        env.r.wait(s.src().unwrap(), Side::Writer, Dir::Write, Token::Thread(Tid::test(2)), None);
         assert_eq!(s.send(&mut env.cx(), b"x"), Step::Fail(Error::BusyWriting));
         env.r.unwait(s.src().unwrap(), Side::Writer);
         let reader = std::thread::spawn(move || {

@@ -106,19 +106,15 @@ impl Sock {
                 return None;
             }
         };
-        match s.state {
-            State::Resolving { wait: Some((q, tok)), .. } if res.is_some_and(|res| res.remove_waiter(q, tok)) => {
-                cx.woken.push((Token::Thread(tok), Reason::Closed));
+        let waiter = match s.state {
+            State::Resolving { wait: Some((q, tok)), .. } => {
+                res.is_some_and(|res| res.remove_waiter(q, tok)).then_some(tok)
             }
-            State::Queued { pool, tok, .. } => {
-                if let Some(timer) = pools.unqueue(pool, tok) {
-                    if let Some(t) = timer {
-                        cx.r.cancel(t);
-                    }
-                    cx.woken.push((Token::Thread(tok), Reason::Closed));
-                }
-            }
-            _ => {}
+            State::Queued { pool, tok, .. } => pools.unqueue(pool, tok, cx.r, cx.woken).then_some(tok),
+            _ => None,
+        };
+        if let Some(tok) = waiter {
+            cx.woken.push((Token::Thread(tok), Reason::Closed));
         }
         s.close(cx)
     }

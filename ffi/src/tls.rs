@@ -611,7 +611,7 @@ mod tests {
         }
 
         fn wait(&mut self, s: &Stream, side: Side, dir: Dir) -> Reason {
-            self.r.wait(s.src().unwrap(), side, dir, Token::Thread(1), Some(5000));
+            self.r.wait(s.src().unwrap(), side, dir, Token::Thread(crate::reactor::Tid::test(1)), Some(5000));
             let mut woken = Vec::new();
             while woken.is_empty() {
                 self.r.poll(None, &mut woken).unwrap();

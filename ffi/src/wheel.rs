@@ -10,7 +10,9 @@
 //!
 //! Entries live in a slab reused through a free list and are linked into their
 //! slot by `u32` indices, so insert and cancel are O(1) and allocation-free once
-//! the slab has grown.
+//! the slab has grown. A `TimerId` carries its entry's generation: cancelling a
+//! timer that has fired (or was cancelled) finds another generation and does
+//! nothing, even when the entry serves a new timer by then.
 
 const LEVELS: usize = 6;
 const SLOT_BITS: u32 = 6;
@@ -25,13 +27,19 @@ const NIL: u32 = u32::MAX;
 /// `Entry::list` of a slab entry that is on the free list.
 const FREE: u16 = u16::MAX;
 
-/// Handle to a pending timer; valid until it fires or is cancelled.
+/// Handle to a timer: its entry and the entry's generation then. Stale once
+/// the timer fires or is cancelled (see `Wheel::cancel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimerId(u32);
+pub struct TimerId {
+    idx: u32,
+    gen: u32,
+}
 
-struct Entry {
+struct Entry<P> {
     deadline: u64,
-    payload: u64,
+    payload: P,
+    /// Bumped each time the entry is released.
+    gen: u32,
     /// Neighbours in the slot list (or `NIL`); `next` also links the free list.
     prev: u32,
     next: u32,
@@ -39,10 +47,11 @@ struct Entry {
     list: u16,
 }
 
-pub struct Wheel {
+/// Timers carrying a payload `P` each, given back when they fire.
+pub struct Wheel<P = u64> {
     /// Current time in ms; only moves forward.
     elapsed: u64,
-    slab: Vec<Entry>,
+    slab: Vec<Entry<P>>,
     free: u32,
     len: usize,
     /// Per level, bit `s` is set iff slot `s` is non-empty.
@@ -50,51 +59,52 @@ pub struct Wheel {
     heads: [u32; LEVELS * SLOTS],
 }
 
-impl Default for Wheel {
-    fn default() -> Wheel {
+impl<P: Copy> Default for Wheel<P> {
+    fn default() -> Wheel<P> {
         Wheel::new()
     }
 }
 
-impl Wheel {
-    pub fn new() -> Wheel {
+impl<P: Copy> Wheel<P> {
+    pub fn new() -> Wheel<P> {
         Wheel { elapsed: 0, slab: Vec::new(), free: NIL, len: 0, occupied: [0; LEVELS], heads: [NIL; LEVELS * SLOTS] }
     }
 
     /// Schedules `payload` at absolute time `deadline` (ms). Past deadlines
     /// fire at the next poll; deadlines beyond the span are clamped to it.
-    pub fn insert(&mut self, deadline: u64, payload: u64) -> TimerId {
+    pub fn insert(&mut self, deadline: u64, payload: P) -> TimerId {
         let max = self.elapsed.saturating_add(MAX_SPAN);
-        let entry = Entry { deadline: deadline.clamp(self.elapsed, max), payload, prev: NIL, next: NIL, list: FREE };
+        let deadline = deadline.clamp(self.elapsed, max);
         let idx = if self.free != NIL {
             let idx = self.free;
-            self.free = self.slab[idx as usize].next;
-            self.slab[idx as usize] = entry;
+            let e = &mut self.slab[idx as usize];
+            self.free = e.next;
+            (e.deadline, e.payload) = (deadline, payload);
             idx
         } else {
             assert!(self.slab.len() < NIL as usize, "timer wheel full");
-            self.slab.push(entry);
+            self.slab.push(Entry { deadline, payload, gen: 0, prev: NIL, next: NIL, list: FREE });
             (self.slab.len() - 1) as u32
         };
         self.link(idx);
         self.len += 1;
-        TimerId(idx)
+        TimerId { idx, gen: self.slab[idx as usize].gen }
     }
 
-    /// Removes a pending timer and returns its payload.
-    pub fn cancel(&mut self, id: TimerId) -> u64 {
-        let idx = id.0;
-        debug_assert!(
-            self.slab.get(idx as usize).is_some_and(|e| e.list != FREE),
-            "cancel of a timer that is not pending: {id:?}"
-        );
-        self.unlink(idx);
-        self.release(idx)
+    /// Removes a pending timer and returns its payload; None if `id` is stale
+    /// (its timer fired or was cancelled already).
+    pub fn cancel(&mut self, id: TimerId) -> Option<P> {
+        let e = self.slab.get(id.idx as usize)?;
+        if e.gen != id.gen || e.list == FREE {
+            return None;
+        }
+        self.unlink(id.idx);
+        Some(self.release(id.idx))
     }
 
     /// Advances to `now` and appends the payloads of all timers due by then
     /// to `fired`, in deadline order.
-    pub fn poll(&mut self, now: u64, fired: &mut Vec<u64>) {
+    pub fn poll(&mut self, now: u64, fired: &mut Vec<P>) {
         let now = now.max(self.elapsed);
         while let Some((level, start)) = self.next_slot() {
             if start > now {
@@ -181,9 +191,10 @@ impl Wheel {
     }
 
     /// Puts an unlinked entry on the free list and returns its payload.
-    fn release(&mut self, idx: u32) -> u64 {
+    fn release(&mut self, idx: u32) -> P {
         let e = &mut self.slab[idx as usize];
         e.list = FREE;
+        e.gen = e.gen.wrapping_add(1);
         e.next = self.free;
         self.free = idx;
         self.len -= 1;
@@ -244,7 +255,7 @@ mod tests {
                 }
                 if !model.is_empty() && rng.below(3) == 0 {
                     let (_, p, id) = model.swap_remove(rng.below(model.len() as u64) as usize);
-                    assert_eq!(w.cancel(id), p);
+                    assert_eq!(w.cancel(id), Some(p));
                 }
                 assert_eq!(w.len(), model.len());
                 match (w.next_deadline(), model.iter().map(|e| e.0).min()) {
@@ -337,7 +348,7 @@ mod tests {
             let ids: Vec<TimerId> = (0..5).map(|p| w.insert(deadlines[p], p as u64)).collect();
             // Both list ends (whatever the link order) and the middle.
             for p in [0, 4, 2] {
-                assert_eq!(w.cancel(ids[p]), p as u64);
+                assert_eq!(w.cancel(ids[p]), Some(p as u64));
             }
             assert_eq!(w.len(), 2);
             let want = sorted(vec![(deadlines[1], 1), (deadlines[3], 3)]);
@@ -358,8 +369,8 @@ mod tests {
         assert_eq!(w.next_deadline(), Some(960)); // level 1, slot 15
         w.poll(960, &mut fired);
         assert!(fired.is_empty());
-        assert!(ids.iter().all(|id| usize::from(w.slab[id.0 as usize].list) < SLOTS));
-        assert_eq!(w.cancel(ids[1]), 1001);
+        assert!(ids.iter().all(|id| usize::from(w.slab[id.idx as usize].list) < SLOTS));
+        assert_eq!(w.cancel(ids[1]), Some(1001));
         w.poll(5000, &mut fired);
         assert_eq!(fired, [1000, 1002]);
 
@@ -368,8 +379,8 @@ mod tests {
         w.insert(5000 + (1 << 33) + 1, 2);
         w.poll(5000 + (1 << 33) - 1, &mut fired);
         assert_eq!(fired, [1000, 1002]);
-        assert!(usize::from(w.slab[a.0 as usize].list) < SLOTS);
-        assert_eq!(w.cancel(a), 1);
+        assert!(usize::from(w.slab[a.idx as usize].list) < SLOTS);
+        assert_eq!(w.cancel(a), Some(1));
         w.poll(u64::MAX, &mut fired);
         assert_eq!(fired, [1000, 1002, 2]);
         assert!(w.is_empty());
@@ -452,13 +463,24 @@ mod tests {
         assert!(w.slab.capacity() < 128);
     }
 
+    /// A stale id (its timer fired, or was cancelled) cancels nothing, not
+    /// even the timer that reuses its entry.
     #[test]
-    #[cfg(debug_assertions)]
-    #[should_panic(expected = "not pending")]
-    fn cancel_after_fire_is_a_logic_error() {
+    fn a_stale_id_cancels_nothing() {
         let mut w = Wheel::new();
-        let id = w.insert(1, 1);
+        let fired_id = w.insert(1, 1);
         w.poll(1, &mut Vec::new());
-        w.cancel(id);
+        assert_eq!(w.cancel(fired_id), None, "fired");
+        let cancelled = w.insert(5, 2);
+        assert_eq!(cancelled.idx, fired_id.idx, "the entry is reused");
+        assert_eq!(w.cancel(cancelled), Some(2));
+        assert_eq!(w.cancel(cancelled), None, "cancelled twice");
+        let live = w.insert(9, 3);
+        assert_eq!(live.idx, fired_id.idx);
+        assert_eq!((w.cancel(fired_id), w.cancel(cancelled), w.len()), (None, None, 1));
+        assert_eq!(w.cancel(TimerId { idx: 400, gen: 0 }), None, "out of the slab");
+        let mut fired = Vec::new();
+        w.poll(9, &mut fired);
+        assert_eq!((fired, w.len()), (vec![3], 0));
     }
 }

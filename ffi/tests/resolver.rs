@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use coevent_ffi::dns::{self, TYPE_A, TYPE_AAAA, TYPE_CNAME};
 use coevent_ffi::reactor::{Reactor, Token};
 use coevent_ffi::resolver::{Answer, Config, Error, Lookup, Resolver, CACHE_SIZE, NEGATIVE_TTL};
+use coevent_ffi::slab::Slab;
 
 const NOERROR: u8 = 0;
 const SERVFAIL: u8 = 2;
@@ -322,6 +323,8 @@ struct Loop {
     next_tok: u32,
     /// The name each waiting token asked for.
     names: std::collections::HashMap<u32, String>,
+    /// The thread handles standing for the tests' numbered tokens.
+    tids: Slab<u32>,
     _files: Files,
 }
 
@@ -342,6 +345,7 @@ impl Loop {
             woken: Vec::new(),
             next_tok: 1,
             names: Default::default(),
+            tids: Slab::default(),
             _files: files,
         }
     }
@@ -363,7 +367,8 @@ impl Loop {
         match self.res.lookup(&mut self.r, name) {
             Lookup::Done(a) => Some(a),
             Lookup::Wait(q) => {
-                assert!(self.res.add_waiter(q, tok), "add_waiter on a query lookup just returned");
+                let tid = self.tids.insert(tok);
+                assert!(self.res.add_waiter(q, tid), "add_waiter on a query lookup just returned");
                 None
             }
         }
@@ -371,11 +376,14 @@ impl Loop {
 
     /// One loop turn: a poll, resolver tokens to `on_wake`, the rest noted.
     fn turn(&mut self, ms: u64) {
-        let mut woken = Vec::new();
+        let (mut woken, mut answered) = (Vec::new(), Vec::new());
         self.r.poll(Some(ms), &mut woken).unwrap();
         for (t, why) in woken {
             let Token::Query(q) = t else { panic!("a thread token from the reactor: {t:?}") };
-            self.res.on_wake(&mut self.r, q, why, &mut self.woken);
+            self.res.on_wake(&mut self.r, q, why, &mut answered);
+        }
+        for (tid, a) in answered {
+            self.woken.push((self.tids.remove(tid).expect("a waiting token, answered once"), a));
         }
     }
 
@@ -1100,7 +1108,7 @@ fn no_nameserver_at_all_means_the_local_one() {
     match res.lookup(&mut r, "coevent-test.invalid") {
         Lookup::Done(a) => assert!(a.is_err(), "{a:?}"),
         Lookup::Wait(q) => {
-            assert!(res.add_waiter(q, 1));
+            assert!(res.add_waiter(q, Slab::default().insert(())));
             let until = Instant::now() + LIMIT;
             let mut got = None;
             while got.is_none() {
@@ -1128,6 +1136,7 @@ fn abort_wakes_the_waiters_without_an_answer() {
     assert!(l.start("other.example", 9).is_none());
     let mut woken = Vec::new();
     l.res.abort(&mut l.r, &mut woken);
+    let mut woken: Vec<u32> = woken.into_iter().map(|t| l.tids.remove(t).expect("once")).collect();
     woken.sort_unstable();
     assert_eq!(woken, [7, 8, 9]);
     assert_eq!(l.res.pending(), 0);

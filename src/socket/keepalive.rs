@@ -3,7 +3,6 @@
 //! it out again.
 
 use coevent_ffi::pool::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SIZE};
-use coevent_ffi::reactor::{Reason, Token};
 use coevent_ffi::stream::Cx;
 use coevent_ffi::table::Id;
 use mlua::{Lua, Result, Value};
@@ -40,6 +39,10 @@ pub fn setkeepalive(lua: &Lua, eng: &Engine, id: Id, timeout: Value, size: Value
     let Some(sock) = core.table.get(id) else { return collected(lua, "setkeepalive") };
     let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
     let s = of(sock);
+    if s.server {
+        // OpenResty's request sockets have no setkeepalive at all.
+        return raise(lua, "setkeepalive: a connection a listener accepted cannot go into a pool");
+    }
     if size < 1.0 && s.is_connected() && s.pool.is_none() && core.pools.find(&s.key).is_none() {
         let what = format!("bad \"pool_size\" option value: {}", size as i64);
         return bad_arg(lua, 2, "setkeepalive", &what);
@@ -50,9 +53,7 @@ pub fn setkeepalive(lua: &Lua, eng: &Engine, id: Id, timeout: Value, size: Value
         Err(e) => return fail(lua, &e.message()),
     };
     let size = size.min(u32::MAX as f64) as usize;
-    if let Some(t) = core.pools.put(r, &s.key, s.pool.take(), size, conn, s.reused, timeout) {
-        core.woken.push((Token::Thread(t), Reason::Ready));
-    }
+    core.pools.put(r, &mut core.woken, &s.key, s.pool.take(), size, conn, s.reused, timeout);
     ret(Value::Integer(1))
 }
 

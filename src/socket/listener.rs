@@ -3,7 +3,7 @@
 //! `Kind::Listener`; what it accepts is an ordinary stream socket.
 
 use coevent_ffi::listener::{self, Accept, Listener, DEFAULT_BACKLOG};
-use coevent_ffi::reactor::{Dir, Side};
+use coevent_ffi::reactor::{Dir, Side, Tid};
 use coevent_ffi::stream::State;
 use coevent_ffi::sys::{self, Addr, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
@@ -146,7 +146,7 @@ pub fn accept_woken(lua: &Lua, eng: &Engine, id: Id, wake: Wake) -> Result<Ret> 
 }
 
 /// A thread killed in `accept` leaves the listener's queue.
-pub fn forget(core: &mut Core, id: Id, tok: u32) {
+pub fn forget(core: &mut Core, id: Id, tok: Tid) {
     if let Ok((Sock { kind: Kind::Listener(l), .. }, mut cx)) = core.sock(id) {
         l.forget(&mut cx, tok);
     }

@@ -231,6 +231,7 @@ pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -
     let s = of(sock);
     s.key.clear();
     s.reused = 0;
+    s.server = false;
     let Some(p) = p else {
         s.key.extend_from_slice(&key);
         return dial(lua, eng, core, id, &host, port_n);
@@ -365,23 +366,26 @@ fn queued_woken(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, wake: Wake) ->
     let s = of(sock);
     let State::Queued { pool: p, tok, port, .. } = s.state else { return fail(lua, "closed") };
     let State::Queued { host, .. } = std::mem::replace(&mut s.state, State::Closed) else { unreachable!() };
-    match wake {
-        Wake::Ready => {}
-        Wake::Timeout => {
-            // Its timer fired: nothing to cancel.
-            core.pools.unqueue(p, tok);
-            return fail(lua, "timeout");
+    // A place granted before its timeout fired (in the same turn) is taken all the same.
+    let place = match wake {
+        Wake::Ready | Wake::Timeout => core.pools.claim(p, tok, r, &mut core.woken),
+        _ => None,
+    };
+    match place {
+        Some(Some((conn, reused))) => {
+            s.resume(conn, p, reused + 1);
+            ret(Value::Integer(1))
         }
-        _ => return fail(lua, "closed"),
+        // Its place in the count goes to the connection it makes.
+        Some(None) => {
+            s.pool = Some(p);
+            dial(lua, eng, core, id, &host, port)
+        }
+        None => {
+            core.pools.unqueue(p, tok, r, &mut core.woken);
+            fail(lua, if matches!(wake, Wake::Timeout) { "timeout" } else { "closed" })
+        }
     }
-    // Its place in the count goes to the connection it takes or makes.
-    if let Some((conn, reused)) = core.pools.take(p, r) {
-        s.resume(conn, p, reused + 1);
-        core.pools.left(p);
-        return ret(Value::Integer(1));
-    }
-    s.pool = Some(p);
-    dial(lua, eng, core, id, &host, port)
 }
 
 /// `receive(pattern)`.
@@ -961,13 +965,9 @@ pub fn shutdown(lua: &Lua, eng: &Engine, id: Id, how: Value) -> Result<Ret> {
         },
         v => return bad_arg(lua, 1, "shutdown", &expected("string", v)),
     };
-    with(lua, eng, id, "shutdown", |sock, _| {
-        let s = of(sock);
-        let Some(src) = s.src().filter(|_| s.is_connected()) else { return fail(lua, "closed") };
-        match sys::shutdown(src.fd, how) {
-            Ok(()) => ret(Value::Integer(1)),
-            Err(e) => fail(lua, &sys::error_string(&e)),
-        }
+    with(lua, eng, id, "shutdown", |sock, _| match of(sock).shutdown(how) {
+        Ok(()) => ret(Value::Integer(1)),
+        Err(e) => fail(lua, &e.message()),
     })
 }
 

@@ -42,6 +42,23 @@ T.case('accept gives a stream: both ways, every stream method', function()
   same(pack(srv:accept()), pack(nil, 'closed'), 'accept after close')
 end)
 
+-- Issue 23, defect 9: an accepted connection has no pool key; filed under
+-- one, a client connect could take the server's peer for its own.
+T.case('setkeepalive refuses a connection a listener accepted', function()
+  local srv, port = listener()
+  local c = client('127.0.0.1', port)
+  local s = assert(srv:accept())
+  T.raises(function() s:setkeepalive() end, 'setkeepalive: a connection a listener accepted cannot go into a pool')
+  eq(c:send('from the client\n'), 16, 'send')
+  eq(s:receive('*l'), 'from the client', 'the accepted socket is still whole')
+  -- A client connect to a pool named '' makes its own connection.
+  local other = L.tcp()
+  eq(other:connect('127.0.0.1', port, { pool = '' }), 1, 'connect')
+  eq(other:getreusedtimes(), 0, 'not the accepted connection')
+  local s2 = assert(srv:accept())
+  for _, x in ipairs({ other, s2, s, c, srv }) do x:close() end
+end)
+
 T.case('accept times out and the listener stays usable', function()
   local srv, port = listener()
   srv:settimeout(30)

@@ -270,6 +270,23 @@ T.case('L.kill: a thread in the run queue, or waiting on another thread', functi
   eq(ran, false, 'neither went on')
 end)
 
+-- Issue 23, defect 2: a close wakes R's receive with what its socket held,
+-- then R is killed before that wake is delivered, and N starts in the same
+-- run (in the slot R had). The wake was R's: it must reach nobody else.
+T.case('a wake on its way to a killed thread reaches no thread started after it', function()
+  local s1 = T.connect('drip abcdefgh')
+  local r = L.spawn(function() return s1:receive('*l') end)
+  L.sleep(0.01) -- R has read some of the drip into its buffer, and waits for more
+  local s2 = T.connect('slow 10 one\\ntwo\\n')
+  s1:close()
+  T.eq(L.kill(r), true)
+  local n = L.spawn(function() return s2:receive('*l') end)
+  T.same(T.pack(L.wait(n)), { 'one' }, "N's receive, on its own socket")
+  T.same(T.pack(L.wait(r)), { nil, 'killed' })
+  T.same(T.pack(s2:receive('*l')), { 'two' }, 'the socket is not left busy reading')
+  s2:close()
+end)
+
 T.case('L.kill: errors', function()
   local me = coroutine.running()
   T.raises(function() L.kill(me) end, 'kill: a light thread cannot kill itself')
