@@ -6,6 +6,8 @@ use std::path::Path;
 
 #[path = "../../fuzz/src/dns_message.rs"]
 mod dns_message;
+#[path = "../../fuzz/src/model.rs"]
+mod model;
 #[path = "../../fuzz/src/receive_pattern.rs"]
 mod receive_pattern;
 #[path = "../../fuzz/src/recv_buffer.rs"]
@@ -60,4 +62,9 @@ fn until_seeds() {
 #[test]
 fn regex_seeds() {
     replay("regex", regex::check);
+}
+
+#[test]
+fn model_seeds() {
+    replay("model", model::check);
 }

@@ -5,6 +5,7 @@
 //! replays `fuzz/seeds/<name>/` under a plain `cargo test`.
 
 pub mod dns_message;
+pub mod model;
 pub mod receive_pattern;
 pub mod recv_buffer;
 pub mod regex;
