@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.." || exit 2
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 ASAN=${ASAN:-0}
 FUZZ_ARGS=${FUZZ_ARGS:-}
-TARGETS=${*:-receive_pattern recv_buffer dns_message until regex}
+TARGETS=${*:-receive_pattern recv_buffer dns_message until regex model}
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 

@@ -10,6 +10,9 @@
 --   - timeouts: a silent peer (read timeout), a full accept queue (connect timeout);
 --   - errors: a refused port, a reset mid-line, a peer that closes;
 --   - threads killed while they hold sockets, threads that raise;
+--   - a keepalive pool with a backlog whose queued connects are killed or
+--     have their sockets closed while places are handed on; a listener whose
+--     waiting acceptor is killed while a client connects;
 --   - a thread that only swops, and one that sleeps.
 -- Between phases every worker has ended: the GC runs, then the fds
 -- (/proc/self/fd), the RSS (/proc/self/statm) and the Lua heap are sampled.
@@ -205,6 +208,77 @@ local function killer(over)
   end
 end
 
+-- Five connects into a pool of 2 places with a backlog: the 2nd is killed
+-- while it connects and the 3rd, queued, has its socket closed, so the place
+-- each frees is handed on at once. The others must all get a connection.
+local function pooler(over, n)
+  return function()
+    local o = { pool = 'soak:' .. F.pid() .. ':' .. n, pool_size = 2, backlog = 4 }
+    for _ = 1, 1e9 do
+      if over.now then return end
+      local ss, ts = {}, {}
+      for k = 1, 5 do
+        ss[k] = L.tcp()
+        ss[k]:settimeout(10000)
+        ts[k] = L.spawn(function(s)
+          local ok, e = s:connect(T.host, REDIS, o)
+          if not ok then return nil, e end
+          expect('pooled send', 14, s:send('*1\r\n$4\r\nPING\r\n'))
+          add('requests')
+          expect('pooled reply', '+PONG', s:receive('*l'))
+          add('replies')
+          L.sleep(0.001 * math.random(0, 2))
+          return s:setkeepalive(0)
+        end, ss[k])
+      end
+      expect('kill a connecting thread', true, L.kill(ts[2]))
+      expect('close a queued socket', 1, ss[3]:close())
+      for k = 1, 5 do
+        local want = ({ [2] = 'killed', [3] = 'closed' })[k]
+        local ok, e = L.wait(ts[k])
+        if want then
+          expect('pooled connect ' .. k, nil, ok, e)
+          expect('pooled connect ' .. k .. ' error', want, e)
+        else
+          expect('pooled connect ' .. k, 1, ok, e)
+        end
+      end
+      add('pool places handed on', 2)
+    end
+  end
+end
+
+-- A listener with two acceptors: the first is killed while it waits, the
+-- client's connection must reach the second.
+local function acceptor(over)
+  return function()
+    local srv = L.tcp()
+    expect('bind', 1, srv:bind(T.host, 0))
+    expect('listen', 1, srv:listen())
+    local _, port = srv:getsockname()
+    for j = 1, 1e9 do
+      if over.now then break end
+      local first = L.spawn(function() return srv:accept() end)
+      local second = L.spawn(function()
+        local c = srv:accept()
+        local line = c:receive('*l')
+        expect('acceptor echo', #line + 1, c:send(line .. '\n'))
+        return c:close()
+      end)
+      expect('kill an acceptor', true, L.kill(first))
+      local c = connect(port)
+      expect('client send', #tostring(j) + 1, c:send(j .. '\n'))
+      add('requests')
+      expect('client reply', tostring(j), c:receive('*l'))
+      add('replies')
+      expect('client close', 1, c:close())
+      expect('second acceptor', 1, L.wait(second))
+      add('acceptors killed')
+    end
+    expect('listener close', 1, srv:close())
+  end
+end
+
 local function ticker(over)
   return function()
     for _ = 1, 1e12 do
@@ -244,6 +318,8 @@ T.case('soak for ' .. SECONDS .. ' s (' .. PHASES .. ' phases of ' .. PHASE .. '
     for _ = 1, 3 do ws[#ws + 1] = L.spawn(timeouts(over)) end
     for _ = 1, 2 do ws[#ws + 1] = L.spawn(errors(over)) end
     for _ = 1, 2 do ws[#ws + 1] = L.spawn(killer(over)) end
+    for n = 1, 2 do ws[#ws + 1] = L.spawn(pooler(over, n)) end
+    ws[#ws + 1] = L.spawn(acceptor(over))
     ws[#ws + 1] = L.spawn(ticker(over))
     ws[#ws + 1] = L.spawn(sleeper(over))
     L.sleep(PHASE)
@@ -268,7 +344,8 @@ T.case('soak for ' .. SECONDS .. ' s (' .. PHASES .. ' phases of ' .. PHASE .. '
   table.sort(names)
   for _, k in ipairs(names) do print(string.format('SOAK count %s %d', k, count[k])) end
   eq(count.requests, count.replies, 'requests sent and replies checked')
-  for _, k in ipairs({ 'requests', 'churned', 'read timeouts', 'refused', 'resets', 'peer closes', 'killed', 'swops' }) do
+  for _, k in ipairs({ 'requests', 'churned', 'read timeouts', 'refused', 'resets', 'peer closes', 'killed', 'swops', 'pool places handed on',
+    'acceptors killed' }) do
     T.ok((count[k] or 0) > 0, k .. ' happened')
   end
 
