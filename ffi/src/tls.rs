@@ -488,6 +488,10 @@ impl Stream {
             match &c.t {
                 Transport::Tls(t) if t.established => return Step::Done(true),
                 Transport::Tls(_) => {}
+                // Plaintext read before TLS must never come out as if TLS
+                // had protected it (STARTTLS injection, CVE-2011-0411): refuse
+                // before a byte of TLS is sent; the socket stays as it was.
+                Transport::Plain(_) if c.unread() => return Step::Fail(Error::UnreadData),
                 Transport::Plain(_) => match Tls::new(src, &h) {
                     Ok(t) => c.t = Transport::Tls(Box::new(t)),
                     Err(e) => {
@@ -882,6 +886,23 @@ mod tests {
             assert_eq!((err.err.message(), err.partial), (why.into(), Vec::new()), "reset {reset}");
             assert!(!s.is_connected());
         }
+    }
+
+    /// Plaintext buffered before TLS starts is refused, not handed out
+    /// later as if TLS had protected it (STARTTLS injection).
+    #[test]
+    fn a_handshake_refuses_plaintext_left_in_the_buffer() {
+        let mut env = Env::new();
+        let (mut s, mut peer) = tcp_pair(&mut env);
+        peer.write_all(b"220 ready\r\nINJECTED\r\n").unwrap();
+        assert_eq!(env.receive(&mut s, Pattern::Line).unwrap(), b"220 ready");
+        let ctx = env.ctx.clone();
+        assert_eq!(s.handshake(&mut env.cx(), Some(hello(&ctx))), Step::Fail(Error::UnreadData));
+        assert!(s.tls().is_none() && s.is_connected(), "nothing sent, the socket as it was");
+        peer.set_nonblocking(true).unwrap();
+        assert_eq!(peer.read(&mut [0u8; 64]).unwrap_err().kind(), WouldBlock, "no ClientHello went out");
+        assert_eq!(env.receive(&mut s, Pattern::Line).unwrap(), b"INJECTED");
+        assert_eq!(s.handshake(&mut env.cx(), Some(hello(&ctx))), Step::Wait(Side::Reader, Dir::Read));
     }
 
     #[test]
