@@ -441,6 +441,16 @@ impl Tls {
         }
     }
 
+    /// Whether the handshake verified the peer, for `name` if given (None:
+    /// the chain alone was asked for, which any verification covers).
+    fn verified_for(&self, name: Option<&str>) -> bool {
+        match (&self.verify, name) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(n)) => v.eq_ignore_ascii_case(n),
+        }
+    }
+
     /// Says goodbye (close_notify) if the socket takes it now; never waits.
     pub(crate) fn shutdown(&mut self, r: &mut Reactor) {
         if self.established {
@@ -486,7 +496,20 @@ impl Stream {
                 return Step::Fail(Error::BusyWriting);
             }
             match &c.t {
-                Transport::Tls(t) if t.established => return Step::Done(true),
+                // A pooled connection answers at once, but never claims a
+                // verification its first handshake did not make.
+                Transport::Tls(t) if t.established => {
+                    let name = h.name.filter(|n| !n.is_empty());
+                    if h.verify && !t.verified_for(name) {
+                        let e = match name {
+                            Some(n) => format!("pooled connection not verified for {n}"),
+                            None => "pooled connection not verified".to_string(),
+                        };
+                        self.close(cx);
+                        return Step::Fail(Error::Tls(e));
+                    }
+                    return Step::Done(true);
+                }
                 Transport::Tls(_) => {}
                 // Plaintext read before TLS must never come out as if TLS
                 // had protected it (STARTTLS injection, CVE-2011-0411): refuse
@@ -903,6 +926,48 @@ mod tests {
         assert_eq!(peer.read(&mut [0u8; 64]).unwrap_err().kind(), WouldBlock, "no ClientHello went out");
         assert_eq!(env.receive(&mut s, Pattern::Line).unwrap(), b"INJECTED");
         assert_eq!(s.handshake(&mut env.cx(), Some(hello(&ctx))), Step::Wait(Side::Reader, Dir::Read));
+    }
+
+    /// A connection that did its handshake (a pooled one) answers a second
+    /// at once only for a verification it made.
+    #[test]
+    fn a_done_handshake_never_claims_a_verification_it_did_not_make() {
+        let mut env = Env::new();
+        let shake = |env: &mut Env, verify: Option<&str>| {
+            let mut s = pair(env, |s| {
+                let _ = s.read(&mut [0u8; 1]);
+            });
+            let ctx = env.ctx.clone();
+            let mut t = Tls::new(s.src().unwrap(), &hello(&ctx)).unwrap();
+            t.established = true;
+            t.verify = verify.map(str::to_string);
+            let State::Connected(c) = &mut s.state else { unreachable!() };
+            c.t = Transport::Tls(Box::new(t));
+            s
+        };
+        let ctx = env.ctx.clone();
+        let again = |env: &mut Env, s: &mut Stream, name: Option<&str>, verify: bool| {
+            let h = Hello { name, verify, ..hello(&ctx) };
+            s.handshake(&mut env.cx(), Some(h))
+        };
+        let refused = |n: &str| Step::Fail(Error::Tls(n.into()));
+        for (first, name, verify, want) in [
+            (None, Some("localhost"), false, Step::Done(true)),
+            (None, None, false, Step::Done(true)),
+            (None, Some("localhost"), true, refused("pooled connection not verified for localhost")),
+            (None, None, true, refused("pooled connection not verified")),
+            (Some(""), Some("localhost"), true, refused("pooled connection not verified for localhost")),
+            (Some(""), None, true, Step::Done(true)),
+            (Some("localhost"), Some("LOCALHOST"), true, Step::Done(true)),
+            (Some("localhost"), None, true, Step::Done(true)),
+            (Some("localhost"), Some("other.test"), true, refused("pooled connection not verified for other.test")),
+        ] {
+            let mut s = shake(&mut env, first);
+            let got = again(&mut env, &mut s, name, verify);
+            let closed = !s.is_connected();
+            assert_eq!(got, want, "verified for {first:?}, asked for {name:?} verify {verify}");
+            assert_eq!(closed, matches!(want, Step::Fail(_)), "a refusal closes");
+        }
     }
 
     #[test]
