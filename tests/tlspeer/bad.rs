@@ -10,6 +10,7 @@
 //! | `inject` | `220 ready\r\nINJECTED\r\n` in plaintext (one write), then TLS: `over tls\r\n` |
 //! | `plain` | `220 ready\r\n` in plaintext, then TLS |
 //! | `stall` | reads and discards what comes (30 s at most) |
+//! | `echo` | a well-behaved TLS server: each line back, until the client closes |
 //!
 //! Each connection is served by a thread of its own, which ends with it.
 
@@ -61,6 +62,7 @@ fn serve(mut c: TcpStream, acc: &SslAcceptor) -> io::Result<()> {
         ["inject"] => over_tls(c, acc, b"220 ready\r\nINJECTED\r\n"),
         ["plain"] => over_tls(c, acc, b"220 ready\r\n"),
         ["stall"] => drain(c),
+        ["echo"] => echo(c, acc),
         _ => Err(io::Error::other(format!("unknown command {line:?}"))),
     }
 }
@@ -208,4 +210,18 @@ fn over_tls(mut c: TcpStream, acc: &SslAcceptor, plain: &[u8]) -> io::Result<()>
     let mut tls = acc.accept(c).map_err(io::Error::other)?;
     tls.write_all(b"over tls\r\n")?;
     io::copy(&mut tls, &mut io::sink()).map(drop)
+}
+
+fn echo(c: TcpStream, acc: &SslAcceptor) -> io::Result<()> {
+    let mut tls = acc.accept(c).map_err(io::Error::other)?;
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while tls.read(&mut b)? == 1 {
+        line.push(b[0]);
+        if b[0] == b'\n' {
+            tls.write_all(&line)?;
+            line.clear();
+        }
+    }
+    Ok(())
 }
