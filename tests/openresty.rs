@@ -19,6 +19,9 @@
 mod common;
 #[allow(dead_code)]
 mod peer;
+// Its misbehaving TLS server (`bad`), for the TLS cases.
+#[allow(dead_code)]
+mod tlspeer;
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -218,6 +221,8 @@ fn oracle() {
         }
     };
     let _g = shared();
+    // In this process: a thread, gone with it.
+    let bad_port = tlspeer::bad::start(tlspeer::bad::self_signed(), Default::default());
     let vars = [
         ("port", port("PEER_PORT").to_string()),
         ("unix", var("PEER_UNIX").expect("PEER_UNIX").to_string()),
@@ -226,6 +231,7 @@ fn oracle() {
         ("udp", port("PEER_UDP_PORT").to_string()),
         ("udp_unix", var("PEER_UDP_UNIX").expect("PEER_UDP_UNIX").to_string()),
         ("udp_refused", port("PEER_UDP_REFUSED_PORT").to_string()),
+        ("tls_bad", bad_port.to_string()),
     ];
     let ngx = Nginx::start(&nginx, &tree, port("PEER_DNS_PORT"));
     let dir = oracle_dir();

@@ -33,4 +33,4 @@ fn serve_tlspeer() {
     tlspeer::serve_child();
 }
 
-common::scripts!(tls);
+common::scripts!(tls, misbehaving);

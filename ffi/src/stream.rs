@@ -239,6 +239,11 @@ impl Conn {
         self.t.src()
     }
 
+    /// Whether bytes received are buffered and not read yet.
+    pub(crate) fn unread(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Closes an idle connection: no thread waits on it.
     pub fn close(self, r: &mut Reactor) {
         close_src(&mut Cx { r, spare: &mut Vec::new(), woken: &mut Vec::new() }, self.t.src());

@@ -7,8 +7,9 @@
 //! listeners (one swallows the handshake, one resets it), and nginx with
 //! `ssl` on TCP and a unix socket serving a 1 MiB file, and a TLS server
 //! that counts its handshakes (`PING` answers `+PONG <handshakes so far>`,
-//! for the pooled-connection test). Every child is
-//! stopped by its pid when the servers end; the files go with them.
+//! for the pooled-connection test), and a server that misbehaves on
+//! purpose (`bad`: cut handshakes and records, plaintext before TLS). Every
+//! child is stopped by its pid when the servers end; the files go with them.
 //!
 //! The scripted peer of tests/peer runs beside them (the harness wants it).
 
@@ -33,6 +34,8 @@ use openssl::x509::{X509Name, X509};
 
 use crate::common::{self, accept_tcp};
 use crate::peer::Peer;
+
+pub mod bad;
 
 pub const SERVERS: common::Servers = common::Servers {
     marker: "TLSPEER",
@@ -296,6 +299,7 @@ impl Servers {
         acc.set_private_key_file(dir.join("server.key"), SslFiletype::PEM).unwrap();
         acc.set_certificate_chain_file(dir.join("server.pem")).unwrap();
         let acc = Arc::new(acc.build());
+        vars.push(("TLS_BAD_PORT", bad::start(acc.clone(), stop.clone()).to_string()));
         let shakes = Arc::new(AtomicUsize::new(0));
         accept_tcp(counting, stop.clone(), move |c| {
             let (acc, shakes) = (acc.clone(), shakes.clone());

@@ -109,6 +109,9 @@ pub enum SockOpt {
     ReusePort,
     SndBuf,
     RcvBuf,
+    /// TCP_CORK. Not offered to Lua: the tests' misbehaving TLS peer corks
+    /// its last bytes so that they and its FIN reach the client in one segment.
+    Cork,
 }
 
 pub fn set_option(fd: Fd, opt: SockOpt, value: c_int) -> io::Result<()> {
@@ -119,6 +122,7 @@ pub fn set_option(fd: Fd, opt: SockOpt, value: c_int) -> io::Result<()> {
         SockOpt::ReusePort => (libc::SOL_SOCKET, libc::SO_REUSEPORT),
         SockOpt::SndBuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
         SockOpt::RcvBuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+        SockOpt::Cork => (libc::IPPROTO_TCP, libc::TCP_CORK),
     };
     let len = std::mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: `value` is a valid c_int for the call's duration.

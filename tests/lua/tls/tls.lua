@@ -231,6 +231,52 @@ T.case('a pooled TLS connection comes back with its TLS state: no second handsha
   s:close()
 end)
 
+T.case('a pooled connection never claims a verification its handshake did not make', function()
+  L.config({ ssl_trusted_certificate = CA })
+  local pool = 'tls-verified-' .. T.pid()
+  local function pooled(reused)
+    local s = L.tcp()
+    s:settimeouts(5000, 5000, 5000)
+    eq(s:connect('127.0.0.1', port('TLS_COUNT_PORT'), { pool = pool }), 1, 'connect')
+    eq(s:getreusedtimes(), reused, 'reused times')
+    return s
+  end
+  -- The server's answer (after TLS 1.3's tickets: the connection is idle after it).
+  local function ping(s)
+    eq(s:send('PING\r\n'), 6, 'send')
+    return (s:receive('*l'))
+  end
+  -- A new connection, its handshake, back in the pool.
+  local function shaken(name, verify)
+    local s = pooled(0)
+    eq(s:sslhandshake(false, name, verify), true, 'handshake')
+    local pong = ping(s)
+    eq(s:setkeepalive(), 1, 'setkeepalive')
+    return pong
+  end
+  local function refused(name, want)
+    local s = pooled(1)
+    same(pack(s:sslhandshake(false, name, true)), { n = 2, nil, want }, tostring(name))
+    same(pack(s:send('x')), { n = 2, nil, 'closed' }, 'a refusal closes the connection')
+  end
+  -- Made without verification: asked for one, it is refused.
+  shaken('localhost', false)
+  refused('localhost', 'pooled connection not verified for localhost')
+  shaken(nil, false)
+  refused(nil, 'pooled connection not verified')
+  -- Verified for localhost: not for another name.
+  shaken('localhost', true)
+  refused('127.0.0.1', 'pooled connection not verified for 127.0.0.1')
+  -- The same name, the chain alone, or no verification: at once, as before.
+  local first = shaken('localhost', true)
+  local s = pooled(1)
+  eq(s:sslhandshake(false, 'localhost', true), true, 'the same name')
+  eq(s:sslhandshake(false, nil, true), true, 'the chain alone')
+  eq(s:sslhandshake(false, 'other.test', false), true, 'no verification')
+  eq(ping(s), first, 'no new handshake')
+  s:close()
+end)
+
 -- GET path over a keepalive connection; the body by its length.
 local function get(s, path)
   local n = s:send('GET ' .. path .. ' HTTP/1.1\r\nHost: localhost\r\n\r\n')

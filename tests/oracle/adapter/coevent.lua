@@ -1,8 +1,8 @@
 -- coevent's side of the oracle (tests/openresty.rs), run by the runner:
---   coevent tests/oracle/adapter/coevent.lua DIR NAME PORT UNIX REFUSED DNS_PORT UDP UDP_UNIX UDP_REFUSED
+--   coevent tests/oracle/adapter/coevent.lua DIR NAME PORT UNIX REFUSED DNS_PORT UDP UDP_UNIX UDP_REFUSED TLS_BAD
 -- prints the case's output.
 local L = require('coevent')
-local dir, case, port, unix, refused, dns, udp, udp_unix, udp_refused = ...
+local dir, case, port, unix, refused, dns, udp, udp_unix, udp_refused, tls_bad = ...
 -- Names through the peer's nameserver only, as nginx's `resolver` directive has it.
 L.config({ nameservers = { '127.0.0.1:' .. dns }, hosts = '/dev/null' })
 local common = dofile(dir .. '/adapter/common.lua')
@@ -24,6 +24,7 @@ local env = common.env(out, {
   PEER = {
     host = '127.0.0.1', port = tonumber(port), unix = unix, refused = tonumber(refused),
     udp = tonumber(udp), udp_unix = udp_unix, udp_refused = tonumber(udp_refused),
+    tls_bad = tonumber(tls_bad),
   },
   COEVENT = true,
 })

@@ -21,7 +21,9 @@
 --   PEER               the scripted peer (tests/peer): port, unix, refused,
 --                      host ('127.0.0.1'); its datagram servers (tests/peer/udp.rs):
 --                      udp, udp_unix, udp_refused (a UDP port nobody listens on)
+--                      tls_bad: the misbehaving TLS server (tests/tlspeer/bad.rs)
 --   connect(cmd)       a socket connected to the peer that sent it `cmd\n`
+--   now()              seconds since boot, to 10 ms (/proc/uptime)
 local M = {}
 local unpack = unpack or table.unpack
 
@@ -76,6 +78,12 @@ function M.env(out, base)
     else
       out(label .. ': no results recorded')
     end
+  end
+  env.now = function()
+    local f = assert(io.open('/proc/uptime'))
+    local t = f:read('*l')
+    f:close()
+    return tonumber(t:match('^(%S+)'))
   end
   env.connect = function(cmd)
     local s = env.tcp()

@@ -1,5 +1,5 @@
 -- OpenResty's side of the oracle (tests/openresty.rs): nginx runs this for
--- GET /case?dir=D&case=NAME&port=P&unix=U&refused=R&udp=...&udp_unix=...&udp_refused=...
+-- GET /case?dir=D&case=NAME&port=P&unix=U&refused=R&udp=...&udp_unix=...&udp_refused=...&tls_bad=...
 -- (content_by_lua_file);
 -- the answer's body is the case's output.
 local args = ngx.req.get_uri_args()
@@ -24,6 +24,7 @@ local env = common.env(out, {
   PEER = {
     host = '127.0.0.1', port = tonumber(args.port), unix = args.unix, refused = tonumber(args.refused),
     udp = tonumber(args.udp), udp_unix = args.udp_unix, udp_refused = tonumber(args.udp_refused),
+    tls_bad = tonumber(args.tls_bad),
   },
   OPENRESTY = true,
 })
