@@ -213,7 +213,8 @@ impl Pools {
         let pool = self.pool(p);
         pool.count -= 1;
         if pool.count == 0 {
-            debug_assert!(pool.idle.is_empty() && pool.queue.is_empty());
+            // Idle connections or waiters would name a pool that is gone.
+            assert!(pool.idle.is_empty() && pool.queue.is_empty(), "a pool forgotten in use");
             let pool = self.pools.remove(p).expect("a live pool");
             self.by_key.remove(&pool.key);
         }

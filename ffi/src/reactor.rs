@@ -189,22 +189,27 @@ impl Reactor {
 
     /// Whether `src` is still registered (its fd not removed since).
     pub fn live(&self, src: Src) -> bool {
-        self.slots.get(src.fd as usize).is_some_and(|s| s.open && s.gen == src.gen)
+        self.get(src).is_some()
+    }
+
+    /// `src`'s slot while it is registered: never another registration's
+    /// that reuses its fd number.
+    fn get(&self, src: Src) -> Option<&Slot> {
+        self.slots.get(src.fd as usize).filter(|s| s.open && s.gen == src.gen)
     }
 
     fn slot(&mut self, src: Src) -> &mut Slot {
-        debug_assert!(self.live(src), "{src:?} is not registered");
+        assert!(self.live(src), "{src:?} is not registered");
         &mut self.slots[src.fd as usize]
     }
 
     /// Whether the peer hung up in `dir` (no edge will follow).
     pub fn hung_up(&self, src: Src, dir: Dir) -> bool {
-        self.slots[src.fd as usize].hup[dir as usize]
+        self.get(src).is_some_and(|s| s.hup[dir as usize])
     }
 
     pub fn is_ready(&self, src: Src, dir: Dir) -> bool {
-        let s = &self.slots[src.fd as usize];
-        s.ready[dir as usize] || s.hup[dir as usize]
+        self.get(src).is_some_and(|s| s.ready[dir as usize] || s.hup[dir as usize])
     }
 
     pub fn set_ready(&mut self, src: Src, dir: Dir, ready: bool) {
@@ -220,7 +225,7 @@ impl Reactor {
 
     /// The token waiting on `src`'s `side`, if any.
     pub fn waiter(&self, src: Src, side: Side) -> Option<Token> {
-        self.slots[src.fd as usize].wait[side as usize].map(|w| w.token)
+        self.get(src)?.wait[side as usize].map(|w| w.token)
     }
 
     /// Parks `token` as `src`'s `side` until the fd is ready in `dir` or
@@ -242,7 +247,8 @@ impl Reactor {
         }
         self.waits += usize::from(token.counted());
         let w = &mut self.slot(src).wait[side as usize];
-        debug_assert!(w.is_none(), "second waiter on {src:?} {side:?}");
+        // A second waiter would silently take the first one's place.
+        assert!(w.is_none(), "second waiter on {src:?} {side:?}");
         *w = Some(Waiter { token, dir, deadline });
     }
 
