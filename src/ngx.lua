@@ -640,6 +640,14 @@ local function number_arg(v, what)
   return v
 end
 
+-- A ttl: OpenResty refuses a negative one (NaN passes its `< 0` and, as a
+-- huge one, never expires: coevent_ffi::shdict::deadline).
+local function ttl_arg(v, what)
+  if v == nil then return 0 end
+  if type(v) ~= 'number' or v < 0 then error(fmt('bad "%s" argument', what), 3) end
+  return v
+end
+
 -- get, get_stale: (op 0, 1)
 for op, name in pairs({ [0] = 'get', [1] = 'get_stale' }) do
   D[name] = function(self, key)
@@ -654,9 +662,10 @@ end
 for op, name in pairs({ [2] = 'set', [3] = 'safe_set', [4] = 'add', [5] = 'safe_add', [6] = 'replace' }) do
   D[name] = function(self, key, value, exptime, flags)
     local z = zone(self)
+    exptime = ttl_arg(exptime, 'exptime')
     local k, err = key_arg(key)
     if not k then return nil, err, false end
-    return dict(op, z, k, value, number_arg(exptime, 'exptime'), number_arg(flags, 'user_flags'))
+    return dict(op, z, k, value, exptime, number_arg(flags, 'user_flags'))
   end
 end
 
@@ -673,7 +682,7 @@ function D:incr(key, value, init, init_ttl)
     if not value then return nil, 'not a number' end
   end
   if init ~= nil and type(init) ~= 'number' then error('bad "init" argument', 2) end
-  return dict(7, z, k, value, init, number_arg(init_ttl, 'init_ttl'))
+  return dict(7, z, k, value, init, ttl_arg(init_ttl, 'init_ttl'))
 end
 
 for op, name in pairs({ [8] = 'lpush', [9] = 'rpush', [10] = 'lpop', [11] = 'rpop', [12] = 'llen' }) do

@@ -98,12 +98,15 @@ fn kept(expires: u64) -> u64 {
     }
 }
 
-/// An expiry time in ms from a ttl in seconds (0: never).
+/// An expiry time in ms from a ttl in seconds (0: never). A ttl past a C
+/// long of milliseconds (`math.huge`, `1e300`, `2^63`), or NaN, is never, as
+/// OpenResty's conversion makes it; below that the sum saturates.
 pub fn deadline(now: u64, ttl: f64) -> u64 {
-    if ttl <= 0.0 {
-        0
+    let ms = (ttl * 1000.0).ceil();
+    if ttl > 0.0 && ms < i64::MAX as f64 {
+        now.saturating_add((ms as u64).max(1))
     } else {
-        now + ((ttl * 1000.0).ceil() as u64).max(1)
+        0
     }
 }
 
@@ -432,6 +435,27 @@ mod tests {
         d.store(Mode::Set, b"c", s("z"), 0, 0, 0).unwrap();
         assert_eq!(d.get(b"c", 0), Some((&Val::Str(b"z".to_vec()), 0)));
         assert_eq!(d.flush_expired(0, 0), 2);
+    }
+
+    #[test]
+    fn huge_ttls_never_expire() {
+        let now = 1_000;
+        for ttl in [f64::INFINITY, 1e300, 2f64.powi(63), 1e16, f64::NAN] {
+            assert_eq!(deadline(now, ttl), 0, "{ttl}");
+        }
+        // The largest that fits stays a deadline, saturated.
+        assert_eq!(deadline(now, 9e15), now + 9_000_000_000_000_000_000);
+        assert_eq!(deadline(u64::MAX - 5, 1.0), u64::MAX);
+        let mut d = Dict::new(1 << 16);
+        d.store(Mode::Set, b"k", s("v"), deadline(now, f64::INFINITY), 0, now).unwrap();
+        assert_eq!(d.get(b"k", now + 1), Some((&Val::Str(b"v".to_vec()), 0)));
+        assert_eq!(d.ttl(b"k", now + 1), Some(0.0));
+        assert_eq!(d.incr(b"n", 1.0, Some((1.0, deadline(now, 1e300))), now), Ok((2.0, false)));
+        assert_eq!(d.ttl(b"n", now + 1), Some(0.0));
+        assert!(d.expire(b"n", deadline(now, 2f64.powi(63)), now));
+        assert_eq!(d.get(b"n", u64::MAX - 1), Some((&Val::Num(2.0), 0)));
+        d.store(Mode::Set, b"s", s("v"), deadline(now, 9e15), 0, now).unwrap();
+        assert_eq!(d.get(b"s", now + 1), Some((&Val::Str(b"v".to_vec()), 0)));
     }
 
     #[test]

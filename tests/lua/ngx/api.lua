@@ -299,6 +299,33 @@ T.case('ngx.shared.DICT', function()
   T.raises(function() d.get({}, 'k') end, 'bad "zone" argument')
 end)
 
+T.case('ngx.shared.DICT: a huge exptime never expires, a negative one raises', function()
+  L.config({ shared_dict = { huge = '64k' } })
+  local d = ngx.shared.huge
+  T.eq(d:set('clock', 1), true)
+  ngx.sleep(0.002) -- the dictionaries' clock is past 0: a wrapping sum would be in the past
+  for i, ttl in ipairs({ math.huge, 1e300, 2 ^ 63, 0 / 0 }) do
+    for _, op in ipairs({ 'set', 'safe_set', 'add', 'safe_add' }) do
+      local k = op .. i
+      T.same(T.pack(d[op](d, k, 'v', ttl)), { true, nil, false }, op .. ' ' .. tostring(ttl))
+      T.eq(d:get(k), 'v', op .. ' ' .. tostring(ttl))
+      T.eq(d:ttl(k), 0, op .. ' ' .. tostring(ttl))
+    end
+    T.same(T.pack(d:replace('set' .. i, 'w', ttl)), { true, nil, false })
+    T.eq(d:get('set' .. i), 'w')
+    T.same(T.pack(d:incr('n' .. i, 1, 10, ttl)), { 11, nil, false })
+    T.eq(d:get('n' .. i), 11)
+    T.eq(d:set('e' .. i, 'v', 1), true)
+    T.eq(d:expire('e' .. i, ttl), true)
+    T.eq(d:get('e' .. i), 'v')
+    T.eq(d:ttl('e' .. i), 0)
+  end
+  T.raises(function() d:set('k', 'v', -1) end, 'bad "exptime" argument')
+  T.raises(function() d:add('k', 'v', -0.5) end, 'bad "exptime" argument')
+  T.raises(function() d:incr('k', 1, 0, -1) end, 'bad "init_ttl" argument')
+  T.eq(d:get('k'), nil)
+end)
+
 T.case('ngx.log writes above the threshold to stderr; say and print', function()
   T.raises(function() ngx.log(ngx.ERR, {}) end, "bad argument #2 to 'log' (expected table to have __tostring metamethod)")
   L.config({ log_level = 'error' })
