@@ -162,7 +162,8 @@ local function check_timer(name, delay, f)
   if type(delay) ~= 'number' then
     error(fmt("bad argument #1 to '%s' (number expected, got %s)", name, type(delay)), 3)
   end
-  if delay < 0 then error(fmt("bad argument #1 to '%s' (delay must be >= 0)", name), 3) end
+  -- NaN too (OpenResty's C cast makes it a timer that never fires).
+  if not (delay >= 0) then error(fmt("bad argument #1 to '%s' (delay must be >= 0)", name), 3) end
   if type(f) ~= 'function' then error(fmt("bad argument #2 to '%s' (function expected, got %s)", name, type(f)), 3) end
   if exiting then return nil, 'process exiting' end
   return true

@@ -140,6 +140,18 @@ T.case('timers: at and every run as light threads, premature at the end of M.run
   T.raises(function() ngx.timer.at('1', print) end, "bad argument #1 to 'at' (number expected, got string)")
 end, { loop = false })
 
+T.case('a NaN or negative delay is refused: timers, sleep', function()
+  local ran = false
+  local function f() ran = true end
+  for _, d in ipairs({ 0 / 0, -1 }) do
+    T.raises(function() ngx.timer.at(d, f) end, "bad argument #1 to 'at' (delay must be >= 0)")
+    T.raises(function() ngx.timer.every(d, f) end, "bad argument #1 to 'every' (delay must be >= 0)")
+    T.raises(function() ngx.sleep(d) end, "bad argument #1 to 'sleep' (seconds must be >= 0)")
+  end
+  T.eq(ngx.timer.pending_count(), 0)
+  T.eq(ran, false)
+end)
+
 T.case('time', function()
   -- Bracketed by os.time, so a stall between the calls on a loaded machine
   -- cannot fail it; ngx.time may see the previous second of ngx.now's.
