@@ -112,8 +112,16 @@ local function forever()
   while true do L.sleep(86400) end
 end
 
+-- The light threads ngx.thread.spawn made: OpenResty's user threads, the
+-- only ones its wait and kill take (a plain coroutine would never end).
+local uthreads = setmetatable({}, { __mode = 'k' })
+
 ngx.thread = {
-  spawn = L.spawn,
+  spawn = function(...)
+    local t = L.spawn(...)
+    uthreads[t] = true
+    return t
+  end,
   -- wait(t1, t2, ...): the outcome of the first to end. Several: a watcher
   -- per thread kills a gate the caller waits on.
   wait = function(...)
@@ -124,6 +132,7 @@ ngx.thread = {
       if type(t) ~= 'thread' then
         error(fmt("bad argument #%d to 'wait' (coroutine expected, got %s)", i, type(t)), 2)
       end
+      if not uthreads[t] then error('attempt to wait on a coroutine that is not a user thread', 2) end
       if done[t] then return outcome(done[t]) end
     end
     if n == 1 then
@@ -149,6 +158,7 @@ ngx.thread = {
   end,
   kill = function(t)
     if type(t) ~= 'thread' then error(fmt("bad argument #1 to 'kill' (coroutine expected, got %s)", type(t)), 2) end
+    if not uthreads[t] then error('attempt to kill a coroutine that is not a user thread', 2) end
     if done[t] then return nil, 'already terminated' end
     return L.kill(t)
   end,

@@ -122,6 +122,20 @@ T.case('ngx.thread.wait returns the first to end; kill', function()
   T.raises(function() ngx.thread.wait('x') end, "bad argument #1 to 'wait' (coroutine expected, got string)")
 end)
 
+T.case('ngx.thread.wait and kill raise on what is not a user thread, as OpenResty', function()
+  local msg = 'attempt to wait on a coroutine that is not a user thread'
+  local co1, co2 = coroutine.create(function() end), coroutine.create(function() end)
+  local t = ngx.thread.spawn(function() ngx.sleep(0.001) return 'ok' end)
+  local light = L.spawn(function() return 'light' end)
+  T.eq(T.raises(function() ngx.thread.wait(co1, co2) end, msg):match(':%d+: (.*)$'), msg)
+  T.raises(function() ngx.thread.wait(co1) end, msg)
+  T.raises(function() ngx.thread.wait(t, co1) end, msg)
+  T.raises(function() ngx.thread.wait(light) end, msg)
+  T.raises(function() ngx.thread.wait(coroutine.running()) end, msg)
+  T.raises(function() ngx.thread.kill(co1) end, 'attempt to kill a coroutine that is not a user thread')
+  T.same(T.pack(ngx.thread.wait(t)), { true, 'ok' })
+end)
+
 T.case('timers: at and every run as light threads, premature at the end of M.run', function()
   local log = {}
   M.run(function()
