@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use mlua::{Error, Function, Lua, Result, Table};
+use mlua::{Error, Function, Lua, Result, Table, Value};
 
 const USAGE: &str = "usage: coevent [-w N] [--ngx [--shdict 'name size']... [--errlog-level level]] script.lua [args...] | coevent [...] -e 'chunk' [args...]";
 
@@ -53,13 +53,24 @@ fn run_ngx(lua: &Lua, ngx: &Ngx, f: Function, args: &[String]) -> Result<()> {
               shared[name] = size
             end
             L.config({ shared_dict = shared, log_level = level })
-            return M.run(f, select(4, ...))"#,
+            -- M.run's error comes with its traceback: shown as it is, not
+            -- with a second one from here.
+            local ok, err = pcall(M.run, f, select(4, ...))
+            if not ok then return err end"#,
         )
         .set_name("=coevent --ngx")
         .into_function()?;
     let dicts = lua.create_sequence_from(ngx.shdicts.iter().map(|s| s.as_str()))?;
     let level = ngx.errlog_level.as_deref().unwrap_or("warn");
-    run.call::<()>((f, dicts, level, mlua::Variadic::from_iter(args.iter().map(|a| a.as_str()))))
+    let err: Value = run.call((f, dicts, level, mlua::Variadic::from_iter(args.iter().map(|a| a.as_str()))))?;
+    let msg = match err {
+        Value::Nil => return Ok(()),
+        Value::String(s) => s.to_string_lossy(),
+        e @ (Value::Integer(_) | Value::Number(_)) => e.to_string()?,
+        // As lua(1) words it.
+        e => format!("(error object is a {} value)", e.type_name()),
+    };
+    Err(Error::runtime(msg))
 }
 
 fn run(args: &[String]) -> Result<()> {

@@ -154,6 +154,24 @@ T.case('timers: at and every run as light threads, premature at the end of M.run
   T.raises(function() ngx.timer.at('1', print) end, "bad argument #1 to 'at' (number expected, got string)")
 end, { loop = false })
 
+T.case('M.run: an error ends the program too: pending timers run premature, then it is raised', function()
+  local log = {}
+  local ok, err = pcall(M.run, function()
+    ngx.timer.every(0.01, function(premature) log[#log + 1] = 'every ' .. tostring(premature) end)
+    ngx.timer.at(3600, function(premature) log[#log + 1] = 'at ' .. tostring(premature) end)
+    error('boom', 0)
+  end)
+  T.eq(ok, false)
+  T.eq(err:match('^[^\n]*'), 'boom')
+  T.eq(err:match('\n(stack traceback:)\n'), 'stack traceback:')
+  table.sort(log)
+  T.same(log, { 'at true', 'every true' })
+  T.eq(ngx.timer.pending_count(), 0)
+  -- An error object is raised as it is.
+  local obj = {}
+  T.same(T.pack(pcall(M.run, function() error(obj) end)), { false, obj })
+end, { loop = false })
+
 T.case('a NaN or negative delay is refused: timers, sleep', function()
   local ran = false
   local function f() ran = true end
