@@ -346,3 +346,22 @@ ngx.sleep(3600)";
     assert_eq!(err, "coevent: interrupted\n");
     assert_eq!(rest, "every premature\n");
 }
+
+/// Arguments are bytes, as lua(1) takes them: one that is not UTF-8 reaches
+/// the script as it is (the runner panicked in std::env::args).
+#[test]
+fn runner_arguments_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"x\xff");
+    let script =
+        "ngx.say(#arg[1], ' ', arg[1] == 'x\\255', ' ', (...) == arg[1], ' ', ngx.shared['d\\255']:capacity())";
+    let o = Command::new(common::RUNNER)
+        .args(["--ngx", "--shdict"])
+        .arg(std::ffi::OsStr::from_bytes(b"d\xff 8k"))
+        .args(["-e", script])
+        .arg(arg)
+        .output()
+        .expect("run the runner");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "2 true true 8192\n");
+}
