@@ -158,7 +158,7 @@ ngx.thread = {
   end,
   kill = function(t)
     if type(t) ~= 'thread' then error(fmt("bad argument #1 to 'kill' (coroutine expected, got %s)", type(t)), 2) end
-    if not uthreads[t] then error('attempt to kill a coroutine that is not a user thread', 2) end
+    if not uthreads[t] then return nil, 'not user thread' end
     if done[t] then return nil, 'already terminated' end
     return L.kill(t)
   end,
