@@ -99,7 +99,7 @@ T.case('a dropped ngx socket is closed by the collector', function()
   T.eq(T.fds(), before)
 end)
 
-T.case("setoption: an unknown name is OpenResty's nil, err, its bytes as they are", function()
+T.case("bad bytes: setoption's unknown name is OpenResty's nil, err; never mlua's conversion error", function()
   local s = ngx.socket.tcp()
   T.eq(s:connect(T.host, T.port), 1)
   T.same(T.pack(s:setoption('x\255', 1)), { nil, 'unsupported option x\255' })
@@ -108,6 +108,10 @@ T.case("setoption: an unknown name is OpenResty's nil, err, its bytes as they ar
   T.same(T.pack(s:setoption(1e300, 1)), { nil, 'unsupported option 1e+300' })
   T.same(T.pack(s:setoption('tcp-nodelay', true)), { true })
   s:close()
+  -- Nor does L.config show mlua's conversion error for a key whose __tostring is not UTF-8.
+  local key = setmetatable({}, { __tostring = function() return 'x\255' end })
+  local err = T.raises(function() L.config({ [key] = 1 }) end, "bad argument #1 to 'config' (unknown option 'table')")
+  T.eq(err:find('converting', 1, true), nil)
 end)
 
 T.case('ngx.thread.wait returns the first to end; kill', function()
