@@ -112,8 +112,16 @@ local function forever()
   while true do L.sleep(86400) end
 end
 
+-- The light threads ngx.thread.spawn made: OpenResty's user threads, the
+-- only ones its wait and kill take (a plain coroutine would never end).
+local uthreads = setmetatable({}, { __mode = 'k' })
+
 ngx.thread = {
-  spawn = L.spawn,
+  spawn = function(...)
+    local t = L.spawn(...)
+    uthreads[t] = true
+    return t
+  end,
   -- wait(t1, t2, ...): the outcome of the first to end. Several: a watcher
   -- per thread kills a gate the caller waits on.
   wait = function(...)
@@ -124,6 +132,7 @@ ngx.thread = {
       if type(t) ~= 'thread' then
         error(fmt("bad argument #%d to 'wait' (coroutine expected, got %s)", i, type(t)), 2)
       end
+      if not uthreads[t] then error('attempt to wait on a coroutine that is not a user thread', 2) end
       if done[t] then return outcome(done[t]) end
     end
     if n == 1 then
@@ -149,6 +158,7 @@ ngx.thread = {
   end,
   kill = function(t)
     if type(t) ~= 'thread' then error(fmt("bad argument #1 to 'kill' (coroutine expected, got %s)", type(t)), 2) end
+    if not uthreads[t] then return nil, 'not user thread' end
     if done[t] then return nil, 'already terminated' end
     return L.kill(t)
   end,
@@ -162,7 +172,8 @@ local function check_timer(name, delay, f)
   if type(delay) ~= 'number' then
     error(fmt("bad argument #1 to '%s' (number expected, got %s)", name, type(delay)), 3)
   end
-  if delay < 0 then error(fmt("bad argument #1 to '%s' (delay must be >= 0)", name), 3) end
+  -- NaN too (OpenResty's C cast makes it a timer that never fires).
+  if not (delay >= 0) then error(fmt("bad argument #1 to '%s' (delay must be >= 0)", name), 3) end
   if type(f) ~= 'function' then error(fmt("bad argument #2 to '%s' (function expected, got %s)", name, type(f)), 3) end
   if exiting then return nil, 'process exiting' end
   return true
@@ -640,6 +651,14 @@ local function number_arg(v, what)
   return v
 end
 
+-- A ttl: OpenResty refuses a negative one (NaN passes its `< 0` and, as a
+-- huge one, never expires: coevent_ffi::shdict::deadline).
+local function ttl_arg(v, what)
+  if v == nil then return 0 end
+  if type(v) ~= 'number' or v < 0 then error(fmt('bad "%s" argument', what), 3) end
+  return v
+end
+
 -- get, get_stale: (op 0, 1)
 for op, name in pairs({ [0] = 'get', [1] = 'get_stale' }) do
   D[name] = function(self, key)
@@ -654,9 +673,10 @@ end
 for op, name in pairs({ [2] = 'set', [3] = 'safe_set', [4] = 'add', [5] = 'safe_add', [6] = 'replace' }) do
   D[name] = function(self, key, value, exptime, flags)
     local z = zone(self)
+    exptime = ttl_arg(exptime, 'exptime')
     local k, err = key_arg(key)
     if not k then return nil, err, false end
-    return dict(op, z, k, value, number_arg(exptime, 'exptime'), number_arg(flags, 'user_flags'))
+    return dict(op, z, k, value, exptime, number_arg(flags, 'user_flags'))
   end
 end
 
@@ -673,7 +693,7 @@ function D:incr(key, value, init, init_ttl)
     if not value then return nil, 'not a number' end
   end
   if init ~= nil and type(init) ~= 'number' then error('bad "init" argument', 2) end
-  return dict(7, z, k, value, init, number_arg(init_ttl, 'init_ttl'))
+  return dict(7, z, k, value, init, ttl_arg(init_ttl, 'init_ttl'))
 end
 
 for op, name in pairs({ [8] = 'lpush', [9] = 'rpush', [10] = 'lpop', [11] = 'rpop', [12] = 'llen' }) do
@@ -760,16 +780,77 @@ setmetatable(ngx, {
 
 _G.ngx = ngx
 
--- run(f, ...): L(f, ...) as resty runs a script: when f returns, the
--- pending timers run at once with premature = true (the worker exits).
+-- f(...) protected: pack(true, results...) or {false, err} and the
+-- traceback of err taken where it was raised: by xpcall's handler where a
+-- yield crosses xpcall, else (PUC 5.1) from the dead coroutine f ran in,
+-- whose yields are passed out (L.pcall's way). `call` names f for ngx.log.
+local function call(f, ...) return pack(true, f(...)) end
+local protected
+if jit or _VERSION ~= 'Lua 5.1' then
+  local traceback = N.traceback
+  protected = function(f, ...)
+    local tb
+    local ok, r = xpcall(call, function(e)
+      if type(e) == 'string' then tb = e .. '\n' .. traceback(2) end
+      return e
+    end, f, ...)
+    if ok then return r end
+    return { false, r, n = 2 }, tb
+  end
+else
+  local traceback = debug and debug.traceback
+  local create, resume, status, yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+  protected = function(f, ...)
+    local co = create(call)
+    local r = pack(resume(co, f, ...))
+    while r[1] and status(co) == 'suspended' do
+      r = pack(resume(co, yield(unpack(r, 2, r.n))))
+    end
+    if r[1] then return r[2] end
+    return r, type(r[2]) == 'string' and traceback and traceback(co, r[2]) or nil
+  end
+end
+
+-- Under the runner, a stop signal (SIGINT, SIGTERM) ends the program as
+-- nginx's worker exits: the pending timers run premature, the script and its
+-- user threads are killed. Signals reach no Lua code, so a thread looks for
+-- one; this often, which is all a stop waits for.
+local STOP_CHECK = 0.1
+
+-- run(f, ...): L(f, ...) as resty runs a script: when f returns or raises,
+-- the pending timers run at once with premature = true (the worker exits),
+-- then f's error is raised, with its traceback.
 local M = { ngx = ngx }
 function M.run(f, ...)
-  return L(function(...)
+  local err, stopped
+  local res = pack(pcall(L, function(...)
     exiting = false
-    local r = pack(f(...))
+    local watcher
+    if N.signals() then
+      local main = coroutine.running()
+      watcher = L.spawn(function()
+        while not N.stopping() do L.sleep(STOP_CHECK) end
+        stopped = true
+        shutdown()
+        for t in pairs(uthreads) do
+          if not done[t] then pcall(L.kill, t) end
+        end
+        L.kill(main)
+      end)
+    end
+    local r, tb = protected(f, ...)
+    if watcher then L.kill(watcher) end
     shutdown()
-    return unpack(r, 1, r.n)
-  end, ...)
+    if not r[1] then
+      err = { tb or r[2] }
+      return
+    end
+    return unpack(r, 2, r.n)
+  end, ...))
+  if stopped then error('interrupted', 0) end
+  if not res[1] then error(res[2], 0) end
+  if err then error(err[1], 0) end
+  return unpack(res, 2, res.n)
 end
 
 return M

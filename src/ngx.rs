@@ -388,6 +388,14 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
     }
     native.raw_set("null", Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
     native.raw_set("pid", lua.create_function(|_, ()| Ok(std::process::id()))?)?;
+    // The runner's stop signals (a module leaves signals to its host): whether
+    // they are caught, and whether one came.
+    use coevent_ffi::sys::process;
+    // The running thread's traceback from `level` (the runner loads no `debug`).
+    let traceback = lua.create_function(|lua, level: usize| lua.traceback(None, level))?;
+    native.raw_set("traceback", traceback)?;
+    native.raw_set("signals", lua.create_function(|_, ()| Ok(process::stop_fd().is_some()))?)?;
+    native.raw_set("stopping", lua.create_function(|_, ()| Ok(process::stop_requested()))?)?;
     native.raw_set(
         "now",
         lua.create_function(|_, ()| {

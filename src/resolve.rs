@@ -74,7 +74,11 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         let (k, v) = pair?;
         let key = match &k {
             Value::String(k) => k.to_string_lossy(),
-            _ => return bad_arg(lua, 1, "config", &format!("unknown option '{}'", k.to_string()?)),
+            // A __tostring that gives no UTF-8 leaves the type (mlua's conversion error is no answer).
+            _ => {
+                let k = k.to_string().unwrap_or_else(|_| crate::ret::type_name(&k).to_string());
+                return bad_arg(lua, 1, "config", &format!("unknown option '{k}'"));
+            }
         };
         match (key.as_str(), &v) {
             (k, _) if k.starts_with("ssl_") => ssl.push((key, v)),

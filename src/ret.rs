@@ -66,6 +66,25 @@ pub fn fail_partial(lua: &Lua, err: &str, partial: Value) -> Result<Ret> {
     Ok((Value::Nil, Value::String(lua.create_string(err)?), partial))
 }
 
+/// `nil, prefix .. tostring(v)`: a string's own bytes (UTF-8 or not, as
+/// OpenResty's message has them), a number as Lua writes it.
+#[cold]
+pub fn fail_with(lua: &Lua, prefix: &str, v: &Value) -> Result<Ret> {
+    let mut msg = prefix.as_bytes().to_vec();
+    match v {
+        Value::String(s) => msg.extend_from_slice(&s.as_bytes()),
+        Value::Integer(_) | Value::Number(_) => {
+            msg.extend_from_slice(&lua.coerce_string(v.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default())
+        }
+        // A __tostring that gives no UTF-8 (or raises) leaves the type and address.
+        v => match v.to_string() {
+            Ok(s) => msg.extend_from_slice(s.as_bytes()),
+            Err(_) => msg.extend_from_slice(format!("{}: {:p}", type_name(v), v.to_pointer()).as_bytes()),
+        },
+    }
+    Ok((Value::Nil, Value::String(lua.create_string(msg)?), Value::Nil))
+}
+
 // The error helpers are cold: kept out of line, they leave the operations that
 // call them smaller (9 KB less module, 90 instructions less per round trip on 5.4).
 #[cold]

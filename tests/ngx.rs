@@ -284,3 +284,84 @@ fn runner_ngx_flag() {
     assert!(!ok);
     assert!(err.contains("--shdict: 'name size' expected, got 'dogs'"), "{err}");
 }
+
+/// A script that raises while an `every` timer (and a long `at`) is pending:
+/// the error is reported as lua(1) reports one, the timers run premature
+/// and the runner ends (it hung, the timer keeping the loop alive).
+#[test]
+fn runner_ngx_error_with_pending_timers() {
+    let script = "ngx.timer.every(0.01, function(p) io.write('every ', tostring(p), '\\n') end)
+ngx.timer.at(3600, function(p) io.write('at ', tostring(p), '\\n') end)
+local function g() error('boom') end
+g()";
+    let mut cmd = Command::new(common::RUNNER);
+    cmd.args(["--ngx", "-e", script]);
+    let (status, out, err) = common::output(cmd, "coevent --ngx raising", Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{err}");
+    let want = "coevent: (command line):3: boom\nstack traceback:\n\t[C]: in function 'error'\n\t(command line):3: in local 'g'\n\t(command line):4: in ";
+    assert!(err.starts_with(want), "{err}");
+    let mut lines: Vec<&str> = out.lines().filter(|l| l.ends_with("true")).collect();
+    lines.sort();
+    assert_eq!(lines, ["at true", "every true"], "{out}");
+}
+
+/// SIGTERM ends `coevent --ngx` as it ends an nginx worker: the pending
+/// timers run premature, the script and its user threads are killed, and
+/// the runner says so (it survived the first SIGTERM, an `every` timer
+/// keeping the loop alive).
+#[test]
+fn runner_ngx_stop_signal() {
+    let script = "ngx.timer.every(0.01, function(p) if p then io.write('every premature\\n') end end)
+ngx.thread.spawn(function() ngx.sleep(3600) end)
+io.write('ready\\n') io.stdout:flush()
+ngx.sleep(3600)";
+    let mut child = Command::new(common::RUNNER)
+        .args(["--ngx", "-e", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the runner");
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().is_ok_and(|s| s.success());
+    assert!(sent, "kill -TERM {pid}");
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        let _ = tx.send((child.wait(), rest, err));
+    });
+    let Ok((status, rest, err)) = rx.recv_timeout(Duration::from_secs(20)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("coevent --ngx did not end within 20 s of SIGTERM");
+    };
+    assert_eq!(status.unwrap().code(), Some(1));
+    assert_eq!(err, "coevent: interrupted\n");
+    assert_eq!(rest, "every premature\n");
+}
+
+/// Arguments are bytes, as lua(1) takes them: one that is not UTF-8 reaches
+/// the script as it is (the runner panicked in std::env::args).
+#[test]
+fn runner_arguments_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"x\xff");
+    let script =
+        "ngx.say(#arg[1], ' ', arg[1] == 'x\\255', ' ', (...) == arg[1], ' ', ngx.shared['d\\255']:capacity())";
+    let o = Command::new(common::RUNNER)
+        .args(["--ngx", "--shdict"])
+        .arg(std::ffi::OsStr::from_bytes(b"d\xff 8k"))
+        .args(["-e", script])
+        .arg(arg)
+        .output()
+        .expect("run the runner");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "2 true true 8192\n");
+}

@@ -96,6 +96,7 @@ http {{
   access_log off;
   lua_package_path \"{t}/usr/share/lua/5.1/?.lua;{libs}/?.lua;;\";
   lua_socket_log_errors off;
+  lua_shared_dict oracle 1m;
   resolver 127.0.0.1:{dns_port} ipv6=off;
   client_body_temp_path {d}/tmp_body;
   proxy_temp_path {d}/tmp_proxy;

@@ -25,7 +25,8 @@ const EVICT_MAX: usize = 30;
 struct Entry {
     val: Val,
     flags: u32,
-    /// 0: never.
+    /// The first millisecond it is dead in; `NEVER` for none. (The API's 0
+    /// for never is mapped to it, so a flush at time 0 can expire.)
     expires: u64,
     tick: u64,
 }
@@ -82,16 +83,30 @@ fn val_size(v: &Val) -> usize {
     }
 }
 
+const NEVER: u64 = u64::MAX;
+
 fn live(e: &Entry, now: u64) -> bool {
-    e.expires == 0 || e.expires > now
+    e.expires > now
 }
 
-/// An expiry time in ms from a ttl in seconds (0: never).
-pub fn deadline(now: u64, ttl: f64) -> u64 {
-    if ttl <= 0.0 {
-        0
+/// The API's expiry (0: never) as an entry keeps it.
+fn kept(expires: u64) -> u64 {
+    if expires == 0 {
+        NEVER
     } else {
-        now + ((ttl * 1000.0).ceil() as u64).max(1)
+        expires
+    }
+}
+
+/// An expiry time in ms from a ttl in seconds (0: never). A ttl past a C
+/// long of milliseconds (`math.huge`, `1e300`, `2^63`), or NaN, is never, as
+/// OpenResty's conversion makes it; below that the sum saturates.
+pub fn deadline(now: u64, ttl: f64) -> u64 {
+    let ms = (ttl * 1000.0).ceil();
+    if ttl > 0.0 && ms < i64::MAX as f64 {
+        now.saturating_add((ms as u64).max(1))
+    } else {
+        0
     }
 }
 
@@ -184,6 +199,7 @@ impl Dict {
         }
         let old = self.remove(key);
         let Some(val) = val else { return Ok(false) };
+        let expires = kept(expires);
         let need = key.len() + val_size(&val) + OVERHEAD;
         let Some(forced) = self.room(need, now, force) else {
             // OpenResty's set drops the old value when the new one fits nowhere.
@@ -279,7 +295,7 @@ impl Dict {
     /// Marks every entry expired (get_stale still sees them), as OpenResty's.
     pub fn flush_all(&mut self, now: u64) {
         for e in self.map.values_mut() {
-            e.expires = now.max(1);
+            e.expires = now;
         }
     }
 
@@ -307,14 +323,14 @@ impl Dict {
     /// Seconds left (0: never expires), or None if absent.
     pub fn ttl(&self, key: &[u8], now: u64) -> Option<f64> {
         let e = self.map.get(key).filter(|e| live(e, now))?;
-        Some(if e.expires == 0 { 0.0 } else { (e.expires - now) as f64 / 1000.0 })
+        Some(if e.expires == NEVER { 0.0 } else { (e.expires - now) as f64 / 1000.0 })
     }
 
     /// Sets a live entry's expiry; false if absent.
     pub fn expire(&mut self, key: &[u8], expires: u64, now: u64) -> bool {
         match self.map.get_mut(key).filter(|e| live(e, now)) {
             Some(e) => {
-                e.expires = expires;
+                e.expires = kept(expires);
                 true
             }
             None => false,
@@ -403,6 +419,43 @@ mod tests {
         d.flush_all(5);
         assert_eq!(d.get(b"n", 5), None);
         assert!(d.get_stale(b"n", 5).is_some());
+    }
+
+    #[test]
+    fn flush_all_in_the_first_millisecond() {
+        let mut d = Dict::new(1 << 16);
+        d.store(Mode::Set, b"a", s("x"), 0, 0, 0).unwrap();
+        d.store(Mode::Set, b"b", s("y"), deadline(0, 10.0), 0, 0).unwrap();
+        d.flush_all(0);
+        assert_eq!(d.get(b"a", 0), None);
+        assert_eq!(d.get(b"b", 0), None);
+        assert_eq!(d.get_stale(b"a", 0), Some((&Val::Str(b"x".to_vec()), 0, true)));
+        assert!(d.keys(0, 0).is_empty());
+        // Written after the flush, in the same millisecond: alive.
+        d.store(Mode::Set, b"c", s("z"), 0, 0, 0).unwrap();
+        assert_eq!(d.get(b"c", 0), Some((&Val::Str(b"z".to_vec()), 0)));
+        assert_eq!(d.flush_expired(0, 0), 2);
+    }
+
+    #[test]
+    fn huge_ttls_never_expire() {
+        let now = 1_000;
+        for ttl in [f64::INFINITY, 1e300, 2f64.powi(63), 1e16, f64::NAN] {
+            assert_eq!(deadline(now, ttl), 0, "{ttl}");
+        }
+        // The largest that fits stays a deadline, saturated.
+        assert_eq!(deadline(now, 9e15), now + 9_000_000_000_000_000_000);
+        assert_eq!(deadline(u64::MAX - 5, 1.0), u64::MAX);
+        let mut d = Dict::new(1 << 16);
+        d.store(Mode::Set, b"k", s("v"), deadline(now, f64::INFINITY), 0, now).unwrap();
+        assert_eq!(d.get(b"k", now + 1), Some((&Val::Str(b"v".to_vec()), 0)));
+        assert_eq!(d.ttl(b"k", now + 1), Some(0.0));
+        assert_eq!(d.incr(b"n", 1.0, Some((1.0, deadline(now, 1e300))), now), Ok((2.0, false)));
+        assert_eq!(d.ttl(b"n", now + 1), Some(0.0));
+        assert!(d.expire(b"n", deadline(now, 2f64.powi(63)), now));
+        assert_eq!(d.get(b"n", u64::MAX - 1), Some((&Val::Num(2.0), 0)));
+        d.store(Mode::Set, b"s", s("v"), deadline(now, 9e15), 0, now).unwrap();
+        assert_eq!(d.get(b"s", now + 1), Some((&Val::Str(b"v".to_vec()), 0)));
     }
 
     #[test]

@@ -880,7 +880,7 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
         _ => None,
     };
     let Some(opt) = opt else {
-        return fail(lua, &format!("unsupported option {}", name.to_string()?));
+        return crate::ret::fail_with(lua, "unsupported option ", &name);
     };
     let v = match &value {
         Value::Boolean(b) => *b as i32,

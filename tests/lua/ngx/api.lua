@@ -99,6 +99,21 @@ T.case('a dropped ngx socket is closed by the collector', function()
   T.eq(T.fds(), before)
 end)
 
+T.case("bad bytes: setoption's unknown name is OpenResty's nil, err; never mlua's conversion error", function()
+  local s = ngx.socket.tcp()
+  T.eq(s:connect(T.host, T.port), 1)
+  T.same(T.pack(s:setoption('x\255', 1)), { nil, 'unsupported option x\255' })
+  T.same(T.pack(s:setoption('\192\0', true)), { nil, 'unsupported option \192\0' })
+  T.same(T.pack(s:setoption(1.5, 1)), { nil, 'unsupported option 1.5' })
+  T.same(T.pack(s:setoption(1e300, 1)), { nil, 'unsupported option 1e+300' })
+  T.same(T.pack(s:setoption('tcp-nodelay', true)), { true })
+  s:close()
+  -- Nor does L.config show mlua's conversion error for a key whose __tostring is not UTF-8.
+  local key = setmetatable({}, { __tostring = function() return 'x\255' end })
+  local err = T.raises(function() L.config({ [key] = 1 }) end, "bad argument #1 to 'config' (unknown option 'table')")
+  T.eq(err:find('converting', 1, true), nil)
+end)
+
 T.case('ngx.thread.wait returns the first to end; kill', function()
   local slow = ngx.thread.spawn(function() ngx.sleep(0.2) return 'slow' end)
   local fast = ngx.thread.spawn(function() ngx.sleep(0.01) return 'fast', 2 end)
@@ -109,6 +124,20 @@ T.case('ngx.thread.wait returns the first to end; kill', function()
   local bad = ngx.thread.spawn(function() error('boom', 0) end)
   T.same(T.pack(ngx.thread.wait(bad)), { false, 'boom' })
   T.raises(function() ngx.thread.wait('x') end, "bad argument #1 to 'wait' (coroutine expected, got string)")
+end)
+
+T.case('ngx.thread.wait raises on what is not a user thread, kill fails, as OpenResty', function()
+  local msg = 'attempt to wait on a coroutine that is not a user thread'
+  local co1, co2 = coroutine.create(function() end), coroutine.create(function() end)
+  local t = ngx.thread.spawn(function() ngx.sleep(0.001) return 'ok' end)
+  local light = L.spawn(function() return 'light' end)
+  T.eq(T.raises(function() ngx.thread.wait(co1, co2) end, msg):match(':%d+: (.*)$'), msg)
+  T.raises(function() ngx.thread.wait(co1) end, msg)
+  T.raises(function() ngx.thread.wait(t, co1) end, msg)
+  T.raises(function() ngx.thread.wait(light) end, msg)
+  T.raises(function() ngx.thread.wait(coroutine.running()) end, msg)
+  T.same(T.pack(ngx.thread.kill(co1)), { nil, 'not user thread' })
+  T.same(T.pack(ngx.thread.wait(t)), { true, 'ok' })
 end)
 
 T.case('timers: at and every run as light threads, premature at the end of M.run', function()
@@ -128,6 +157,36 @@ T.case('timers: at and every run as light threads, premature at the end of M.run
   T.same(last, { 'every true', 'late true true' })
   T.raises(function() ngx.timer.at('1', print) end, "bad argument #1 to 'at' (number expected, got string)")
 end, { loop = false })
+
+T.case('M.run: an error ends the program too: pending timers run premature, then it is raised', function()
+  local log = {}
+  local ok, err = pcall(M.run, function()
+    ngx.timer.every(0.01, function(premature) log[#log + 1] = 'every ' .. tostring(premature) end)
+    ngx.timer.at(3600, function(premature) log[#log + 1] = 'at ' .. tostring(premature) end)
+    error('boom', 0)
+  end)
+  T.eq(ok, false)
+  T.eq(err:match('^[^\n]*'), 'boom')
+  T.eq(err:match('\n(stack traceback:)\n'), 'stack traceback:')
+  table.sort(log)
+  T.same(log, { 'at true', 'every true' })
+  T.eq(ngx.timer.pending_count(), 0)
+  -- An error object is raised as it is.
+  local obj = {}
+  T.same(T.pack(pcall(M.run, function() error(obj) end)), { false, obj })
+end, { loop = false })
+
+T.case('a NaN or negative delay is refused: timers, sleep', function()
+  local ran = false
+  local function f() ran = true end
+  for _, d in ipairs({ 0 / 0, -1 }) do
+    T.raises(function() ngx.timer.at(d, f) end, "bad argument #1 to 'at' (delay must be >= 0)")
+    T.raises(function() ngx.timer.every(d, f) end, "bad argument #1 to 'every' (delay must be >= 0)")
+    T.raises(function() ngx.sleep(d) end, "bad argument #1 to 'sleep' (seconds must be >= 0)")
+  end
+  T.eq(ngx.timer.pending_count(), 0)
+  T.eq(ran, false)
+end)
 
 T.case('time', function()
   -- Bracketed by os.time, so a stall between the calls on a loaded machine
@@ -297,6 +356,33 @@ T.case('ngx.shared.DICT', function()
   T.eq(d:get('k'), nil)
   T.eq(d:flush_expired(), 3, 'k, n and x, expired before')
   T.raises(function() d.get({}, 'k') end, 'bad "zone" argument')
+end)
+
+T.case('ngx.shared.DICT: a huge exptime never expires, a negative one raises', function()
+  L.config({ shared_dict = { huge = '64k' } })
+  local d = ngx.shared.huge
+  T.eq(d:set('clock', 1), true)
+  ngx.sleep(0.002) -- the dictionaries' clock is past 0: a wrapping sum would be in the past
+  for i, ttl in ipairs({ math.huge, 1e300, 2 ^ 63, 0 / 0 }) do
+    for _, op in ipairs({ 'set', 'safe_set', 'add', 'safe_add' }) do
+      local k = op .. i
+      T.same(T.pack(d[op](d, k, 'v', ttl)), { true, nil, false }, op .. ' ' .. tostring(ttl))
+      T.eq(d:get(k), 'v', op .. ' ' .. tostring(ttl))
+      T.eq(d:ttl(k), 0, op .. ' ' .. tostring(ttl))
+    end
+    T.same(T.pack(d:replace('set' .. i, 'w', ttl)), { true, nil, false })
+    T.eq(d:get('set' .. i), 'w')
+    T.same(T.pack(d:incr('n' .. i, 1, 10, ttl)), { 11, nil, false })
+    T.eq(d:get('n' .. i), 11)
+    T.eq(d:set('e' .. i, 'v', 1), true)
+    T.eq(d:expire('e' .. i, ttl), true)
+    T.eq(d:get('e' .. i), 'v')
+    T.eq(d:ttl('e' .. i), 0)
+  end
+  T.raises(function() d:set('k', 'v', -1) end, 'bad "exptime" argument')
+  T.raises(function() d:add('k', 'v', -0.5) end, 'bad "exptime" argument')
+  T.raises(function() d:incr('k', 1, 0, -1) end, 'bad "init_ttl" argument')
+  T.eq(d:get('k'), nil)
 end)
 
 T.case('ngx.log writes above the threshold to stderr; say and print', function()

@@ -10,6 +10,7 @@ local common = dofile(dir .. '/adapter/common.lua')
 -- Debian's client libraries (bench/.deps/ngx, tests/ngxdeps.sh) on their path.
 if case:match('^ngx_') then
   require('coevent.ngx')
+  L.config({ shared_dict = { oracle = '1m' } }) -- as openresty.rs's lua_shared_dict
   package.path = dir .. '/../../bench/.deps/ngx/usr/share/lua/5.1/?.lua;' .. package.path
 end
 local function out(line) io.write(line, '\n') end

@@ -1,0 +1,31 @@
+-- ngx.shared.DICT's exptime at its limits: huge ones never expire, a
+-- negative one raises; flush_all. (lua_shared_dict oracle 1m.)
+local d = ngx.shared.oracle
+d:flush_all()
+d:flush_expired()
+for _, c in ipairs({ { 'huge', math.huge }, { '1e300', 1e300 }, { '2^63', 2 ^ 63 }, { '1e16', 1e16 }, { 'nan', 0 / 0 } }) do
+  local name, ttl = c[1], c[2]
+  try('set ' .. name, function(r) r(d:set('s' .. name, 'v', ttl)) end)
+  try('get, ttl ' .. name, function(r) r(d:get('s' .. name), d:ttl('s' .. name)) end)
+  try('safe_add ' .. name, function(r) r(d:safe_add('a' .. name, 'v', ttl), d:get('a' .. name), d:ttl('a' .. name)) end)
+  try('replace ' .. name, function(r) r(d:replace('s' .. name, 'w', ttl), d:get('s' .. name), d:ttl('s' .. name)) end)
+  try('incr init_ttl ' .. name, function(r) r(d:incr('n' .. name, 1, 10, ttl), d:get('n' .. name), d:ttl('n' .. name)) end)
+  d:set('e' .. name, 'v', 100)
+  try('expire ' .. name, function(r) r(d:expire('e' .. name, ttl), d:get('e' .. name), d:ttl('e' .. name)) end)
+end
+try('set 9e15, a deadline', function(r)
+  local ok = d:set('far', 'v', 9e15)
+  local t = d:ttl('far')
+  r(ok, d:get('far'), t > 8.9e15 and t <= 9e15)
+end)
+try('set -1', function(r) r(d:set('neg', 'v', -1)) end)
+try('add -0.5', function(r) r(d:add('neg', 'v', -0.5)) end)
+try('incr init_ttl -1', function(r) r(d:incr('neg', 1, 0, -1)) end)
+try('get neg', function(r) r(d:get('neg')) end)
+try('flush_all', function(r)
+  d:set('f', 1)
+  d:flush_all()
+  r(d:get('f'), d:get_stale('f'))
+end)
+d:flush_all()
+d:flush_expired()
