@@ -231,6 +231,49 @@ T.case('a pooled TLS connection comes back with its TLS state: no second handsha
   s:close()
 end)
 
+-- Issue 23: kills where TLS, pools and waits meet. A thread killed in a
+-- handshake or a receive over TLS takes its socket down with the half-done
+-- operation; a pooled TLS connection granted to a queued connect that is
+-- killed before it runs goes to the next one, TLS state and all.
+T.case('a thread killed in a handshake, a TLS receive or a pool backlog leaves nothing behind', function()
+  L.config({ ssl_trusted_certificate = CA })
+  local s = connect(port('TLS_STALL_PORT'))
+  local t = L.spawn(function() return s:sslhandshake(nil, 'localhost', true) end)
+  eq(L.kill(t), true, 'killed in the handshake')
+  same(pack(L.wait(t)), { n = 2, nil, 'killed' }, 'its waiters')
+  same(pack(s:send('x')), { n = 2, nil, 'closed' }, 'the socket closed with the handshake')
+  s = connect(port('TLS_COUNT_PORT'))
+  eq(type(s:sslhandshake(nil, 'localhost', true)), 'userdata', 'handshake')
+  t = L.spawn(function() return s:receive('*l') end)
+  eq(L.kill(t), true, 'killed in a receive over TLS')
+  same(pack(s:send('PING\r\n')), { n = 2, nil, 'closed' }, 'the socket closed with the receive')
+  local o = { pool = 'tls-kill-' .. T.pid(), pool_size = 1, backlog = 2 }
+  local s1 = L.tcp()
+  eq(s1:connect('127.0.0.1', port('TLS_COUNT_PORT'), o), 1, 'connect')
+  eq(type(s1:sslhandshake(nil, 'localhost', true)), 'userdata', 'the first handshake')
+  eq(s1:send('PING\r\n'), 6, 'send')
+  local count = s1:receive('*l')
+  local function queued()
+    local q = L.tcp()
+    q:settimeouts(5000, 5000, 5000)
+    return L.spawn(function()
+      local r, e = q:connect('127.0.0.1', port('TLS_COUNT_PORT'), o)
+      if not r then return r, e end
+      local sess, he = q:sslhandshake(nil, 'localhost', true)
+      if not sess then return sess, he end
+      q:send('PING\r\n')
+      return q:getreusedtimes(), q:receive('*l'), q
+    end)
+  end
+  local t2, t3 = queued(), queued()
+  eq(s1:setkeepalive(), 1, 'the connection back, granted to t2')
+  eq(L.kill(t2), true, 't2 killed before it runs')
+  local reused, pong, s3 = L.wait(t3)
+  eq(reused, 1, 't3 took the pooled connection')
+  eq(pong, count, 'over the first handshake: the server counted none since')
+  s3:close()
+end)
+
 T.case('a pooled connection never claims a verification its handshake did not make', function()
   L.config({ ssl_trusted_certificate = CA })
   local pool = 'tls-verified-' .. T.pid()
