@@ -274,9 +274,18 @@ end)
 -- then R is killed before that wake is delivered, and N starts in the same
 -- run (in the slot R had). The wake was R's: it must reach nobody else.
 T.case('a wake on its way to a killed thread reaches no thread started after it', function()
-  local s1 = T.connect('drip abcdefgh')
-  local r = L.spawn(function() return s1:receive('*l') end)
-  L.sleep(0.01) -- R has read some of the drip into its buffer, and waits for more
+  local s1 = T.connect('closeafter 5000 one\\ntw')
+  local first
+  local r = L.spawn(function()
+    first = s1:receive('*l')
+    return s1:receive('*l')
+  end)
+  -- Until R waits in its second receive, with 'tw' buffered.
+  for _ = 1, 1e6 do
+    if first then break end
+    L.swop()
+  end
+  T.eq(first, 'one')
   local s2 = T.connect('slow 10 one\\ntwo\\n')
   s1:close()
   T.eq(L.kill(r), true)
