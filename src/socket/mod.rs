@@ -6,6 +6,7 @@
 //! (`release`). A table keeps its methods when a finalizer resurrects it, so
 //! a call on it reaches Rust and raises "calling 'x' on a collected cosocket".
 
+mod args;
 pub mod keepalive;
 pub mod listener;
 pub mod tcp;
@@ -20,7 +21,7 @@ use mlua::{Lua, Result, UserData, Value};
 
 use crate::engine::{Deferred, Engine, Held, Wake};
 use crate::op::Op;
-use crate::ret::{raise, ret, Ret};
+use crate::ret::{ret, Ret};
 
 /// A userdata whose collection releases what it holds in the engine: a
 /// `receiveuntil` matcher, a TLS session (or a socket). One type for all: each userdata type
@@ -68,11 +69,6 @@ pub fn release(eng: &Engine, id: Value) -> Result<Ret> {
         }
     }
     ret(Value::Nil)
-}
-
-#[cold]
-pub fn collected(lua: &Lua, name: &str) -> Result<Ret> {
-    raise(lua, &format!("calling '{name}' on a collected cosocket"))
 }
 
 /// Finishes a woken thread's socket operation (see `sched::step`).
