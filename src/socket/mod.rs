@@ -15,12 +15,13 @@ pub mod udp;
 
 use std::rc::Rc;
 
+use coevent_ffi::reactor::Tid;
 use coevent_ffi::table::Id;
 use coevent_ffi::until::Key;
 use mlua::{Lua, Result, UserData, Value};
 
-use crate::engine::{Deferred, Engine, Held, Wake};
-use crate::op::Op;
+use crate::engine::{Core, Deferred, Engine, Held, Wake};
+use crate::op::{Op, Udp};
 use crate::ret::{ret, Ret};
 
 /// A userdata whose collection releases what it holds in the engine: a
@@ -82,5 +83,33 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Handshake(id, keep) => tls::handshake_woken(lua, eng, id, keep, wake),
         Op::Accept(id) => listener::accept_woken(lua, eng, id, wake),
         Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
+    }
+}
+
+/// Undoes the socket operation of a thread killed while it waited (see
+/// `Sched::kill`): what `complete` would have finished. A stream closes,
+/// since a half-done read, write, connect or handshake leaves it at no
+/// known position.
+pub fn abandon(core: &mut Core, op: Op, wake: Wake, tok: Tid) {
+    match (op, wake) {
+        // A listener stays: the thread leaves its queue.
+        (Op::Accept(id), _) => listener::forget(core, id, tok),
+        // A read its timeout woke would answer "timeout" and keep the socket.
+        (Op::Receive(..) | Op::Until(..) | Op::Any(..), Wake::Timeout) => {}
+        // A datagram socket has no position to lose; only a peer half set closes it.
+        (Op::Udp(id, op), _) => {
+            if op == Udp::Peer {
+                core.close(id)
+            }
+        }
+        (
+            Op::Receive(id, _)
+            | Op::Until(id, _)
+            | Op::Any(id, _)
+            | Op::Flush(id)
+            | Op::Connect(id, _)
+            | Op::Handshake(id, _),
+            _,
+        ) => core.close(id),
     }
 }
