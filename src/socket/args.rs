@@ -12,15 +12,28 @@ use crate::ret::{fail, number, raise, type_name, Ret, NOT_IN_LOOP};
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;
 
+/// The error of a method called on a collected cosocket (see socket/mod.rs).
+#[cold]
+pub(super) fn collected_message(name: &str) -> String {
+    format!("calling '{name}' on a collected cosocket")
+}
+
+/// Raises `collected_message`.
 #[cold]
 pub(super) fn collected(lua: &Lua, name: &str) -> Result<Ret> {
-    raise(lua, &format!("calling '{name}' on a collected cosocket"))
+    raise(lua, &collected_message(name))
+}
+
+/// The error of a stream method called on a listener.
+#[cold]
+pub(super) fn listening_message(name: &str) -> String {
+    format!("calling '{name}' on a listening cosocket")
 }
 
 /// The error to raise for a socket `Core::sock` did not lend.
 pub(super) fn absent(a: Absent, name: &str) -> String {
     match a {
-        Absent::Collected => format!("calling '{name}' on a collected cosocket"),
+        Absent::Collected => collected_message(name),
         Absent::NoLoop => NOT_IN_LOOP.to_string(),
     }
 }
@@ -33,7 +46,7 @@ pub(super) fn stream<'a>(
     name: &str,
 ) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
     match core.sock(id) {
-        Ok((Sock { kind: Kind::Listener(_), .. }, _)) => Err(format!("calling '{name}' on a listening cosocket")),
+        Ok((Sock { kind: Kind::Listener(_), .. }, _)) => Err(listening_message(name)),
         r => r.map_err(|a| absent(a, name)),
     }
 }

@@ -16,7 +16,7 @@ use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
 use mlua::{BString, Lua, Result, Value};
 
-use super::args::{collected, flatten_arg, of, port_arg, stream, unparsed, with};
+use super::args::{collected, flatten_arg, listening_message, of, port_arg, stream, unparsed, with};
 use super::Guard;
 use crate::engine::{Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
@@ -458,9 +458,9 @@ fn with_until(
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let core = &mut *core;
     if is_listener(core, id) {
-        return raise(lua, "calling 'receiveuntil' on a listening cosocket");
+        return raise(lua, &listening_message("receiveuntil"));
     }
-    let Some(sock) = core.table.get(id) else { return raise(lua, "calling 'receiveuntil' on a collected cosocket") };
+    let Some(sock) = core.table.get(id) else { return collected(lua, "receiveuntil") };
     let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
     let Some(u) = core.untils.get(key) else { return fail(lua, "closed") };
     let timeout = sock.timeouts.read;

@@ -51,7 +51,8 @@ mod built {
     use crate::engine::{Held, BUSY};
     use crate::op::{On, Op, Pending};
     use crate::ret::{bad_arg, expected, raise, ret, NOT_IN_LOOP};
-    use crate::socket::{args::of, Guard};
+    use crate::socket::args::{collected, of};
+    use crate::socket::Guard;
 
     /// The session a Lua value stands for (a session object), if any.
     fn session_key(v: &Value) -> Option<SessionKey> {
@@ -82,7 +83,7 @@ mod built {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
         let core = &mut *core;
         let Some(sock) = core.table.get(id) else {
-            return raise(lua, "calling 'sslhandshake' on a collected cosocket");
+            return collected(lua, "sslhandshake");
         };
         let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
         let ctx = match core.tls.context() {
@@ -183,7 +184,7 @@ mod built {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
         let Some(sock) = core.table.get(id) else {
             drop(core);
-            return raise(lua, "calling 'setclientcert' on a collected cosocket");
+            return collected(lua, "setclientcert");
         };
         of(sock).cert = cc;
         ret(Value::Boolean(true))
