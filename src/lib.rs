@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+mod config;
 mod engine;
 mod lend;
 #[cfg(feature = "ngx")]
@@ -100,7 +101,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),
         ("swop", |l, s, _, _| sched::swop(l, s.eng())),
         ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
-        ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
+        ("config", |l, s, t, _| config::config(l, s.eng(), t)),
         ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
         ("session", |l, s, n, _| tls::session(l, s.eng(), n)),
     ];
