@@ -1,27 +1,29 @@
-//! `L.config{...}`: its table read, and each part handed its settings.
+//! `L.config{...}`: the one reader of its table. Every key is read here, and
+//! each part is handed its settings: the resolver its `Config`
+//! (`resolve::reconfigure`), the TLS client its `Settings`.
 
 use std::net::SocketAddr;
 
 use coevent_ffi::addr::ip_literal;
-use coevent_ffi::reactor::{Reason, Token};
 use coevent_ffi::resolver::Config;
 #[cfg(feature = "tls")]
 use coevent_ffi::tls::Settings;
 use mlua::{Lua, Result, Table, Value};
 
 use crate::engine::{Engine, BUSY};
+use crate::resolve;
 use crate::ret::{bad_arg, expected, raise, ret, Ret};
 #[cfg(not(feature = "tls"))]
 use crate::socket::tls::NOT_BUILT;
 
 /// `L.config{ resolv_conf = path, hosts = path, nameservers = {'ip[:port]', ...},
-/// dns_cache_size = n }` and the `ssl_*` keys (`configure`). Any key left out goes back to its default. Takes
-/// effect for the next lookup.
+/// dns_cache_size = n }` and the `ssl_*` keys (`option`). Any key left out
+/// goes back to its default. Takes effect for the next lookup and handshake.
 pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
     let Value::Table(t) = &t else {
         return bad_arg(lua, 1, "config", &expected("table", &t));
     };
-    let mut cfg = Config::default();
+    let mut dns = Config::default();
     let mut ssl = Vec::new();
     for pair in t.pairs::<Value, Value>() {
         let (k, v) = pair?;
@@ -35,14 +37,14 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         };
         match (key.as_str(), &v) {
             (k, _) if k.starts_with("ssl_") => ssl.push((key, v)),
-            ("resolv_conf", Value::String(p)) => cfg.resolv_conf = Some(p.to_string_lossy()),
-            ("hosts", Value::String(p)) => cfg.hosts = Some(p.to_string_lossy()),
+            ("resolv_conf", Value::String(p)) => dns.resolv_conf = Some(p.to_string_lossy()),
+            ("hosts", Value::String(p)) => dns.hosts = Some(p.to_string_lossy()),
             ("nameservers", Value::Table(list)) => match nameservers(list) {
-                Ok(ns) => cfg.nameservers = Some(ns),
+                Ok(ns) => dns.nameservers = Some(ns),
                 Err(msg) => return bad_arg(lua, 1, "config", &msg),
             },
             ("dns_cache_size", v) => match crate::ret::number(lua, v) {
-                Some(n) if n >= 0.0 && n.fract() == 0.0 => cfg.cache_size = Some(n.min(usize::MAX as f64) as usize),
+                Some(n) if n >= 0.0 && n.fract() == 0.0 => dns.cache_size = Some(n.min(usize::MAX as f64) as usize),
                 _ => return bad_arg(lua, 1, "config", "dns_cache_size: a whole number >= 0 expected"),
             },
             ("resolv_conf" | "hosts", v) => {
@@ -53,18 +55,15 @@ pub fn config(lua: &Lua, eng: &Engine, t: Value) -> Result<Ret> {
         }
     }
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-    if let Err(msg) = configure(lua, &mut core, &ssl) {
+    // TLS first: a bad `ssl_*` key leaves the resolver's settings as they were.
+    let tls = tls(lua, &ssl);
+    #[cfg(feature = "tls")]
+    let tls = tls.and_then(|s| core.tls.configure(s));
+    if let Err(msg) = tls {
         drop(core);
         return bad_arg(lua, 1, "config", &msg);
     }
-    core.dns = cfg;
-    // The next lookup builds a resolver from the new settings; threads waiting
-    // on the old one's queries wake and look up again.
-    if let (Some(mut res), Some(r)) = (core.res.take(), core.r.as_mut()) {
-        let mut woken = Vec::new();
-        res.abort(r, &mut woken);
-        core.woken.extend(woken.into_iter().map(|t| (Token::Thread(t), Reason::Ready)));
-    }
+    resolve::reconfigure(&mut core, dns);
     ret(Value::Nil)
 }
 
@@ -85,8 +84,8 @@ fn nameservers(list: &Table) -> std::result::Result<Vec<SocketAddr>, String> {
     Ok(out)
 }
 
-#[cfg(feature = "tls")]
 /// One `ssl_*` key of `L.config` into `s`; Err: the message for its bad argument.
+#[cfg(feature = "tls")]
 fn option(lua: &Lua, s: &mut Settings, key: &str, v: &Value) -> std::result::Result<(), String> {
     let string = |v: &Value| match v {
         Value::String(p) => Ok(p.to_string_lossy()),
@@ -112,19 +111,20 @@ fn option(lua: &Lua, s: &mut Settings, key: &str, v: &Value) -> std::result::Res
     Ok(())
 }
 
-/// `L.config`'s `ssl_*` keys, taken as a whole (any left out goes back to
-/// its default). Err: the message for `config`'s bad argument.
+/// The TLS client's settings from `L.config`'s `ssl_*` keys, taken as a
+/// whole (any left out goes back to its default). Err: the message for
+/// `config`'s bad argument.
 #[cfg(feature = "tls")]
-fn configure(lua: &Lua, core: &mut crate::engine::Core, keys: &[(String, Value)]) -> std::result::Result<(), String> {
-    let mut s = coevent_ffi::tls::Settings::default();
+fn tls(lua: &Lua, keys: &[(String, Value)]) -> std::result::Result<Settings, String> {
+    let mut s = Settings::default();
     for (k, v) in keys {
         option(lua, &mut s, k, v)?;
     }
-    core.tls.configure(s)
+    Ok(s)
 }
 
 #[cfg(not(feature = "tls"))]
-fn configure(_: &Lua, _: &mut crate::engine::Core, keys: &[(String, Value)]) -> std::result::Result<(), String> {
+fn tls(_: &Lua, keys: &[(String, Value)]) -> std::result::Result<(), String> {
     match keys.first() {
         Some((k, _)) => Err(format!("{k}: {NOT_BUILT}")),
         None => Ok(()),

@@ -2,7 +2,8 @@
 //! `connect` shares. The resolver itself is in `coevent_ffi::resolver`.
 
 use coevent_ffi::addr::{self, Host};
-use coevent_ffi::resolver::{Error, Lookup, Resolver};
+use coevent_ffi::reactor::{Reason, Token};
+use coevent_ffi::resolver::{Config, Error, Lookup, Resolver};
 use mlua::{Lua, Result, Value};
 
 use crate::engine::{Core, Engine, BUSY};
@@ -20,6 +21,18 @@ pub fn lookup(core: &mut Core, name: &str) -> Lookup {
         }
     }
     core.res.as_mut().expect("made above").lookup(r, name)
+}
+
+/// New settings for the resolver (`L.config`): the next lookup builds a
+/// resolver from them; threads waiting on the old one's queries wake and
+/// look up again.
+pub fn reconfigure(core: &mut Core, dns: Config) {
+    core.dns = dns;
+    if let (Some(mut res), Some(r)) = (core.res.take(), core.r.as_mut()) {
+        let mut woken = Vec::new();
+        res.abort(r, &mut woken);
+        core.woken.extend(woken.into_iter().map(|t| (Token::Thread(t), Reason::Ready)));
+    }
 }
 
 /// `L.resolve(name)` → a list of address strings | nil, err. Woken by its
