@@ -1,6 +1,7 @@
 //! `L.config{...}`: the one reader of its table. Every key is read here, and
 //! each part is handed its settings: the resolver its `Config`
-//! (`resolve::reconfigure`), the TLS client its `Settings`.
+//! (`resolve::reconfigure`), the TLS client its `Settings`, and coevent.ngx,
+//! when loaded, its own keys (`split`).
 
 use std::net::SocketAddr;
 
@@ -129,4 +130,39 @@ fn tls(_: &Lua, keys: &[(String, Value)]) -> std::result::Result<(), String> {
         Some((k, _)) => Err(format!("{k}: {NOT_BUILT}")),
         None => Ok(()),
     }
+}
+
+/// The keys of `L.config` that coevent.ngx reads (src/ngx.lua): its log
+/// level and its shared dictionaries.
+#[cfg(feature = "ngx")]
+const NGX_KEYS: [&[u8]; 2] = [b"log_level", b"shared_dict"];
+
+/// With coevent.ngx loaded, its `L.config(options)` asks `split(options)`
+/// for `{k1, v1, k2, v2, ...}`, its own keys and values in the table's
+/// order, and a table of the other keys (nil if none) for `config`. So
+/// ngx's keys take effect, or raise, before coevent's are read.
+#[cfg(feature = "ngx")]
+fn split(lua: &Lua, t: &Table) -> Result<(Table, Option<Table>)> {
+    let (mine, rest) = (lua.create_table()?, lua.create_table()?);
+    let mut any = false;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        match &k {
+            Value::String(s) if NGX_KEYS.contains(&&*s.as_bytes()) => {
+                mine.raw_push(k)?;
+                mine.raw_push(v)?;
+            }
+            _ => {
+                rest.raw_set(k, v)?;
+                any = true;
+            }
+        }
+    }
+    Ok((mine, any.then_some(rest)))
+}
+
+/// Puts `split` in the prelude's part for ngx.lua, as `config`.
+#[cfg(feature = "ngx")]
+pub fn for_ngx(lua: &Lua, part: &Table) -> Result<()> {
+    part.raw_set("config", lua.create_function(|lua, t: Table| split(lua, &t))?)
 }

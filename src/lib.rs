@@ -178,6 +178,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
     c.raw_set("YIELD_RECEIVE", !cfg!(feature = "lua51"))?;
     let l: Table = lua.load(prelude::PRELUDE).set_name("=coevent").call((&c, wait_marker(), raise_marker()))?;
     #[cfg(feature = "ngx")]
+    config::for_ngx(lua, &c.raw_get::<Table>("NGX")?)?;
+    #[cfg(feature = "ngx")]
     ngx::preload(lua, &l, c.raw_get("NGX")?)?;
     Ok(l)
 }
