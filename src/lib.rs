@@ -4,8 +4,9 @@
 //! This crate is the thin safe layer between Lua (mlua) and the engine in
 //! `coevent-ffi`. Rust functions never yield: they answer a private wait marker
 //! (noting what they wait for, `op::Pending`), and the Lua prelude yields it to
-//! the scheduler. Modules depend one way: `sched` → `socket` → `engine` → the
-//! engine crate, with `op` and `ret` below them all.
+//! the scheduler. Modules depend one way: `sched` → `socket` → `resolve` →
+//! `engine` → the engine crate, with `op` and `ret` below them all; `config`
+//! (`L.config`) hands its settings down to `resolve` and the engine.
 
 #![deny(unsafe_code)]
 
@@ -50,7 +51,7 @@ fn func<A: FromLuaMulti>(
 /// finalizer an allocation inside Rust ran). On PUC 5.1 and LuaJIT a Lua
 /// value mlua makes there is made in a protected call nested in another,
 /// which is not re-entrant (they pass their function through one registry
-/// slot): PUC 5.1 crashed. So there only those that make none run (closing
+/// slot): PUC 5.1 would crash. So there only those that make none run (closing
 /// and releasing sockets, starting threads, queued then); the others answer
 /// that the engine is busy, with a message made beforehand.
 fn func_nested<A: FromLuaMulti>(

@@ -1,5 +1,7 @@
 //! Lua's socket objects, one file per kind: arguments in, Lua values out;
-//! the state machines are the engine's.
+//! the state machines are the engine's. What several files share (the
+//! socket an id names, common arguments, messages) is in `args`, below them
+//! all: an object file imports from there, never from another object file.
 //!
 //! A cosocket is a Lua table (as OpenResty's) holding its id in the engine's
 //! socket table; its finalizer, made in the prelude, closes the socket

@@ -114,8 +114,8 @@ fn pool_args(lua: &Lua, t: &mlua::Table, n: u32) -> Result<std::result::Result<P
 /// number, and a port that is missing or out of range is an error returned.
 pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -> Result<Ret> {
     let [port, c, d] = args;
-    // A string as it is: coercing one is a protected call (about 2,000
-    // instructions on LuaJIT).
+    // A string as it is: coercing one is a protected call, dear on LuaJIT
+    // (bench/callgrind.sh).
     let coerced;
     let host = match &host {
         Value::String(h) => h,
@@ -233,8 +233,8 @@ fn dial(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, host: &[u8], port: u16
     connecting(lua, eng, id, port, s, timeout, step)
 }
 
-/// `n`'s decimal digits: `write!` would cost a pooled connect about 300
-/// instructions, 2% of a pooled request.
+/// `n`'s decimal digits: `write!` costs a pooled connect measurably more
+/// (bench/callgrind.sh).
 fn push_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
@@ -589,7 +589,7 @@ pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake)
 
 /// What `send` was given. On LuaJIT a short string comes copied (`Bytes`):
 /// there the reference mlua makes to a Lua string argument costs more than a
-/// copy (about 330 instructions per send; bench/callgrind.sh).
+/// copy (bench/callgrind.sh measures it).
 pub enum Data {
     Bytes(BString),
     Value(Value),
