@@ -2,12 +2,49 @@
 //! (or the error to raise), the arguments several methods read, and the
 //! messages they raise.
 
+use std::rc::Rc;
+
 use coevent_ffi::stream::{Cx, Stream};
 use coevent_ffi::table::{Id, Kind, Sock};
-use mlua::{BString, Either, Lua, Result, Value};
+use coevent_ffi::until::Key;
+use mlua::{BString, Either, Lua, Result, UserData, Value};
 
-use crate::engine::{Absent, Core, Engine, BUSY};
+use crate::engine::{Absent, Core, Deferred, Engine, Held, BUSY};
 use crate::ret::{fail, number, raise, type_name, Ret, NOT_IN_LOOP};
+
+/// A userdata whose collection releases what it holds in the engine: a
+/// `receiveuntil` matcher, a TLS session (or a socket). One type for all: each userdata type
+/// costs the module its own copy of mlua's glue.
+pub(super) struct Guard {
+    eng: Rc<Engine>,
+    pub(super) held: Held,
+}
+
+impl Guard {
+    pub(super) fn new(eng: &Rc<Engine>, held: Held) -> Guard {
+        Guard { eng: eng.clone(), held }
+    }
+
+    /// The matcher it holds, if it is a `receiveuntil` iterator's.
+    pub(super) fn matcher(&self) -> Option<Key> {
+        match self.held {
+            Held::Matcher(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+impl UserData for Guard {}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // A finalizer: done now unless it interrupted an engine call.
+        match self.eng.core() {
+            Some(mut core) => core.release(self.held),
+            None => self.eng.defer(Deferred::Release(self.held)),
+        }
+    }
+}
 
 /// Deepest table nesting `send` accepts (a table that contains itself ends here).
 const MAX_DEPTH: usize = 64;

@@ -1,7 +1,8 @@
 //! Lua's socket objects, one file per kind: arguments in, Lua values out;
 //! the state machines are the engine's. What several files share (the
-//! socket an id names, common arguments, messages) is in `args`, below them
-//! all: an object file imports from there, never from another object file.
+//! socket an id names, common arguments, messages, the `Guard` userdata) is
+//! in `args`, below them all: an object file imports from there, never from
+//! another object file nor from this one.
 //!
 //! A cosocket is a Lua table (as OpenResty's) holding its id in the engine's
 //! socket table; its finalizer, made in the prelude, closes the socket
@@ -15,50 +16,13 @@ pub mod tcp;
 pub mod tls;
 pub mod udp;
 
-use std::rc::Rc;
-
 use coevent_ffi::reactor::Tid;
 use coevent_ffi::table::Id;
-use coevent_ffi::until::Key;
-use mlua::{Lua, Result, UserData, Value};
+use mlua::{Lua, Result, Value};
 
 use crate::engine::{Core, Deferred, Engine, Held, Wake};
 use crate::op::{Op, Udp};
 use crate::ret::{ret, Ret};
-
-/// A userdata whose collection releases what it holds in the engine: a
-/// `receiveuntil` matcher, a TLS session (or a socket). One type for all: each userdata type
-/// costs the module its own copy of mlua's glue.
-pub struct Guard {
-    eng: Rc<Engine>,
-    held: Held,
-}
-
-impl Guard {
-    pub fn new(eng: &Rc<Engine>, held: Held) -> Guard {
-        Guard { eng: eng.clone(), held }
-    }
-
-    /// The matcher it holds, if it is a `receiveuntil` iterator's.
-    pub fn matcher(&self) -> Option<Key> {
-        match self.held {
-            Held::Matcher(key) => Some(key),
-            _ => None,
-        }
-    }
-}
-
-impl UserData for Guard {}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // A finalizer: done now unless it interrupted an engine call.
-        match self.eng.core() {
-            Some(mut core) => core.release(self.held),
-            None => self.eng.defer(Deferred::Release(self.held)),
-        }
-    }
-}
 
 /// `release(id)`: the finalizer of a collected cosocket (see the prelude):
 /// its socket closed and its slot freed, now unless it interrupted an

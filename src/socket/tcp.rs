@@ -16,8 +16,7 @@ use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
 use mlua::{BString, Lua, Result, Value};
 
-use super::args::{collected, flatten_arg, listening_message, of, port_arg, stream, unparsed, with};
-use super::Guard;
+use super::args::{collected, flatten_arg, listening_message, of, port_arg, stream, unparsed, with, Guard};
 use crate::engine::{Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;

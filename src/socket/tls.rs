@@ -51,8 +51,7 @@ mod built {
     use crate::engine::{Held, BUSY};
     use crate::op::{On, Op, Pending};
     use crate::ret::{bad_arg, expected, raise, ret, NOT_IN_LOOP};
-    use crate::socket::args::{collected, of};
-    use crate::socket::Guard;
+    use crate::socket::args::{collected, of, Guard};
 
     /// The session a Lua value stands for (a session object), if any.
     fn session_key(v: &Value) -> Option<SessionKey> {
