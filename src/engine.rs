@@ -137,7 +137,7 @@ pub enum Absent {
     NoLoop,
 }
 
-/// What a Lua object holds in the engine (see `socket::Guard`).
+/// What a Lua object holds in the engine (see `socket::args::Guard`).
 #[derive(Clone, Copy, Debug)]
 pub enum Held {
     Socket(Id),

@@ -4,11 +4,13 @@
 //! This crate is the thin safe layer between Lua (mlua) and the engine in
 //! `coevent-ffi`. Rust functions never yield: they answer a private wait marker
 //! (noting what they wait for, `op::Pending`), and the Lua prelude yields it to
-//! the scheduler. Modules depend one way: `sched` → `socket` → `engine` → the
-//! engine crate, with `op` and `ret` below them all.
+//! the scheduler. Modules depend one way: `sched` → `socket` → `resolve` →
+//! `engine` → the engine crate, with `op` and `ret` below them all; `config`
+//! (`L.config`) hands its settings down to `resolve` and the engine.
 
 #![deny(unsafe_code)]
 
+mod config;
 mod engine;
 mod lend;
 #[cfg(feature = "ngx")]
@@ -49,7 +51,7 @@ fn func<A: FromLuaMulti>(
 /// finalizer an allocation inside Rust ran). On PUC 5.1 and LuaJIT a Lua
 /// value mlua makes there is made in a protected call nested in another,
 /// which is not re-entrant (they pass their function through one registry
-/// slot): PUC 5.1 crashed. So there only those that make none run (closing
+/// slot): PUC 5.1 would crash. So there only those that make none run (closing
 /// and releasing sockets, starting threads, queued then); the others answer
 /// that the engine is busy, with a message made beforehand.
 fn func_nested<A: FromLuaMulti>(
@@ -100,7 +102,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         ("sleep", |l, s, t, _| sched::sleep(l, s.eng(), t)),
         ("swop", |l, s, _, _| sched::swop(l, s.eng())),
         ("resolve", |l, s, name, _| resolve::resolve(l, s.eng(), name)),
-        ("config", |l, s, t, _| resolve::config(l, s.eng(), t)),
+        ("config", |l, s, t, _| config::config(l, s.eng(), t)),
         ("receiveuntil", |l, s, p, o| tcp::receiveuntil(l, s.eng(), p, o)),
         ("session", |l, s, n, _| tls::session(l, s.eng(), n)),
     ];
@@ -176,6 +178,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
     // PUC 5.1 cannot yield across pcall: there receive calls first (see prelude).
     c.raw_set("YIELD_RECEIVE", !cfg!(feature = "lua51"))?;
     let l: Table = lua.load(prelude::PRELUDE).set_name("=coevent").call((&c, wait_marker(), raise_marker()))?;
+    #[cfg(feature = "ngx")]
+    config::for_ngx(lua, &c.raw_get::<Table>("NGX")?)?;
     #[cfg(feature = "ngx")]
     ngx::preload(lua, &l, c.raw_get("NGX")?)?;
     Ok(l)

@@ -737,24 +737,24 @@ local function declare(name, size)
   ngx.shared[name] = setmetatable({ N.dict_new(bytes), name = name }, DICT)
 end
 
--- L.config learns log_level and shared_dict; the other options go to coevent's.
-local config = L.config
+-- L.config learns log_level and shared_dict: src/config.rs hands them here
+-- (P.config), in the table's order, and the other options back for coevent's.
+local config, split = L.config, P.config
 L.config = function(options)
   if type(options) ~= 'table' then return config(options) end
-  local rest, any = {}, false
-  for k, v in pairs(options) do
+  local mine, rest = split(options)
+  for i = 1, #mine, 2 do
+    local k, v = mine[i], mine[i + 1]
     if k == 'log_level' then
       local level = LEVEL_BY_NAME[v] or (type(v) == 'number' and v)
       if not level then error(fmt("bad argument #1 to 'config' (log_level: unknown level '%s')", tostring(v)), 2) end
       threshold = level
-    elseif k == 'shared_dict' then
+    else -- shared_dict
       if type(v) ~= 'table' then error("bad argument #1 to 'config' (shared_dict: table expected)", 2) end
       for name, size in pairs(v) do declare(name, size) end
-    else
-      rest[k], any = v, true
     end
   end
-  if any then return config(rest) end
+  if rest then return config(rest) end
 end
 
 -- What does not exist outside a request.

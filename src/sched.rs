@@ -20,7 +20,7 @@ use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
 use crate::engine::{Core, Engine, Wake, BUSY};
-use crate::op::{On, Op, Pending, Udp};
+use crate::op::{On, Op, Pending};
 use crate::ret::{self, bad_arg, expected, fail, is_wait, raise, Ret, NOT_IN_LOOP};
 use crate::socket;
 
@@ -403,7 +403,7 @@ impl Sched {
     /// `L.kill(t)`: ends a light thread where it waits. Its waiters get `nil,
     /// "killed"`. A socket operation it was in is left half done, so its
     /// socket is closed (as OpenResty does), unless the operation's outcome
-    /// left the stream whole (a receive that timed out).
+    /// left the stream whole (a receive that timed out): `socket::abandon`.
     pub fn kill(&self, lua: &Lua, t: Value) -> Result<Ret> {
         let Some(cur) = self.eng.current() else {
             return raise(lua, NOT_IN_LOOP);
@@ -456,27 +456,8 @@ impl Sched {
             Parked::Nowhere => {}
         }
         drop(s);
-        match (op, wake) {
-            // A listener stays: the thread leaves its queue.
-            (Some(Op::Accept(id)), _) => socket::listener::forget(&mut core, id, tok),
-            (Some(Op::Receive(..) | Op::Until(..) | Op::Any(..)), Wake::Timeout) | (None, _) => {}
-            // A datagram socket has no position to lose; only a peer half set closes it.
-            (Some(Op::Udp(id, op)), _) => {
-                if op == Udp::Peer {
-                    core.close(id)
-                }
-            }
-            (
-                Some(
-                    Op::Receive(id, _)
-                    | Op::Until(id, _)
-                    | Op::Any(id, _)
-                    | Op::Flush(id)
-                    | Op::Connect(id, _)
-                    | Op::Handshake(id, _),
-                ),
-                _,
-            ) => core.close(id),
+        if let Some(op) = op {
+            socket::abandon(&mut core, op, wake, tok);
         }
         drop(core);
         let (th, _) = self.take_thread(tok)?;

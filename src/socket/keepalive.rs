@@ -7,8 +7,7 @@ use coevent_ffi::stream::Cx;
 use coevent_ffi::table::Id;
 use mlua::{Lua, Result, Value};
 
-use super::collected;
-use super::tcp::{of, with};
+use super::args::{collected, of, with};
 use crate::engine::{Engine, BUSY};
 use crate::ret::{bad_arg, expected, fail, number, raise, ret, Ret, NOT_IN_LOOP};
 

@@ -5,11 +5,12 @@
 use coevent_ffi::listener::{self, Accept, Listener, DEFAULT_BACKLOG};
 use coevent_ffi::reactor::{Dir, Side, Tid};
 use coevent_ffi::stream::State;
-use coevent_ffi::sys::{self, Addr, SockOpt};
+use coevent_ffi::sys::{self, Addr};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
 use mlua::{Lua, Result, Value};
 
-use crate::engine::{Absent, Core, Engine, Wake, BUSY};
+use super::args::{absent, port_arg};
+use crate::engine::{Core, Engine, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::ret::{bad_arg, expected, fail, number, raise, ret, Ret, NOT_IN_LOOP};
 
@@ -18,20 +19,12 @@ fn sock<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<&'a m
     core.sock(id).map(|(s, _)| s).map_err(|a| absent(a, name))
 }
 
-/// The error to raise for a socket `Core::sock` did not lend.
-pub fn absent(a: Absent, name: &str) -> String {
-    match a {
-        Absent::Collected => format!("calling '{name}' on a collected cosocket"),
-        Absent::NoLoop => NOT_IN_LOOP.to_string(),
-    }
-}
-
 /// `bind(host, port)`: `*`, `localhost`, an IP literal, or `unix:/path`
 /// (no port). Before `listen`, or before `connect` (its local address).
 pub fn bind(lua: &Lua, eng: &Engine, id: Id, host: Value, port: Value) -> Result<Ret> {
     let Value::String(host) = &host else { return bad_arg(lua, 1, "bind", &expected("string", &host)) };
     let host = host.as_bytes();
-    let port = match super::tcp::port_arg(lua, &host, &port) {
+    let port = match port_arg(lua, &host, &port) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -171,21 +164,6 @@ pub fn getsockname(lua: &Lua, eng: &Engine, id: Id) -> Result<Ret> {
             Ok((Value::String(lua.create_string(a.ip().to_string())?), Value::Integer(a.port().into()), Value::Nil))
         }
         Ok(Addr::Unix(path)) => ret(Value::String(lua.create_string(path)?)),
-        Err(e) => fail(lua, &sys::error_string(&e)),
-    }
-}
-
-/// `setoption('reuseaddr' | 'reuseport', on)` on a socket not connected:
-/// kept for `bind`, and set at once on a bound fd.
-pub fn set_reuse(lua: &Lua, eng: &Engine, id: Id, opt: SockOpt, on: bool) -> Result<Ret> {
-    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-    let r = match core.table.get(id).map(|s| &mut s.kind) {
-        Some(Kind::Stream(s)) => s.local.set(opt, on),
-        _ => return fail(lua, "closed"),
-    };
-    drop(core);
-    match r {
-        Ok(()) => ret(Value::Boolean(true)),
         Err(e) => fail(lua, &sys::error_string(&e)),
     }
 }

@@ -1,60 +1,28 @@
 //! Lua's socket objects, one file per kind: arguments in, Lua values out;
-//! the state machines are the engine's.
+//! the state machines are the engine's. What several files share (the
+//! socket an id names, common arguments, messages, the `Guard` userdata) is
+//! in `args`, below them all: an object file imports from there, never from
+//! another object file nor from this one.
 //!
 //! A cosocket is a Lua table (as OpenResty's) holding its id in the engine's
 //! socket table; its finalizer, made in the prelude, closes the socket
 //! (`release`). A table keeps its methods when a finalizer resurrects it, so
 //! a call on it reaches Rust and raises "calling 'x' on a collected cosocket".
 
+mod args;
 pub mod keepalive;
 pub mod listener;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
 
-use std::rc::Rc;
-
+use coevent_ffi::reactor::Tid;
 use coevent_ffi::table::Id;
-use coevent_ffi::until::Key;
-use mlua::{Lua, Result, UserData, Value};
+use mlua::{Lua, Result, Value};
 
-use crate::engine::{Deferred, Engine, Held, Wake};
-use crate::op::Op;
-use crate::ret::{raise, ret, Ret};
-
-/// A userdata whose collection releases what it holds in the engine: a
-/// `receiveuntil` matcher, a TLS session (or a socket). One type for all: each userdata type
-/// costs the module its own copy of mlua's glue.
-pub struct Guard {
-    eng: Rc<Engine>,
-    held: Held,
-}
-
-impl Guard {
-    pub fn new(eng: &Rc<Engine>, held: Held) -> Guard {
-        Guard { eng: eng.clone(), held }
-    }
-
-    /// The matcher it holds, if it is a `receiveuntil` iterator's.
-    pub fn matcher(&self) -> Option<Key> {
-        match self.held {
-            Held::Matcher(key) => Some(key),
-            _ => None,
-        }
-    }
-}
-
-impl UserData for Guard {}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // A finalizer: done now unless it interrupted an engine call.
-        match self.eng.core() {
-            Some(mut core) => core.release(self.held),
-            None => self.eng.defer(Deferred::Release(self.held)),
-        }
-    }
-}
+use crate::engine::{Core, Deferred, Engine, Held, Wake};
+use crate::op::{Op, Udp};
+use crate::ret::{ret, Ret};
 
 /// `release(id)`: the finalizer of a collected cosocket (see the prelude):
 /// its socket closed and its slot freed, now unless it interrupted an
@@ -70,11 +38,6 @@ pub fn release(eng: &Engine, id: Value) -> Result<Ret> {
     ret(Value::Nil)
 }
 
-#[cold]
-pub fn collected(lua: &Lua, name: &str) -> Result<Ret> {
-    raise(lua, &format!("calling '{name}' on a collected cosocket"))
-}
-
 /// Finishes a woken thread's socket operation (see `sched::step`).
 pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
     match op {
@@ -86,5 +49,33 @@ pub fn complete(lua: &Lua, eng: &Engine, op: Op, wake: Wake) -> Result<Ret> {
         Op::Handshake(id, keep) => tls::handshake_woken(lua, eng, id, keep, wake),
         Op::Accept(id) => listener::accept_woken(lua, eng, id, wake),
         Op::Udp(id, op) => udp::complete(lua, eng, id, op, wake),
+    }
+}
+
+/// Undoes the socket operation of a thread killed while it waited (see
+/// `Sched::kill`): what `complete` would have finished. A stream closes,
+/// since a half-done read, write, connect or handshake leaves it at no
+/// known position.
+pub fn abandon(core: &mut Core, op: Op, wake: Wake, tok: Tid) {
+    match (op, wake) {
+        // A listener stays: the thread leaves its queue.
+        (Op::Accept(id), _) => listener::forget(core, id, tok),
+        // A read its timeout woke would answer "timeout" and keep the socket.
+        (Op::Receive(..) | Op::Until(..) | Op::Any(..), Wake::Timeout) => {}
+        // A datagram socket has no position to lose; only a peer half set closes it.
+        (Op::Udp(id, op), _) => {
+            if op == Udp::Peer {
+                core.close(id)
+            }
+        }
+        (
+            Op::Receive(id, _)
+            | Op::Until(id, _)
+            | Op::Any(id, _)
+            | Op::Flush(id)
+            | Op::Connect(id, _)
+            | Op::Handshake(id, _),
+            _,
+        ) => core.close(id),
     }
 }

@@ -14,9 +14,9 @@ use coevent_ffi::stream::{Cx, Error, State, Step, Stream};
 use coevent_ffi::sys::{self, Addr, Shutdown, SockOpt};
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
 use coevent_ffi::until::{Key, Until};
-use mlua::{BString, Either, Lua, Result, Value};
+use mlua::{BString, Lua, Result, Value};
 
-use super::{collected, Guard};
+use super::args::{collected, flatten_arg, listening_message, of, port_arg, stream, unparsed, with, Guard};
 use crate::engine::{Core, Engine, Held, Wake, BUSY};
 use crate::op::{On, Op, Pending};
 use crate::resolve;
@@ -28,9 +28,6 @@ use crate::ret::{
 /// copies would cost more than the reference they save.
 pub const SHORT: usize = 4096;
 
-/// Deepest table nesting `send` accepts (a table that contains itself ends here).
-const MAX_DEPTH: usize = 64;
-
 /// A new socket's id (see `socket`).
 pub fn new(lua: &Lua, eng: &Engine) -> Result<Ret> {
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
@@ -38,51 +35,13 @@ pub fn new(lua: &Lua, eng: &Engine) -> Result<Ret> {
     ret(Value::Integer(id.number()))
 }
 
-/// Socket `id`'s stream and what an operation on it is lent, or the error
-/// to raise: the engine is busy, the socket was collected, no loop runs.
-fn stream<'a>(core: &'a mut Core, id: Id, name: &str) -> std::result::Result<(&'a mut Sock, Cx<'a>), String> {
-    match core.sock(id) {
-        Ok((Sock { kind: Kind::Listener(_), .. }, _)) => Err(format!("calling '{name}' on a listening cosocket")),
-        r => r.map_err(|a| super::listener::absent(a, name)),
-    }
-}
-
 /// The addresses of `ips` at `port`.
 fn at(ips: Vec<IpAddr>, port: u16) -> Vec<Addr> {
     ips.into_iter().map(|ip| Addr::Ip(SocketAddr::new(ip, port))).collect()
 }
 
-/// A stream socket's stream. Listeners have methods of their own
-/// (socket::listener): every entry point here turns them away first.
-pub(super) fn of(sock: &mut Sock) -> &mut Stream {
-    match &mut sock.kind {
-        Kind::Stream(s) => s,
-        Kind::Listener(_) => unreachable!(),
-        // The prelude hands a datagram socket's id to the udp functions only.
-        Kind::Dgram(_) => unreachable!("a stream operation on a datagram socket"),
-    }
-}
-
 fn is_listener(core: &mut Core, id: Id) -> bool {
     matches!(core.table.get(id), Some(Sock { kind: Kind::Listener(_), .. }))
-}
-
-/// Runs `op` on socket `id`'s stream, or raises why it cannot.
-pub(super) fn with(
-    lua: &Lua,
-    eng: &Engine,
-    id: Id,
-    name: &str,
-    op: impl FnOnce(&mut Sock, Cx) -> Result<Ret>,
-) -> Result<Ret> {
-    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
-    match stream(&mut core, id, name) {
-        Ok((sock, cx)) => op(sock, cx),
-        Err(msg) => {
-            drop(core);
-            raise(lua, &msg)
-        }
-    }
 }
 
 /// What a connect's step comes to, for Lua.
@@ -154,8 +113,8 @@ fn pool_args(lua: &Lua, t: &mlua::Table, n: u32) -> Result<std::result::Result<P
 /// number, and a port that is missing or out of range is an error returned.
 pub fn connect(lua: &Lua, eng: &Engine, id: Id, host: Value, args: [Value; 3]) -> Result<Ret> {
     let [port, c, d] = args;
-    // A string as it is: coercing one is a protected call (about 2,000
-    // instructions on LuaJIT).
+    // A string as it is: coercing one is a protected call, dear on LuaJIT
+    // (bench/callgrind.sh).
     let coerced;
     let host = match &host {
         Value::String(h) => h,
@@ -273,22 +232,8 @@ fn dial(lua: &Lua, eng: &Engine, core: &mut Core, id: Id, host: &[u8], port: u16
     connecting(lua, eng, id, port, s, timeout, step)
 }
 
-/// The port argument of `connect` and `bind`, as OpenResty reads it:
-/// truncated to a whole number, none for a unix socket; out of range or
-/// missing, the `nil, err` to return.
-pub fn port_arg(lua: &Lua, host: &[u8], port: &Value) -> std::result::Result<u16, Result<Ret>> {
-    if host.starts_with(b"unix:") {
-        return Ok(0);
-    }
-    match number(lua, port).map(f64::trunc) {
-        Some(p) if (0.0..=65535.0).contains(&p) => Ok(p as u16),
-        Some(p) => Err(fail(lua, &format!("bad port number: {}", p as i64))),
-        None => Err(fail(lua, "missing the port number")),
-    }
-}
-
-/// `n`'s decimal digits: `write!` would cost a pooled connect about 300
-/// instructions, 2% of a pooled request.
+/// `n`'s decimal digits: `write!` costs a pooled connect measurably more
+/// (bench/callgrind.sh).
 fn push_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
@@ -303,17 +248,6 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
         }
     }
     out.extend_from_slice(&buf[i..]);
-}
-
-/// Why `host` is no address, in OpenResty's words where it has them.
-pub(super) fn unparsed(host: &[u8], e: &str) -> String {
-    let why = match e {
-        "empty unix socket path" => "no path in the unix domain socket",
-        "unix socket path too long" => "too long path in the unix domain socket",
-        _ if host.is_empty() => "no host",
-        _ => return e.to_string(),
-    };
-    format!("failed to parse host name \"{}\": {why}", String::from_utf8_lossy(host))
 }
 
 /// The resolving part of connect, until the name's addresses are known.
@@ -523,9 +457,9 @@ fn with_until(
     let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
     let core = &mut *core;
     if is_listener(core, id) {
-        return raise(lua, "calling 'receiveuntil' on a listening cosocket");
+        return raise(lua, &listening_message("receiveuntil"));
     }
-    let Some(sock) = core.table.get(id) else { return raise(lua, "calling 'receiveuntil' on a collected cosocket") };
+    let Some(sock) = core.table.get(id) else { return collected(lua, "receiveuntil") };
     let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
     let Some(u) = core.untils.get(key) else { return fail(lua, "closed") };
     let timeout = sock.timeouts.read;
@@ -652,69 +586,9 @@ pub fn receiveany_woken(lua: &Lua, eng: &Engine, id: Id, max: usize, wake: Wake)
     }
 }
 
-/// Appends `v` to `out`, as OpenResty's send takes it: a string, a number,
-/// `nil`, a boolean (sent as `"nil"`, `"true"`, `"false"`) or an array
-/// table of strings, numbers and array tables.
-pub(super) fn flatten_arg(lua: &Lua, v: &Value, out: &mut Vec<u8>) -> std::result::Result<(), String> {
-    match v {
-        Value::Nil => out.extend_from_slice(b"nil"),
-        Value::Boolean(true) => out.extend_from_slice(b"true"),
-        Value::Boolean(false) => out.extend_from_slice(b"false"),
-        Value::String(_) | Value::Integer(_) | Value::Number(_) | Value::Table(_) => flatten(lua, v, out, 0)?,
-        v => return Err(format!("string, number, boolean, nil, or array table expected, got {}", type_name(v))),
-    }
-    Ok(())
-}
-
-/// Appends `v` (a string, a number, or a nested array table of those) to `out`.
-fn flatten(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> std::result::Result<(), String> {
-    match v {
-        Value::String(s) => out.extend_from_slice(&s.as_bytes()),
-        Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v.clone()) {
-            Ok(Some(s)) => out.extend_from_slice(&s.as_bytes()),
-            _ => return Err("bad data type number found".into()),
-        },
-        Value::Table(t) if depth < MAX_DEPTH => {
-            // As OpenResty: every key a whole number from 1 (holes are nils,
-            // refused below). One pass, strings read as bytes: a Value makes a
-            // Lua reference, 2,000 instructions an element on a client
-            // library's request table.
-            let mut items: Vec<(usize, Either<BString, Value>)> = Vec::new();
-            let mut array = true;
-            t.for_each(|k: Value, v: Either<BString, Value>| {
-                match k {
-                    Value::Integer(i) if i >= 1 => items.push((i as usize, v)),
-                    Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => items.push((n as usize, v)),
-                    _ => array = false,
-                }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
-            if !array {
-                return Err("non-array table found".into());
-            }
-            if !items.is_sorted_by_key(|(i, _)| *i) {
-                items.sort_unstable_by_key(|(i, _)| *i);
-            }
-            for (next, (i, v)) in (1..).zip(&items) {
-                if *i != next {
-                    return Err("bad data type nil found".into());
-                }
-                match v {
-                    Either::Left(b) => out.extend_from_slice(b),
-                    Either::Right(v) => flatten(lua, v, out, depth + 1)?,
-                }
-            }
-        }
-        Value::Table(_) => return Err("table nested too deep".into()),
-        v => return Err(format!("bad data type {} found", type_name(v))),
-    }
-    Ok(())
-}
-
 /// What `send` was given. On LuaJIT a short string comes copied (`Bytes`):
 /// there the reference mlua makes to a Lua string argument costs more than a
-/// copy (about 330 instructions per send; bench/callgrind.sh).
+/// copy (bench/callgrind.sh measures it).
 pub enum Data {
     Bytes(BString),
     Value(Value),
@@ -892,7 +766,7 @@ pub fn setoption(lua: &Lua, eng: &Engine, id: Id, name: Value, value: Value) -> 
     };
     let Some(fd) = fd else {
         return match reuse {
-            true => super::listener::set_reuse(lua, eng, id, opt, v != 0),
+            true => set_reuse(lua, eng, id, opt, v != 0),
             false => fail(lua, "closed"),
         };
     };
@@ -925,6 +799,21 @@ fn setlimit(lua: &Lua, eng: &Engine, id: Id, name: &str, value: Value) -> Result
         limits.max_receive = n;
     }
     ret(Value::Boolean(true))
+}
+
+/// `setoption('reuseaddr' | 'reuseport', on)` on a socket not connected:
+/// kept for `bind`, and set at once on a bound fd.
+pub fn set_reuse(lua: &Lua, eng: &Engine, id: Id, opt: SockOpt, on: bool) -> Result<Ret> {
+    let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
+    let r = match core.table.get(id).map(|s| &mut s.kind) {
+        Some(Kind::Stream(s)) => s.local.set(opt, on),
+        _ => return fail(lua, "closed"),
+    };
+    drop(core);
+    match r {
+        Ok(()) => ret(Value::Boolean(true)),
+        Err(e) => fail(lua, &sys::error_string(&e)),
+    }
 }
 
 /// `getfd()`: the socket's fd while it has one.

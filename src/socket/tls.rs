@@ -11,7 +11,7 @@ use crate::engine::{Engine, Wake};
 use crate::ret::{fail, Ret};
 
 #[cfg(not(feature = "tls"))]
-const NOT_BUILT: &str = "tls not built in";
+pub const NOT_BUILT: &str = "tls not built in";
 
 /// `sslhandshake(reused_session, server_name, ssl_verify, send_status_req)`.
 /// Returns `true` when no session is to be returned, or for the session the
@@ -45,13 +45,13 @@ mod built {
     use super::*;
 
     use coevent_ffi::stream::{Cx, State, Step};
-    use coevent_ffi::tls::{ClientCert, Hello, SessionKey, Settings};
+    use coevent_ffi::tls::{ClientCert, Hello, SessionKey};
     use mlua::AnyUserData;
 
     use crate::engine::{Held, BUSY};
     use crate::op::{On, Op, Pending};
     use crate::ret::{bad_arg, expected, raise, ret, NOT_IN_LOOP};
-    use crate::socket::{tcp::of, Guard};
+    use crate::socket::args::{collected, of, Guard};
 
     /// The session a Lua value stands for (a session object), if any.
     fn session_key(v: &Value) -> Option<SessionKey> {
@@ -82,7 +82,7 @@ mod built {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
         let core = &mut *core;
         let Some(sock) = core.table.get(id) else {
-            return raise(lua, "calling 'sslhandshake' on a collected cosocket");
+            return collected(lua, "sslhandshake");
         };
         let Some(r) = core.r.as_mut() else { return raise(lua, NOT_IN_LOOP) };
         let ctx = match core.tls.context() {
@@ -183,58 +183,9 @@ mod built {
         let Some(mut core) = eng.core() else { return raise(lua, BUSY) };
         let Some(sock) = core.table.get(id) else {
             drop(core);
-            return raise(lua, "calling 'setclientcert' on a collected cosocket");
+            return collected(lua, "setclientcert");
         };
         of(sock).cert = cc;
         ret(Value::Boolean(true))
-    }
-
-    /// One `ssl_*` key of `L.config` into `s`; Err: the message for its bad argument.
-    pub fn option(lua: &Lua, s: &mut Settings, key: &str, v: &Value) -> std::result::Result<(), String> {
-        let string = |v: &Value| match v {
-            Value::String(p) => Ok(p.to_string_lossy()),
-            v => Err(format!("{key}: {}", expected("string", v))),
-        };
-        match key {
-            "ssl_trusted_certificate" => s.trusted_certificate = Some(string(v)?),
-            "ssl_ciphers" => s.ciphers = Some(string(v)?),
-            "ssl_verify_depth" => match crate::ret::number(lua, v) {
-                Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= f64::from(i32::MAX) => s.verify_depth = Some(n as u32),
-                _ => return Err(format!("{key}: a whole number >= 0 expected")),
-            },
-            "ssl_protocols" => {
-                let Value::Table(t) = v else { return Err(format!("{key}: {}", expected("table", v))) };
-                let mut list = Vec::new();
-                for p in t.sequence_values::<Value>() {
-                    list.push(string(&p.map_err(|e| e.to_string())?)?);
-                }
-                s.protocols = Some(list);
-            }
-            _ => return Err(format!("unknown option '{key}'")),
-        }
-        Ok(())
-    }
-}
-
-/// `L.config`'s `ssl_*` keys, taken as a whole (any left out goes back to
-/// its default). Err: the message for `config`'s bad argument.
-#[cfg(feature = "tls")]
-pub fn configure(
-    lua: &Lua,
-    core: &mut crate::engine::Core,
-    keys: &[(String, Value)],
-) -> std::result::Result<(), String> {
-    let mut s = coevent_ffi::tls::Settings::default();
-    for (k, v) in keys {
-        option(lua, &mut s, k, v)?;
-    }
-    core.tls.configure(s)
-}
-
-#[cfg(not(feature = "tls"))]
-pub fn configure(_: &Lua, _: &mut crate::engine::Core, keys: &[(String, Value)]) -> std::result::Result<(), String> {
-    match keys.first() {
-        Some((k, _)) => Err(format!("{k}: {NOT_BUILT}")),
-        None => Ok(()),
     }
 }

@@ -14,8 +14,7 @@ use coevent_ffi::sys::Addr;
 use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
 use mlua::{Lua, Result, Value};
 
-use super::collected;
-use super::tcp::{flatten_arg, unparsed};
+use super::args::{collected, flatten_arg, unparsed};
 use crate::engine::{Core, Engine, Wake, BUSY};
 use crate::op::{On, Op, Pending, Udp};
 use crate::resolve;
