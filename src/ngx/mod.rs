@@ -368,6 +368,23 @@ fn size(_: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
     out([n.map_or(Value::Nil, |n| Value::Integer(n as i64))])
 }
 
+/// The Lua half: init.lua makes the `ngx` table and runs each part on it.
+const INIT: &str = include_str!("init.lua");
+const PARTS: [(&str, &str); 9] = [
+    ("thread", include_str!("thread.lua")),
+    ("timer", include_str!("timer.lua")),
+    ("time", include_str!("time.lua")),
+    ("output", include_str!("output.lua")),
+    ("digest", include_str!("digest.lua")),
+    ("escape", include_str!("escape.lua")),
+    ("re", include_str!("re.lua")),
+    ("shdict", include_str!("shdict.lua")),
+    ("run", include_str!("run.lua")),
+];
+/// LuaJIT's `bit` for Lua 5.3+: source that only those can compile, which
+/// init.lua loads where it is wanted.
+const BIT: &str = include_str!("bit.lua");
+
 /// Puts `coevent.ngx` in `package.preload`: loading it runs ngx.lua with
 /// `L`, the prelude's part for it (`from_prelude`) and the native functions.
 pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
@@ -415,10 +432,16 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
         }))
     })?;
     native.raw_set("where", where_)?;
+    let parts = lua.create_table()?;
+    for (name, src) in PARTS {
+        parts.raw_set(name, lua.load(src).set_name(format!("=coevent.ngx.{name}")).into_function()?)?;
+    }
+    parts.raw_set("bit", BIT)?;
     let l = l.clone();
-    let chunk = lua.load(include_str!("ngx.lua")).set_name("=coevent.ngx").into_function()?;
-    let loader =
-        lua.create_function(move |_, ()| chunk.call::<Value>((l.clone(), from_prelude.clone(), native.clone())))?;
+    let chunk = lua.load(INIT).set_name("=coevent.ngx").into_function()?;
+    let loader = lua.create_function(move |_, ()| {
+        chunk.call::<Value>((l.clone(), from_prelude.clone(), native.clone(), parts.clone()))
+    })?;
     lua.globals().get::<Table>("package")?.get::<Table>("preload")?.raw_set("coevent.ngx", loader)
 }
 
