@@ -9,7 +9,7 @@ use hmac::{KeyInit, Mac};
 use md5::Digest;
 use mlua::{Lua, MultiValue, Result, Value};
 
-use super::{arg, bytes, int, out, string, State};
+use super::{arg, bytes, op, out, string, State};
 
 /// ngx.decode_base64 takes input with or without its padding, as nginx's decoder.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -23,22 +23,35 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+ops! {
+    /// What `digest` computes.
+    enum DigestOp = "digest" {
+        Md5 = "md5",
+        Md5Bin = "md5_bin",
+        Sha1Bin = "sha1_bin",
+        HmacSha1 = "hmac_sha1",
+        Crc32 = "crc32",
+        EncodeBase64 = "encode_base64",
+        DecodeBase64 = "decode_base64",
+    }
+}
+
 /// Digests, base64 and crc32: (op, s, key or no_padding).
 pub(super) fn digest(lua: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
     let s = bytes(&a, 1);
-    let v = match int(&a, 0) {
-        0 => string(lua, hex(&md5::Md5::digest(&s)))?,
-        1 => string(lua, md5::Md5::digest(&s))?,
-        2 => string(lua, sha1::Sha1::digest(&s))?,
-        3 => {
+    let v = match op(&a, 0)? {
+        DigestOp::Md5 => string(lua, hex(&md5::Md5::digest(&s)))?,
+        DigestOp::Md5Bin => string(lua, md5::Md5::digest(&s))?,
+        DigestOp::Sha1Bin => string(lua, sha1::Sha1::digest(&s))?,
+        DigestOp::HmacSha1 => {
             let mut m = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&bytes(&a, 2)).expect("any key size");
             m.update(&s);
             string(lua, m.finalize().into_bytes())?
         }
-        4 => Value::Integer(crc32fast::hash(&s) as i64),
-        5 if matches!(arg(&a, 2), Value::Boolean(true)) => string(lua, B64_NOPAD.encode(&s))?,
-        5 => string(lua, B64.encode(&s))?,
-        _ => match B64.decode(&s) {
+        DigestOp::Crc32 => Value::Integer(crc32fast::hash(&s) as i64),
+        DigestOp::EncodeBase64 if matches!(arg(&a, 2), Value::Boolean(true)) => string(lua, B64_NOPAD.encode(&s))?,
+        DigestOp::EncodeBase64 => string(lua, B64.encode(&s))?,
+        DigestOp::DecodeBase64 => match B64.decode(&s) {
             Ok(d) => string(lua, d)?,
             Err(_) => Value::Nil,
         },

@@ -13,7 +13,7 @@
 --   bit.lua     LuaJIT's `bit` for Lua 5.3+ (source, loaded here if needed)
 -- L: the coevent module; P: the prelude's part for ngx (sockets whose default
 -- receive pattern is '*l', the threads' outcomes); N: the native functions
--- and the operation names they take (mod.rs); parts: the files above,
+-- and the names of the operations they take (mod.rs); parts: the files above,
 -- compiled (bit.lua as its source).
 local L, P, N, parts = ...
 local type, tostring, select, error, pairs = type, tostring, select, error, pairs
@@ -56,6 +56,14 @@ local function str_arg(name, i, v, nil_ok)
   if tv == 'number' then return tostring(v) end
   if tv == 'nil' and nil_ok then return '' end
   error(fmt("bad argument #%d to '%s' (string expected, got %s)", i, name, tv), 3)
+end
+
+-- The operations the natives take, by name (mod.rs's lists): a name that
+-- names none raises as its part loads, instead of passing nil.
+for kind, names in pairs(N.ops) do
+  setmetatable(names, {
+    __index = function(_, k) error(fmt("coevent.ngx: no %s operation '%s'", kind, tostring(k)), 2) end,
+  })
 end
 
 -- What every part gets after (ngx, L, P, N).

@@ -5,6 +5,24 @@
 //! small natives and the loader. Registered in `package.preload`, so
 //! `require('coevent.ngx')` needs nothing on LUA_PATH.
 
+/// A list of operations one native function takes, named once: the enum the
+/// Rust side matches on, and the names the Lua side gets at load (`N.ops`,
+/// name → number). A number that names no operation is an error.
+macro_rules! ops {
+    ($(#[$doc:meta])* enum $name:ident = $kind:literal { $($v:ident = $lua:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(super) enum $name {
+            $($v,)*
+        }
+
+        impl super::Op for $name {
+            const KIND: &'static str = $kind;
+            const ALL: &'static [(Self, &'static str)] = &[$(($name::$v, $lua),)*];
+        }
+    };
+}
+
 mod digest;
 mod re;
 mod shdict;
@@ -22,6 +40,42 @@ struct State {
 }
 
 type Native = fn(&Lua, &RefCell<State>, MultiValue) -> Result<MultiValue>;
+
+/// What `ops!` makes: an operation's number is its place in `ALL`.
+trait Op: Copy + 'static {
+    /// What `N.ops` calls the list, and errors name.
+    const KIND: &'static str;
+    const ALL: &'static [(Self, &'static str)];
+}
+
+/// Argument `i`, an operation's number, as the operation.
+fn op<O: Op>(a: &MultiValue, i: usize) -> Result<O> {
+    let n = match arg(a, i) {
+        Value::Integer(n) => usize::try_from(*n).ok(),
+        Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as usize),
+        _ => None,
+    };
+    match n.and_then(|n| O::ALL.get(n)) {
+        Some((op, _)) => Ok(*op),
+        None => {
+            let what = match arg(a, i) {
+                Value::Integer(n) => n.to_string(),
+                Value::Number(n) => n.to_string(),
+                v => v.type_name().to_string(),
+            };
+            Err(mlua::Error::runtime(format!("coevent.ngx: no {} operation {what}", O::KIND)))
+        }
+    }
+}
+
+/// The Lua half's table of an operation list: name → number.
+fn names<O: Op>(lua: &Lua) -> Result<Table> {
+    let t = lua.create_table()?;
+    for (n, (_, name)) in O::ALL.iter().enumerate() {
+        t.raw_set(*name, n)?;
+    }
+    Ok(t)
+}
 
 fn arg(a: &MultiValue, i: usize) -> &Value {
     a.get(i).unwrap_or(&Value::Nil)
@@ -94,6 +148,11 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
         let st = st.clone();
         native.raw_set(name, lua.create_function(move |lua, a: MultiValue| f(lua, &st, a))?)?;
     }
+    let ops = lua.create_table()?;
+    ops.raw_set(digest::DigestOp::KIND, names::<digest::DigestOp>(lua)?)?;
+    ops.raw_set(shdict::DictOp::KIND, names::<shdict::DictOp>(lua)?)?;
+    native.raw_set("ops", ops)?;
+    native.raw_set("re_flags", re::flags(lua)?)?;
     native.raw_set("null", Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
     native.raw_set("pid", lua.create_function(|_, ()| Ok(std::process::id()))?)?;
     // The runner's stop signals (a module leaves signals to its host): whether
@@ -134,4 +193,42 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
         chunk.call::<Value>((l.clone(), from_prelude.clone(), native.clone(), parts.clone()))
     })?;
     lua.globals().get::<Table>("package")?.get::<Table>("preload")?.raw_set("coevent.ngx", loader)
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::{Lua, MultiValue, Value};
+
+    use super::digest::DigestOp;
+    use super::shdict::DictOp;
+    use super::{names, op, Op};
+
+    /// Every name Lua gets comes back as its operation, as an integer and as
+    /// a float (5.1 and LuaJIT have no integers).
+    fn round_trip<O: Op + PartialEq + std::fmt::Debug>(lua: &Lua) {
+        let t = names::<O>(lua).unwrap();
+        assert_eq!(t.raw_len(), 0);
+        for (want, name) in O::ALL {
+            let n: i64 = t.raw_get(*name).unwrap();
+            assert_eq!(op::<O>(&MultiValue::from_iter([Value::Integer(n)]), 0).unwrap(), *want);
+            assert_eq!(op::<O>(&MultiValue::from_iter([Value::Number(n as f64)]), 0).unwrap(), *want);
+        }
+    }
+
+    #[test]
+    fn op_names_round_trip() {
+        let lua = Lua::new();
+        round_trip::<DictOp>(&lua);
+        round_trip::<DigestOp>(&lua);
+    }
+
+    /// A number that names no operation is an error, never some operation.
+    #[test]
+    fn unknown_op_is_an_error() {
+        let n = DictOp::ALL.len() as i64;
+        for v in [Value::Integer(n), Value::Integer(-1), Value::Number(1.5), Value::Nil, Value::Boolean(true)] {
+            let e = op::<DictOp>(&MultiValue::from_iter([v]), 0).unwrap_err().to_string();
+            assert!(e.contains("coevent.ngx: no dict operation "), "{e}");
+        }
+    }
 }

@@ -6,7 +6,9 @@ local concat, fmt, sub = table.concat, string.format, string.sub
 
 -- A pattern is compiled once per flags (the cache 'o' asks for is always
 -- on: nothing observable differs).
-local FLAG = { i = 1, m = 2, s = 4, x = 8, u = 16, U = 16, j = 32, a = 64, D = 128, d = 256, J = 512, o = 0 }
+-- FLAG: each option letter's bit in the flags re_compile takes (re.rs).
+local FLAG = N.re_flags
+local DUPNAMES = FLAG.D
 local compiled, opts_cache = {}, {}
 local re_compile, re_info, re_exec = N.re_compile, N.re_info, N.re_exec
 
@@ -39,7 +41,7 @@ local function compile(regex, opts)
   end
   if not idx then return nil, err end
   local n, names = re_info(idx)
-  c = { idx, n, names, f % 256 >= 128, {} }
+  c = { idx, n, names, f % (2 * DUPNAMES) >= DUPNAMES, {} }
   compiled[key] = c
   return c
 end

@@ -5,11 +5,11 @@
 use std::cell::RefCell;
 
 use coevent_ffi::sys::pcre::{self, Matches, Regex};
-use mlua::{Lua, MultiValue, Result, Value};
+use mlua::{Lua, MultiValue, Result, Table, Value};
 
 use super::{arg, bytes, int, out, string, State};
 
-/// Compiled regexes live here, named by index; ngx.lua keeps the index by
+/// Compiled regexes live here, named by index; re.lua keeps the index by
 /// (pattern, flags), so a pattern is compiled once however often it is used.
 /// Past this many the whole cache starts over (patterns made on the fly
 /// must not grow memory without bound).
@@ -26,7 +26,7 @@ pub(super) struct Regexes {
     offsets: Vec<usize>,
 }
 
-// ngx.re's flags, as ngx.lua passes them.
+// The bits of the flags re.lua passes (FLAGS gives it their letters).
 const CASELESS: u32 = 1;
 const MULTILINE: u32 = 2;
 const DOTALL: u32 = 4;
@@ -37,24 +37,43 @@ const ANCHORED: u32 = 64;
 const DUPNAMES: u32 = 128;
 const DFA: u32 = 256;
 const JAVASCRIPT: u32 = 512;
+const KNOWN: u32 = CASELESS | MULTILINE | DOTALL | EXTENDED | UTF | JIT | ANCHORED | DUPNAMES | DFA | JAVASCRIPT;
 
-/// The PCRE2 compile option of each flag that has one.
-const OPTIONS: [(u32, u32); 8] = [
-    (CASELESS, pcre::CASELESS),
-    (MULTILINE, pcre::MULTILINE),
-    (DOTALL, pcre::DOTALL),
-    (EXTENDED, pcre::EXTENDED),
-    (UTF, pcre::UTF),
-    (ANCHORED, pcre::ANCHORED),
-    (DUPNAMES, pcre::DUPNAMES),
-    (JAVASCRIPT, pcre::JAVASCRIPT_COMPAT),
+/// ngx.re's option letters: the bit of each (re.lua gets them at load as
+/// `N.re_flags`, letter → bit) and its PCRE2 compile option, if it has one.
+/// `o` (compile once) has no bit: the cache is always on.
+const FLAGS: [(&str, u32, u32); 12] = [
+    ("i", CASELESS, pcre::CASELESS),
+    ("m", MULTILINE, pcre::MULTILINE),
+    ("s", DOTALL, pcre::DOTALL),
+    ("x", EXTENDED, pcre::EXTENDED),
+    ("u", UTF, pcre::UTF),
+    ("U", UTF, pcre::UTF),
+    ("j", JIT, 0),
+    ("a", ANCHORED, pcre::ANCHORED),
+    ("D", DUPNAMES, pcre::DUPNAMES),
+    ("d", DFA, 0),
+    ("J", JAVASCRIPT, pcre::JAVASCRIPT_COMPAT),
+    ("o", 0, 0),
 ];
+
+/// The table re.lua reads its letters in: letter → bit.
+pub(super) fn flags(lua: &Lua) -> Result<Table> {
+    let t = lua.create_table()?;
+    for (letter, bit, _) in FLAGS {
+        t.raw_set(letter, bit)?;
+    }
+    Ok(t)
+}
 
 /// `(pattern, flags)` → index | nil, err (PCRE2's message, as OpenResty's).
 pub(super) fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
     let pat = bytes(&a, 0);
     let f = int(&a, 1) as u32;
-    let options = OPTIONS.iter().filter(|(flag, _)| f & flag != 0).fold(0, |o, (_, opt)| o | opt);
+    if f & !KNOWN != 0 {
+        return Err(mlua::Error::runtime(format!("coevent.ngx: no ngx.re flag has the bits {:#x}", f & !KNOWN)));
+    }
+    let options = FLAGS.iter().filter(|(_, bit, _)| f & bit != 0).fold(0, |o, (_, _, opt)| o | opt);
     match Regex::new(&pat, options) {
         Ok(mut re) => {
             if f & JIT != 0 {
@@ -137,4 +156,16 @@ pub(super) fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<M
     }
     st.borrow_mut().re.offsets = offsets;
     out([Value::Boolean(true)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FLAGS, KNOWN};
+
+    /// Every bit re_compile knows has a letter, and every letter's bit is known.
+    #[test]
+    fn flags_and_letters_agree() {
+        let lettered = FLAGS.iter().fold(0, |all, (_, bit, _)| all | bit);
+        assert_eq!(lettered, KNOWN);
+    }
 }

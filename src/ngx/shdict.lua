@@ -2,10 +2,12 @@
 -- (shdict.rs over coevent_ffi::shdict), per process. Returns declare(name,
 -- size), which L.config's shared_dict calls for each dictionary.
 local ngx, L, P, N, U = ...
-local type, tostring, tonumber, error, pairs = type, tostring, tonumber, error, pairs
+local type, tostring, tonumber, error, ipairs = type, tostring, tonumber, error, ipairs
 local fmt = string.format
 
-local dict = N.dict
+local dict, OP = N.dict, N.ops.dict
+local INCR, TTL, EXPIRE, CAPACITY, FREE_SPACE = OP.incr, OP.ttl, OP.expire, OP.capacity, OP.free_space
+local FLUSH_ALL, FLUSH_EXPIRED, GET_KEYS = OP.flush_all, OP.flush_expired, OP.get_keys
 local D = {}
 local DICT = { __index = D }
 ngx.shared = {}
@@ -37,8 +39,8 @@ local function ttl_arg(v, what)
   return v
 end
 
--- get, get_stale: (op 0, 1)
-for op, name in pairs({ [0] = 'get', [1] = 'get_stale' }) do
+for _, name in ipairs({ 'get', 'get_stale' }) do
+  local op = OP[name]
   D[name] = function(self, key)
     local z = zone(self)
     local k, err = key_arg(key)
@@ -47,8 +49,8 @@ for op, name in pairs({ [0] = 'get', [1] = 'get_stale' }) do
   end
 end
 
--- set, safe_set, add, safe_add, replace: (op 2..6)
-for op, name in pairs({ [2] = 'set', [3] = 'safe_set', [4] = 'add', [5] = 'safe_add', [6] = 'replace' }) do
+for _, name in ipairs({ 'set', 'safe_set', 'add', 'safe_add', 'replace' }) do
+  local op = OP[name]
   D[name] = function(self, key, value, exptime, flags)
     local z = zone(self)
     exptime = ttl_arg(exptime, 'exptime')
@@ -71,10 +73,11 @@ function D:incr(key, value, init, init_ttl)
     if not value then return nil, 'not a number' end
   end
   if init ~= nil and type(init) ~= 'number' then error('bad "init" argument', 2) end
-  return dict(7, z, k, value, init, ttl_arg(init_ttl, 'init_ttl'))
+  return dict(INCR, z, k, value, init, ttl_arg(init_ttl, 'init_ttl'))
 end
 
-for op, name in pairs({ [8] = 'lpush', [9] = 'rpush', [10] = 'lpop', [11] = 'rpop', [12] = 'llen' }) do
+for _, name in ipairs({ 'lpush', 'rpush', 'lpop', 'rpop', 'llen' }) do
+  local op = OP[name]
   D[name] = function(self, key, value)
     local z = zone(self)
     local k, err = key_arg(key)
@@ -83,15 +86,15 @@ for op, name in pairs({ [8] = 'lpush', [9] = 'rpush', [10] = 'lpop', [11] = 'rpo
   end
 end
 
-function D:flush_all() dict(13, zone(self)) end
-function D:flush_expired(max) return dict(14, zone(self), nil, number_arg(max, 'max_count')) end
-function D:get_keys(max) return dict(15, zone(self), nil, max == nil and 1024 or number_arg(max, 'max_count')) end
+function D:flush_all() dict(FLUSH_ALL, zone(self)) end
+function D:flush_expired(max) return dict(FLUSH_EXPIRED, zone(self), nil, number_arg(max, 'max_count')) end
+function D:get_keys(max) return dict(GET_KEYS, zone(self), nil, max == nil and 1024 or number_arg(max, 'max_count')) end
 
 function D:ttl(key)
   local z = zone(self)
   local k, err = key_arg(key)
   if not k then return nil, err end
-  return dict(16, z, k)
+  return dict(TTL, z, k)
 end
 
 function D:expire(key, exptime)
@@ -99,11 +102,11 @@ function D:expire(key, exptime)
   local k, err = key_arg(key)
   if not k then return nil, err end
   if type(exptime) ~= 'number' then error('bad "exptime" argument', 2) end
-  return dict(17, z, k, exptime)
+  return dict(EXPIRE, z, k, exptime)
 end
 
-function D:capacity() return dict(18, zone(self)) end
-function D:free_space() return dict(19, zone(self)) end
+function D:capacity() return dict(CAPACITY, zone(self)) end
+function D:free_space() return dict(FREE_SPACE, zone(self)) end
 
 local function declare(name, size)
   if type(name) ~= 'string' then error('shared_dict: the names must be strings', 4) end
