@@ -5,8 +5,8 @@ local type, tostring, tonumber, error, pairs, ipairs = type, tostring, tonumber,
 local concat, fmt, sub = table.concat, string.format, string.sub
 
 -- A pattern is compiled once per flags (the cache 'o' asks for is always
--- on: nothing observable differs).
--- FLAG: each option letter's bit in the flags re_compile takes (re.rs).
+-- on: nothing observable differs). FLAG: each option letter's bit in the
+-- flags re_compile takes (re.rs's list).
 local FLAG = N.re_flags
 local DUPNAMES = FLAG.D
 local compiled, opts_cache = {}, {}
@@ -26,7 +26,8 @@ local function parse_opts(opts)
   return f
 end
 
--- The compiled regex: { index, ncaptures, names (index → name), dupnames }.
+-- The compiled regex: { index, ncaptures, names (index → name), dupnames,
+-- the captures' offsets that each search fills }.
 local function compile(regex, opts)
   if type(regex) ~= 'string' then regex = tostring(regex) end
   opts = opts or ''
