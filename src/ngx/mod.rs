@@ -50,31 +50,29 @@ trait Op: Copy + 'static {
 
 /// Argument `i`, an operation's number, as the operation.
 fn op<O: Op>(a: &MultiValue, i: usize) -> Result<O> {
-    let n = match arg(a, i) {
+    Ok(O::ALL[op_index(arg(a, i), O::ALL.len(), O::KIND)?].0)
+}
+
+fn op_index(v: &Value, len: usize, kind: &str) -> Result<usize> {
+    let n = match v {
         Value::Integer(n) => usize::try_from(*n).ok(),
         Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as usize),
         _ => None,
     };
-    match n.and_then(|n| O::ALL.get(n)) {
-        Some((op, _)) => Ok(*op),
-        None => {
-            let what = match arg(a, i) {
-                Value::Integer(n) => n.to_string(),
-                Value::Number(n) => n.to_string(),
-                v => v.type_name().to_string(),
-            };
-            Err(mlua::Error::runtime(format!("coevent.ngx: no {} operation {what}", O::KIND)))
-        }
-    }
+    n.filter(|&n| n < len).ok_or_else(|| no_op(kind))
+}
+
+/// Out of the natives' way, and without formatting the number (less code in
+/// the module for an error that only a bug in the Lua half can raise).
+#[cold]
+#[inline(never)]
+fn no_op(kind: &str) -> mlua::Error {
+    mlua::Error::runtime(format!("coevent.ngx: no such {kind} operation"))
 }
 
 /// The Lua half's table of an operation list: name → number.
 fn names<O: Op>(lua: &Lua) -> Result<Table> {
-    let t = lua.create_table()?;
-    for (n, (_, name)) in O::ALL.iter().enumerate() {
-        t.raw_set(*name, n)?;
-    }
-    Ok(t)
+    lua.create_table_from(O::ALL.iter().enumerate().map(|(n, (_, name))| (*name, n)))
 }
 
 fn arg(a: &MultiValue, i: usize) -> &Value {
@@ -228,7 +226,7 @@ mod tests {
         let n = DictOp::ALL.len() as i64;
         for v in [Value::Integer(n), Value::Integer(-1), Value::Number(1.5), Value::Nil, Value::Boolean(true)] {
             let e = op::<DictOp>(&MultiValue::from_iter([v]), 0).unwrap_err().to_string();
-            assert!(e.contains("coevent.ngx: no dict operation "), "{e}");
+            assert!(e.contains("coevent.ngx: no such dict operation"), "{e}");
         }
     }
 }

@@ -59,11 +59,7 @@ const FLAGS: [(&str, u32, u32); 12] = [
 
 /// The table re.lua reads its letters in: letter → bit.
 pub(super) fn flags(lua: &Lua) -> Result<Table> {
-    let t = lua.create_table()?;
-    for (letter, bit, _) in FLAGS {
-        t.raw_set(letter, bit)?;
-    }
-    Ok(t)
+    lua.create_table_from(FLAGS.iter().map(|&(letter, bit, _)| (letter, bit)))
 }
 
 /// `(pattern, flags)` → index | nil, err (PCRE2's message, as OpenResty's).
@@ -71,7 +67,7 @@ pub(super) fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Resul
     let pat = bytes(&a, 0);
     let f = int(&a, 1) as u32;
     if f & !KNOWN != 0 {
-        return Err(mlua::Error::runtime(format!("coevent.ngx: no ngx.re flag has the bits {:#x}", f & !KNOWN)));
+        return Err(mlua::Error::runtime("coevent.ngx: no such ngx.re flag"));
     }
     let options = FLAGS.iter().filter(|(_, bit, _)| f & bit != 0).fold(0, |o, (_, _, opt)| o | opt);
     match Regex::new(&pat, options) {
