@@ -58,10 +58,17 @@ local function str_arg(name, i, v, nil_ok)
   error(fmt("bad argument #%d to '%s' (string expected, got %s)", i, name, tv), 3)
 end
 
--- The operations the natives take, by name (mod.rs's lists): a name that
--- names none raises as its part loads, instead of passing nil.
-for kind, names in pairs(N.ops) do
-  setmetatable(names, {
+-- The operations the natives take (mod.rs's lists, N.op_names: a string of
+-- names each): N.ops[kind][name] is the number the native takes for it, its
+-- place in the list from 0. A name that names none raises as its part loads,
+-- instead of passing nil.
+N.ops = {}
+for kind, list in pairs(N.op_names) do
+  local names, n = {}, 0
+  for name in list:gmatch('%S+') do
+    names[name], n = n, n + 1
+  end
+  N.ops[kind] = setmetatable(names, {
     __index = function(_, k) error(fmt("coevent.ngx: no %s operation '%s'", kind, tostring(k)), 2) end,
   })
 end

@@ -6,8 +6,9 @@
 //! `require('coevent.ngx')` needs nothing on LUA_PATH.
 
 /// A list of operations one native function takes, named once: the enum the
-/// Rust side matches on, and the names the Lua side gets at load (`N.ops`,
-/// name → number). A number that names no operation is an error.
+/// Rust side matches on, and the names the Lua side gets at load
+/// (`N.op_names`: a string of them, which init.lua makes `N.ops`, name →
+/// place from 0). A number that names no operation is an error.
 macro_rules! ops {
     ($(#[$doc:meta])* enum $name:ident = $kind:literal { $($v:ident = $lua:literal,)* }) => {
         $(#[$doc])*
@@ -19,6 +20,7 @@ macro_rules! ops {
         impl super::Op for $name {
             const KIND: &'static str = $kind;
             const ALL: &'static [(Self, &'static str)] = &[$(($name::$v, $lua),)*];
+            const NAMES: &'static str = concat!($($lua, " ",)*);
         }
     };
 }
@@ -46,6 +48,8 @@ trait Op: Copy + 'static {
     /// What `N.ops` calls the list, and errors name.
     const KIND: &'static str;
     const ALL: &'static [(Self, &'static str)];
+    /// ALL's names in its order, each followed by a space: what Lua gets.
+    const NAMES: &'static str;
 }
 
 /// Argument `i`, an operation's number, as the operation.
@@ -68,11 +72,6 @@ fn op_index(v: &Value, len: usize, kind: &str) -> Result<usize> {
 #[inline(never)]
 fn no_op(kind: &str) -> mlua::Error {
     mlua::Error::runtime(format!("coevent.ngx: no such {kind} operation"))
-}
-
-/// The Lua half's table of an operation list: name → number.
-fn names<O: Op>(lua: &Lua) -> Result<Table> {
-    lua.create_table_from(O::ALL.iter().enumerate().map(|(n, (_, name))| (*name, n)))
 }
 
 fn arg(a: &MultiValue, i: usize) -> &Value {
@@ -147,9 +146,9 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
         native.raw_set(name, lua.create_function(move |lua, a: MultiValue| f(lua, &st, a))?)?;
     }
     let ops = lua.create_table()?;
-    ops.raw_set(digest::DigestOp::KIND, names::<digest::DigestOp>(lua)?)?;
-    ops.raw_set(shdict::DictOp::KIND, names::<shdict::DictOp>(lua)?)?;
-    native.raw_set("ops", ops)?;
+    ops.raw_set(digest::DigestOp::KIND, digest::DigestOp::NAMES)?;
+    ops.raw_set(shdict::DictOp::KIND, shdict::DictOp::NAMES)?;
+    native.raw_set("op_names", ops)?;
     native.raw_set("re_flags", re::flags(lua)?)?;
     native.raw_set("null", Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
     native.raw_set("pid", lua.create_function(|_, ()| Ok(std::process::id()))?)?;
@@ -195,29 +194,30 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use mlua::{Lua, MultiValue, Value};
+    use mlua::{MultiValue, Value};
 
     use super::digest::DigestOp;
     use super::shdict::DictOp;
-    use super::{names, op, Op};
+    use super::{op, Op};
 
-    /// Every name Lua gets comes back as its operation, as an integer and as
-    /// a float (5.1 and LuaJIT have no integers).
-    fn round_trip<O: Op + PartialEq + std::fmt::Debug>(lua: &Lua) {
-        let t = names::<O>(lua).unwrap();
-        assert_eq!(t.raw_len(), 0);
-        for (want, name) in O::ALL {
-            let n: i64 = t.raw_get(*name).unwrap();
-            assert_eq!(op::<O>(&MultiValue::from_iter([Value::Integer(n)]), 0).unwrap(), *want);
-            assert_eq!(op::<O>(&MultiValue::from_iter([Value::Number(n as f64)]), 0).unwrap(), *want);
+    /// The number init.lua gives each name (its place in NAMES, from 0)
+    /// comes back as its operation, as an integer and as a float (5.1 and
+    /// LuaJIT have no integers).
+    fn round_trip<O: Op + PartialEq + std::fmt::Debug>() {
+        let names: Vec<&str> = O::NAMES.split_whitespace().collect();
+        assert_eq!(names.len(), O::ALL.len());
+        for (n, name) in names.into_iter().enumerate() {
+            let (want, want_name) = O::ALL[n];
+            assert_eq!(name, want_name);
+            assert_eq!(op::<O>(&MultiValue::from_iter([Value::Integer(n as i64)]), 0).unwrap(), want);
+            assert_eq!(op::<O>(&MultiValue::from_iter([Value::Number(n as f64)]), 0).unwrap(), want);
         }
     }
 
     #[test]
     fn op_names_round_trip() {
-        let lua = Lua::new();
-        round_trip::<DictOp>(&lua);
-        round_trip::<DigestOp>(&lua);
+        round_trip::<DictOp>();
+        round_trip::<DigestOp>();
     }
 
     /// A number that names no operation is an error, never some operation.
