@@ -555,7 +555,7 @@ setmetatable(L, {
   end,
 })
 
--- For coevent.ngx (src/ngx.lua): its sockets, and the threads' outcomes.
+-- For coevent.ngx (src/ngx/): its sockets, and the threads' outcomes.
 C.NGX = {
   tcp = function()
     return tcp(3, MTN)

@@ -1,4 +1,4 @@
-//! `coevent.ngx` (src/ngx.lua, src/ngx.rs): the scripts of tests/lua/ngx, the
+//! `coevent.ngx` (src/ngx/): the scripts of tests/lua/ngx, the
 //! ngx API itself and Debian's OpenResty client libraries running unmodified
 //! against a real redis-server and memcached, run in process, through the
 //! runner, and through the system interpreters (ignored by default) as
