@@ -20,6 +20,8 @@ pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
+#[cfg(test)]
+mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod until;

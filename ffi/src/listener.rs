@@ -249,7 +249,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
-    use crate::stream::Env;
+    use crate::testing::Env;
 
     /// A listener on 127.0.0.1 at a free port, and the port.
     fn listener(env: &mut Env) -> (Listener, u16) {

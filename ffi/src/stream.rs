@@ -769,34 +769,6 @@ impl Stream {
     }
 }
 
-/// For other modules' tests: a connection over a unix socket pair, and its peer.
-#[cfg(test)]
-pub(crate) fn test_conn(r: &mut Reactor) -> (Conn, std::os::unix::net::UnixStream) {
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    let src = r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
-    (Conn::plain(src), b)
-}
-
-/// For tests here and in other modules: what the engine lends, owned.
-#[cfg(test)]
-pub(crate) struct Env {
-    pub r: Reactor,
-    pub spare: Vec<u8>,
-    pub woken: Vec<(Token, Reason)>,
-}
-
-#[cfg(test)]
-impl Env {
-    pub fn new() -> Env {
-        Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new() }
-    }
-
-    pub fn cx(&mut self) -> Cx<'_> {
-        Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
-    }
-}
-
 fn close_src(cx: &mut Cx, src: Src) {
     cx.r.remove(src, cx.woken);
     sys::close(src.fd);
@@ -805,6 +777,7 @@ fn close_src(cx: &mut Cx, src: Src) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Env;
     use std::io::{Read, Write};
     use std::os::unix::net::{UnixListener, UnixStream};
 
