@@ -9,6 +9,7 @@ pub mod buf;
 pub mod dgram;
 pub mod dns;
 pub mod listener;
+pub mod local;
 pub mod pool;
 pub mod reactor;
 pub mod resolver;
@@ -16,6 +17,7 @@ pub mod resolver;
 mod rng;
 pub mod shdict;
 pub mod slab;
+pub mod step;
 pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
@@ -24,5 +26,6 @@ pub mod table;
 mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod transport;
 pub mod until;
 pub mod wheel;

@@ -3,7 +3,8 @@
 use std::os::unix::net::UnixStream;
 
 use crate::reactor::{Reactor, Reason, Token};
-use crate::stream::{Conn, Cx};
+use crate::step::Cx;
+use crate::stream::Conn;
 
 /// What the engine lends an operation, owned by the test.
 pub(crate) struct Env {

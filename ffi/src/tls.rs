@@ -31,8 +31,10 @@ use openssl::ssl::{
 use openssl::x509::{X509VerifyResult, X509};
 
 use crate::reactor::{Dir, Reactor, Side, Src};
-use crate::stream::{Cx, Error, Io, State, Step, Stream, Transport};
+use crate::step::{Cx, Error, Io, Step};
+use crate::stream::{State, Stream};
 use crate::sys::{self, Fd};
+use crate::transport::Transport;
 
 /// `L.config`'s `ssl_*` settings, as OpenResty's `lua_ssl_*` directives.
 /// None: OpenSSL's default (the system trust store, through its default
