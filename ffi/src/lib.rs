@@ -19,6 +19,8 @@ pub mod shdict;
 pub mod slab;
 pub mod step;
 pub mod stream;
+#[cfg(feature = "tls")]
+mod stream_tls;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
