@@ -90,15 +90,20 @@ pub fn context(s: &Settings) -> Result<SslContext, String> {
     }
     // Sessions are kept by the caller (see `Session`), tickets included.
     b.set_session_cache_mode(SslSessionCacheMode::CLIENT);
-    sys::set_new_session_callback(&mut b);
+    sys::set_new_session_callback::<Keep>(&mut b);
     Ok(b.build())
 }
 
-/// A new session of a connection, kept for its `sslhandshake`'s session
-/// object if it asked for one. (Called from C: it must not panic.)
-pub(crate) fn new_session(ssl: &ssl::SslRef, sess: SslSession) {
-    if let Some(keep) = ssl.ex_data(keep_index()) {
-        *keep.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sess);
+/// Where libssl's new sessions go (`sys::set_new_session_callback`).
+struct Keep;
+
+impl sys::NewSession for Keep {
+    /// A new session of a connection, kept for its `sslhandshake`'s session
+    /// object if it asked for one. (Called from C: it must not panic.)
+    fn new_session(ssl: &ssl::SslRef, sess: SslSession) {
+        if let Some(keep) = ssl.ex_data(keep_index()) {
+            *keep.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sess);
+        }
     }
 }
 
