@@ -23,6 +23,7 @@ pub mod stream;
 mod stream_tls;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod sysnames;
 pub mod table;
 #[cfg(test)]
 mod testing;
