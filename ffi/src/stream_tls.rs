@@ -337,7 +337,7 @@ mod tests {
     /// A peer that sends a cut handshake: its last bytes and its FIN or
     /// reset reach the client before it polls, so one readiness edge brings
     /// both. The handshake must fail at once, not wait for an edge that will
-    /// not come (it waited out the timeout: issue 23).
+    /// not come (which would wait out the whole timeout).
     #[test]
     fn a_handshake_cut_mid_record_fails_at_once() {
         let mut env = Env::new();

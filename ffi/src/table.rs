@@ -1,5 +1,5 @@
 //! The sockets of one Lua state: a generational slab, each socket a `Kind`
-//! (a stream or a datagram socket; listeners next) with the settings
+//! (a stream, a listener or a datagram socket) with the settings
 //! every kind shares, and the one close path, which wakes every waiter and
 //! closes the fd.
 

@@ -378,8 +378,8 @@ impl Tls {
         t
     }
 
-    /// Appends at most `room` bytes of plaintext to `v`. (Not inlined: the
-    /// plain transport's path stays as lean as it was without TLS.)
+    /// Appends at most `room` bytes of plaintext to `v`. (Not inlined: TLS
+    /// stays out of the plain transport's inlined path.)
     #[inline(never)]
     pub(crate) fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
         let start = v.len();

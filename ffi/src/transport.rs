@@ -34,8 +34,9 @@ impl Transport {
         }
     }
 
-    /// Appends at most `room` bytes to `v`. (Inlined into the receives, as
-    /// it was before TLS: the round trip's instructions stay as they were.)
+    /// Appends at most `room` bytes to `v`. (Inlined into the receives: the
+    /// plain round trip is the hot path; bench/callgrind.sh counts its
+    /// instructions.)
     #[inline(always)]
     pub(crate) fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
         let src = match self {
