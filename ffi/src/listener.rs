@@ -1,5 +1,5 @@
-//! The local side of sockets: `bind` (for a listener, or for the local
-//! address of an outgoing connection), `listen`, and `accept`.
+//! Listening sockets: `listen` on what `bind` made (`local::Local`), and
+//! `accept`, which hands out each connection as a `Stream`.
 //!
 //! A listener has one reactor wait for its fd, so the first thread that must
 //! wait in `accept` waits there and the others queue behind it (`queue`);
