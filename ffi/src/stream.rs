@@ -4,9 +4,9 @@
 //! side waits for which readiness) or `Fail`; after a wait the caller tries
 //! again, or reports the wait's timeout (`*_timed_out`).
 //!
-//! Bytes move through a `Transport`: a plain fd, or a TLS session (`tls`),
-//! which may need the other direction's readiness than its caller's (the
-//! `Wait` names both).
+//! Bytes move through a `Transport` (`transport`): a plain fd, or a TLS
+//! session (`tls`), which may need the other direction's readiness than its
+//! caller's (the `Wait` names both).
 
 use std::io::{self, ErrorKind::WouldBlock};
 
@@ -14,6 +14,7 @@ use crate::buf::{Pattern, RecvBuf};
 use crate::local::Local;
 use crate::reactor::{Dir, Handle, Reactor, Reason, Side, Src, Tid, Token};
 use crate::step::Io;
+// Re-exported: the Lua layer names them by these paths.
 pub use crate::step::{Cx, Error, Step};
 use crate::sys::{self, Addr, SockOpt};
 use crate::transport::Transport;
