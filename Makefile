@@ -90,7 +90,7 @@ help:
 	@echo "make deb LUA=5.4     build/lua-coevent-5.4_<version>-1_<arch>.deb (LUA=5.4|5.1|jit; see docs/install.md)"
 	@echo "luarocks make coevent-scm-1.rockspec   the module and runner into a LuaRocks tree"
 	@echo "make runner          build target/release/coevent"
-	@echo "make check           cargo fmt --check and clippy"
+	@echo "make check           cargo fmt --check, clippy, and no import cycle among the modules"
 	@echo "make valgrind        the Lua test scripts through lua5.4 under valgrind"
 	@echo "make soak SOAK_SECONDS=600  the mixed workload for that long (default 60)"
 	@echo "make adversary       the test scripts with threads started inside whatever runs (ADVERSARY=3)"
@@ -218,9 +218,12 @@ size: deps runner modules size-modules
 	target/release/coevent bench/size.lua $$sock; rc=$$?; \
 	[ -z "$$pid" ] || kill $$pid; rm -rf $$dir; exit $$rc
 
+# Last, so fmt and clippy report too: no module of ffi/src or src imports in a
+# circle (tools/import-cycles.py; -v lists every file's edges).
 check:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 tools/import-cycles.py ffi/src src
 
 clean:
 	$(CARGO) clean

@@ -1,7 +1,6 @@
 //! `connect`'s host argument: a unix path, an IP literal, or a name (looked up
 //! in the hosts file, then by the resolver).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::sys::UNIX_PATH_MAX;
@@ -45,19 +44,6 @@ pub fn local_ip(text: &[u8]) -> Option<IpAddr> {
     std::str::from_utf8(text).ok()?.parse().ok()
 }
 
-/// Every name of hosts-file text (lowercase) with its addresses, in file order.
-pub fn hosts_table(text: &str) -> HashMap<String, Vec<IpAddr>> {
-    let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
-    for line in text.lines() {
-        let mut f = line.split('#').next().unwrap_or_default().split_whitespace();
-        let Some(ip) = f.next().and_then(|ip| ip.parse::<IpAddr>().ok()) else { continue };
-        for name in f {
-            names.entry(name.to_ascii_lowercase()).or_default().push(ip);
-        }
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,18 +64,5 @@ mod tests {
         for bad in [&b"[::1]"[..], b"localhost", b"1.2.3", b"1.2.3.4:5", b""] {
             assert_eq!(local_ip(bad), None, "{}", String::from_utf8_lossy(bad));
         }
-    }
-
-    #[test]
-    fn hosts_file() {
-        let text =
-            "# c\n127.0.0.1 localhost\n::1 localhost ip6-localhost # x\n10.0.0.1 Other.Example # localhost\nbad line\n";
-        let v4: IpAddr = "127.0.0.1".parse().unwrap();
-        let v6: IpAddr = "::1".parse().unwrap();
-        let t = hosts_table(text);
-        assert_eq!(t["localhost"], [v4, v6]);
-        assert_eq!(t["ip6-localhost"], [v6]);
-        assert_eq!(t["other.example"].len(), 1);
-        assert_eq!(t.len(), 3, "{t:?}");
     }
 }

@@ -14,7 +14,7 @@ use std::io::{self, ErrorKind::WouldBlock};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::reactor::{Dir, Reactor, Side, Src, Tid};
-use crate::stream::{Cx, Step};
+use crate::step::{Cx, Step};
 use crate::sys::{self, Addr};
 
 /// The largest datagram a receive returns (OpenResty's): the rest of a

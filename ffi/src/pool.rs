@@ -344,7 +344,7 @@ fn grant(pool: &mut Pool, place: Grant, r: &mut Reactor, woken: &mut Vec<(Token,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::test_conn;
+    use crate::testing::test_conn;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
 

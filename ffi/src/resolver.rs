@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use std::io::ErrorKind::WouldBlock;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::addr::hosts_table;
-use crate::dns::{self, ResolvConf, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA};
+use crate::dns::{self, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA};
 use crate::reactor::{Dir, Reactor, Reason, Side, Src, Tid, Token};
 use crate::sys::{self, Addr, Fd};
+use crate::sysnames::{hosts_table, ResolvConf};
 
 /// Cached positive answers live at least this long and at most that long (s).
 pub const TTL_MIN: u32 = 1;

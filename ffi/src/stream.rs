@@ -4,75 +4,21 @@
 //! side waits for which readiness) or `Fail`; after a wait the caller tries
 //! again, or reports the wait's timeout (`*_timed_out`).
 //!
-//! Bytes move through a `Transport`: a plain fd, or a TLS session (`tls`),
-//! which may need the other direction's readiness than its caller's (the
-//! `Wait` names both).
+//! Bytes move through a `Transport` (`transport`): a plain fd, or a TLS
+//! session (`tls`), which may need the other direction's readiness than its
+//! caller's (the `Wait` names both).
 
-use std::borrow::Cow;
 use std::io::{self, ErrorKind::WouldBlock};
 
 use crate::buf::{Pattern, RecvBuf};
-use crate::listener::Local;
+use crate::local::Local;
 use crate::reactor::{Dir, Handle, Reactor, Reason, Side, Src, Tid, Token};
+use crate::step::Io;
+// Re-exported: the Lua layer names them by these paths.
+pub use crate::step::{Cx, Error, Step};
 use crate::sys::{self, Addr, SockOpt};
+use crate::transport::Transport;
 use crate::until::{Scan, Until};
-
-/// What an operation came to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step<T, E = Error> {
-    Done(T),
-    /// Park as `side` until the fd is ready in `dir`, then try again.
-    Wait(Side, Dir),
-    Fail(E),
-}
-
-#[derive(Debug)]
-pub enum Error {
-    Closed,
-    Timeout,
-    TooLarge,
-    LineTooLong,
-    BusyReading,
-    BusyWriting,
-    BusyConnecting,
-    /// `setkeepalive` with bytes received and not read.
-    UnreadData,
-    /// `setkeepalive` when the peer has sent more or closed.
-    Dubious,
-    /// A name that did not resolve, with the resolver's word for why.
-    Resolve(&'static str),
-    /// A failed TLS handshake or verification, in OpenResty's words.
-    Tls(String),
-    Os(io::Error),
-}
-
-impl PartialEq for Error {
-    fn eq(&self, other: &Error) -> bool {
-        self.message() == other.message()
-    }
-}
-
-impl Eq for Error {}
-
-impl Error {
-    /// The error as Lua sees it (OpenResty's words where it has them).
-    pub fn message(&self) -> Cow<'static, str> {
-        Cow::Borrowed(match self {
-            Error::Closed => "closed",
-            Error::Timeout => "timeout",
-            Error::TooLarge => "too large",
-            Error::LineTooLong => "line too long",
-            Error::BusyReading => "socket busy reading",
-            Error::BusyWriting => "socket busy writing",
-            Error::BusyConnecting => "socket busy connecting",
-            Error::UnreadData => "unread data in buffer",
-            Error::Dubious => "connection in dubious state",
-            Error::Resolve(e) => e,
-            Error::Tls(e) => return Cow::Owned(e.clone()),
-            Error::Os(e) => return Cow::Owned(sys::error_string(e)),
-        })
-    }
-}
 
 /// A failed receive: the error and what was buffered (the partial result).
 #[derive(Debug, PartialEq, Eq)]
@@ -85,16 +31,6 @@ impl Failure {
     fn new(err: Error) -> Failure {
         Failure { err, partial: Vec::new() }
     }
-}
-
-/// What the engine lends an operation.
-pub struct Cx<'a> {
-    pub r: &'a mut Reactor,
-    /// A receive buffer's storage, lent to the next socket that reads into an
-    /// empty buffer (see `RecvBuf::release`), so idle sockets hold none.
-    pub spare: &'a mut Vec<u8>,
-    /// Waits a close ended, with why.
-    pub woken: &'a mut Vec<(Token, Reason)>,
 }
 
 /// Limits against a hostile peer: the longest line, the most bytes one
@@ -112,95 +48,6 @@ pub const DEFAULT_MAX_RECEIVE: usize = 64 * 1024 * 1024;
 impl Default for Limits {
     fn default() -> Limits {
         Limits { max_line: DEFAULT_MAX_LINE, max_receive: DEFAULT_MAX_RECEIVE }
-    }
-}
-
-/// How bytes reach the peer.
-#[derive(Debug)]
-pub enum Transport {
-    Plain(Src),
-    #[cfg(feature = "tls")]
-    Tls(Box<crate::tls::Tls>),
-}
-
-/// One transport read or write: bytes moved, or the readiness to wait for.
-pub(crate) enum Io {
-    Moved(usize),
-    Wait(Dir),
-    Eof,
-    Err(io::Error),
-}
-
-impl Transport {
-    pub(crate) fn src(&self) -> Src {
-        match self {
-            Transport::Plain(src) => *src,
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => t.src(),
-        }
-    }
-
-    /// Whether bytes the peer sent are held above the fd (TLS records).
-    fn holds_data(&self) -> bool {
-        match self {
-            Transport::Plain(_) => false,
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => t.pending() > 0,
-        }
-    }
-
-    /// Appends at most `room` bytes to `v`. (Inlined into the receives, as
-    /// it was before TLS: the round trip's instructions stay as they were.)
-    #[inline(always)]
-    fn recv(&mut self, r: &mut Reactor, v: &mut Vec<u8>, room: usize) -> Io {
-        let src = match self {
-            Transport::Plain(src) => *src,
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => return t.recv(r, v, room),
-        };
-        if !r.is_ready(src, Dir::Read) {
-            return Io::Wait(Dir::Read);
-        }
-        match sys::recv(src.fd, v, room) {
-            Ok(0) => Io::Eof,
-            Ok(n) => {
-                // A short read drained the socket: the next read waits for an edge.
-                if n < room {
-                    r.set_ready(src, Dir::Read, false);
-                }
-                Io::Moved(n)
-            }
-            Err(e) if e.kind() == WouldBlock => {
-                r.set_ready(src, Dir::Read, false);
-                Io::Wait(Dir::Read)
-            }
-            Err(e) => Io::Err(e),
-        }
-    }
-
-    #[inline(always)]
-    fn send(&mut self, r: &mut Reactor, b: &[u8]) -> Io {
-        let src = match self {
-            Transport::Plain(src) => *src,
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => return t.send(r, b),
-        };
-        if !r.is_ready(src, Dir::Write) {
-            return Io::Wait(Dir::Write);
-        }
-        match sys::send(src.fd, b) {
-            Ok(n) => {
-                if n < b.len() {
-                    r.set_ready(src, Dir::Write, false);
-                }
-                Io::Moved(n)
-            }
-            Err(e) if e.kind() == WouldBlock => {
-                r.set_ready(src, Dir::Write, false);
-                Io::Wait(Dir::Write)
-            }
-            Err(e) => Io::Err(e),
-        }
     }
 }
 
@@ -769,34 +616,6 @@ impl Stream {
     }
 }
 
-/// For other modules' tests: a connection over a unix socket pair, and its peer.
-#[cfg(test)]
-pub(crate) fn test_conn(r: &mut Reactor) -> (Conn, std::os::unix::net::UnixStream) {
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    let src = r.add(std::os::fd::IntoRawFd::into_raw_fd(a)).unwrap();
-    (Conn::plain(src), b)
-}
-
-/// For tests here and in other modules: what the engine lends, owned.
-#[cfg(test)]
-pub(crate) struct Env {
-    pub r: Reactor,
-    pub spare: Vec<u8>,
-    pub woken: Vec<(Token, Reason)>,
-}
-
-#[cfg(test)]
-impl Env {
-    pub fn new() -> Env {
-        Env { r: Reactor::new().unwrap(), spare: Vec::new(), woken: Vec::new() }
-    }
-
-    pub fn cx(&mut self) -> Cx<'_> {
-        Cx { r: &mut self.r, spare: &mut self.spare, woken: &mut self.woken }
-    }
-}
-
 fn close_src(cx: &mut Cx, src: Src) {
     cx.r.remove(src, cx.woken);
     sys::close(src.fd);
@@ -805,6 +624,7 @@ fn close_src(cx: &mut Cx, src: Src) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Env;
     use std::io::{Read, Write};
     use std::os::unix::net::{UnixListener, UnixStream};
 

@@ -1,5 +1,5 @@
 //! The sockets of one Lua state: a generational slab, each socket a `Kind`
-//! (a stream or a datagram socket; listeners next) with the settings
+//! (a stream, a listener or a datagram socket) with the settings
 //! every kind shares, and the one close path, which wakes every waiter and
 //! closes the fd.
 
@@ -9,7 +9,8 @@ use crate::listener::Listener;
 use crate::pool::Pools;
 use crate::reactor::{Reason, Token};
 use crate::resolver::Resolver;
-use crate::stream::{Cx, State, Stream};
+use crate::step::Cx;
+use crate::stream::{State, Stream};
 
 /// A slot's index and generation, packed into an integer that LuaJIT's
 /// numbers hold exactly: an id outlives its slot only in a resurrected object.

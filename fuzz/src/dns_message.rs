@@ -19,7 +19,8 @@
 //!   `ResolvConf::parse` keeps its options in range and `candidates` lists the
 //!   name and its search forms without duplicates, in the documented order.
 
-use coevent_ffi::dns::{self, Answer, DnsError, RData, Record, ResolvConf};
+use coevent_ffi::dns::{self, Answer, DnsError, RData, Record};
+use coevent_ffi::sysnames::ResolvConf;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";

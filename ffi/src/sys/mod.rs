@@ -19,7 +19,7 @@ mod tls;
 pub use net::*;
 pub use sockaddr::{Addr, UNIX_PATH_MAX};
 #[cfg(feature = "tls")]
-pub use tls::{cert_matches, offer_session, set_new_session_callback};
+pub use tls::{cert_matches, offer_session, set_new_session_callback, NewSession};
 
 pub type Fd = c_int;
 

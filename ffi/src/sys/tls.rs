@@ -9,20 +9,30 @@ use openssl::error::ErrorStack;
 use openssl::ssl::{SslContextBuilder, SslContextRef, SslRef, SslSession, SslSessionRef};
 use openssl::x509::X509Ref;
 
-/// Hands each new session of a connection of `b`'s context to
-/// `tls::new_session` (TLS 1.3 servers send them after the handshake). Set
-/// through libssl itself: the openssl crate's closure callbacks keep a
-/// process-wide cache that valgrind reports lost once the module is unloaded.
-pub fn set_new_session_callback(b: &mut SslContextBuilder) {
-    // SAFETY: `b` holds a live context; `new_session` has the signature libssl calls.
-    unsafe { openssl_sys::SSL_CTX_sess_set_new_cb(b.as_ptr(), Some(new_session)) }
+/// What takes the new sessions libssl hands out (TLS 1.3 servers send them
+/// after the handshake). Called from C: it must not panic.
+pub trait NewSession {
+    fn new_session(ssl: &SslRef, sess: SslSession);
 }
 
-unsafe extern "C" fn new_session(ssl: *mut openssl_sys::SSL, sess: *mut openssl_sys::SSL_SESSION) -> c_int {
+/// Hands each new session of a connection of `b`'s context to `N`. Set
+/// through libssl itself: the openssl crate's closure callbacks keep a
+/// process-wide cache that valgrind reports lost once the module is unloaded.
+/// A type rather than a function pointer: the C callback has no place to
+/// carry one. sys names nothing above it.
+pub fn set_new_session_callback<N: NewSession>(b: &mut SslContextBuilder) {
+    // SAFETY: `b` holds a live context; `new_session` has the signature libssl calls.
+    unsafe { openssl_sys::SSL_CTX_sess_set_new_cb(b.as_ptr(), Some(new_session::<N>)) }
+}
+
+unsafe extern "C" fn new_session<N: NewSession>(
+    ssl: *mut openssl_sys::SSL,
+    sess: *mut openssl_sys::SSL_SESSION,
+) -> c_int {
     // SAFETY: libssl passes a live SSL, and a reference to the session that
     // becomes ours when we return 1 (SslSession frees it).
     let (ssl, sess) = unsafe { (SslRef::from_ptr(ssl), SslSession::from_ptr(sess)) };
-    crate::tls::new_session(ssl, sess);
+    N::new_session(ssl, sess);
     1
 }
 
