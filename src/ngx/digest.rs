@@ -1,15 +1,13 @@
 //! ngx.md5, sha1, hmac_sha1, crc32 and base64 (digest.lua checks the
 //! arguments): from the RustCrypto, crc32fast and base64 crates.
 
-use std::cell::RefCell;
-
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use md5::Digest;
 use mlua::{Lua, MultiValue, Result, Value};
 
-use super::{arg, bytes, op, out, string, State};
+use super::args::{arg, bytes, op, out, string};
 
 /// ngx.decode_base64 takes input with or without its padding, as nginx's decoder.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -37,7 +35,7 @@ ops! {
 }
 
 /// Digests, base64 and crc32: (op, s, key or no_padding).
-pub(super) fn digest(lua: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+pub(super) fn digest(lua: &Lua, a: MultiValue) -> Result<MultiValue> {
     let s = bytes(&a, 1);
     let v = match op(&a, 0)? {
         DigestOp::Md5 => string(lua, hex(&md5::Md5::digest(&s)))?,

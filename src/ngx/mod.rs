@@ -5,26 +5,8 @@
 //! small natives and the loader. Registered in `package.preload`, so
 //! `require('coevent.ngx')` needs nothing on LUA_PATH.
 
-/// A list of operations one native function takes, named once: the enum the
-/// Rust side matches on, and the names the Lua side gets at load
-/// (`N.op_names`: a string of them, which init.lua makes `N.ops`, name →
-/// place from 0). A number that names no operation is an error.
-macro_rules! ops {
-    ($(#[$doc:meta])* enum $name:ident = $kind:literal { $($v:ident = $lua:literal,)* }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub(super) enum $name {
-            $($v,)*
-        }
-
-        impl super::Op for $name {
-            const KIND: &'static str = $kind;
-            const ALL: &'static [(Self, &'static str)] = &[$(($name::$v, $lua),)*];
-            const NAMES: &'static str = concat!($($lua, " ",)*);
-        }
-    };
-}
-
+#[macro_use]
+mod args;
 mod digest;
 mod re;
 mod shdict;
@@ -34,79 +16,19 @@ use std::rc::Rc;
 
 use mlua::{Lua, MultiValue, Result, Table, Value};
 
-/// What the natives keep between calls, behind one borrow.
-#[derive(Default)]
-struct State {
-    re: re::Regexes,
-    dict: shdict::Dicts,
-}
+use args::Op;
 
-type Native = fn(&Lua, &RefCell<State>, MultiValue) -> Result<MultiValue>;
+/// A native with the state of its part, kept between calls behind one borrow.
+type Native<S> = fn(&Lua, &RefCell<S>, MultiValue) -> Result<MultiValue>;
 
-/// What `ops!` makes: an operation's number is its place in `ALL`.
-trait Op: Copy + 'static {
-    /// What `N.ops` calls the list, and errors name.
-    const KIND: &'static str;
-    const ALL: &'static [(Self, &'static str)];
-    /// ALL's names in its order, each followed by a space: what Lua gets.
-    const NAMES: &'static str;
-}
-
-/// Argument `i`, an operation's number, as the operation.
-fn op<O: Op>(a: &MultiValue, i: usize) -> Result<O> {
-    Ok(O::ALL[op_index(arg(a, i), O::ALL.len(), O::KIND)?].0)
-}
-
-fn op_index(v: &Value, len: usize, kind: &str) -> Result<usize> {
-    let n = match v {
-        Value::Integer(n) => usize::try_from(*n).ok(),
-        Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 => Some(*n as usize),
-        _ => None,
-    };
-    n.filter(|&n| n < len).ok_or_else(|| no_op(kind))
-}
-
-/// Out of the natives' way, and without formatting the number (less code in
-/// the module for an error that only a bug in the Lua half can raise).
-#[cold]
-#[inline(never)]
-fn no_op(kind: &str) -> mlua::Error {
-    mlua::Error::runtime(format!("coevent.ngx: no such {kind} operation"))
-}
-
-fn arg(a: &MultiValue, i: usize) -> &Value {
-    a.get(i).unwrap_or(&Value::Nil)
-}
-
-fn bytes(a: &MultiValue, i: usize) -> Vec<u8> {
-    match arg(a, i) {
-        Value::String(s) => s.as_bytes().to_vec(),
-        _ => Vec::new(),
+/// Registers `fns` in `native`, each with `st`.
+fn register<S: 'static>(lua: &Lua, native: &Table, st: S, fns: &[(&str, Native<S>)]) -> Result<()> {
+    let st = Rc::new(RefCell::new(st));
+    for &(name, f) in fns {
+        let st = st.clone();
+        native.raw_set(name, lua.create_function(move |lua, a: MultiValue| f(lua, &st, a))?)?;
     }
-}
-
-fn int(a: &MultiValue, i: usize) -> i64 {
-    match arg(a, i) {
-        Value::Integer(n) => *n,
-        Value::Number(n) => *n as i64,
-        _ => 0,
-    }
-}
-
-fn num(a: &MultiValue, i: usize) -> f64 {
-    match arg(a, i) {
-        Value::Integer(n) => *n as f64,
-        Value::Number(n) => *n,
-        _ => 0.0,
-    }
-}
-
-fn out<const N: usize>(v: [Value; N]) -> Result<MultiValue> {
-    Ok(MultiValue::from_iter(v))
-}
-
-fn string(lua: &Lua, b: impl AsRef<[u8]>) -> Result<Value> {
-    Ok(Value::String(lua.create_string(b)?))
+    Ok(())
 }
 
 /// The Lua half: init.lua makes the `ngx` table and runs each part on it.
@@ -130,21 +52,14 @@ const BIT: &str = include_str!("bit.lua");
 /// `L`, the prelude's part for it (`from_prelude`), the native functions and
 /// the parts.
 pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
-    let st = Rc::new(RefCell::new(State::default()));
     let native = lua.create_table()?;
-    let fns: [(&str, Native); 7] = [
-        ("digest", digest::digest),
-        ("re_compile", re::re_compile),
-        ("re_info", re::re_info),
-        ("re_exec", re::re_exec),
-        ("dict_new", shdict::dict_new),
-        ("dict", shdict::dict),
-        ("size", shdict::size),
-    ];
-    for (name, f) in fns {
-        let st = st.clone();
-        native.raw_set(name, lua.create_function(move |lua, a: MultiValue| f(lua, &st, a))?)?;
-    }
+    native.raw_set("digest", lua.create_function(digest::digest)?)?;
+    let re: [(&str, Native<re::Regexes>); 3] =
+        [("re_compile", re::re_compile), ("re_info", re::re_info), ("re_exec", re::re_exec)];
+    register(lua, &native, re::Regexes::default(), &re)?;
+    let dict: [(&str, Native<shdict::Dicts>); 3] =
+        [("dict_new", shdict::dict_new), ("dict", shdict::dict), ("size", shdict::size)];
+    register(lua, &native, shdict::Dicts::default(), &dict)?;
     let ops = lua.create_table()?;
     ops.raw_set(digest::DigestOp::KIND, digest::DigestOp::NAMES)?;
     ops.raw_set(shdict::DictOp::KIND, shdict::DictOp::NAMES)?;
@@ -196,9 +111,9 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
 mod tests {
     use mlua::{MultiValue, Value};
 
+    use super::args::{op, Op};
     use super::digest::DigestOp;
     use super::shdict::DictOp;
-    use super::{op, Op};
 
     /// The number init.lua gives each name (its place in NAMES, from 0)
     /// comes back as its operation, as an integer and as a float (5.1 and

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use coevent_ffi::sys::pcre::{self, Matches, Regex};
 use mlua::{Lua, MultiValue, Result, Table, Value};
 
-use super::{arg, bytes, int, out, string, State};
+use super::args::{arg, bytes, int, out, string};
 
 /// Compiled regexes live here, named by index; re.lua keeps the index by
 /// (pattern, flags), so a pattern is compiled once however often it is used.
@@ -63,7 +63,7 @@ pub(super) fn flags(lua: &Lua) -> Result<Table> {
 }
 
 /// `(pattern, flags)` → index | nil, err (PCRE2's message, as OpenResty's).
-pub(super) fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+pub(super) fn re_compile(lua: &Lua, st: &RefCell<Regexes>, a: MultiValue) -> Result<MultiValue> {
     let pat = bytes(&a, 0);
     let f = int(&a, 1) as u32;
     if f & !KNOWN != 0 {
@@ -75,7 +75,7 @@ pub(super) fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Resul
             if f & JIT != 0 {
                 re.jit();
             }
-            let st = &mut st.borrow_mut().re;
+            let st = &mut *st.borrow_mut();
             if st.regexes.len() >= MAX_REGEXES {
                 st.regexes.clear();
                 return out([Value::Boolean(false)]);
@@ -104,9 +104,9 @@ pub(super) fn re_compile(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Resul
 
 /// `(index)` → the capture count and a table of the named groups {n = name}:
 /// none with `d`, as in OpenResty (its DFA search gives the whole match alone).
-pub(super) fn re_info(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+pub(super) fn re_info(lua: &Lua, st: &RefCell<Regexes>, a: MultiValue) -> Result<MultiValue> {
     let st = st.borrow();
-    let (re, dfa) = &st.re.regexes[int(&a, 0) as usize];
+    let (re, dfa) = &st.regexes[int(&a, 0) as usize];
     let names = lua.create_table()?;
     if *dfa {
         return out([Value::Integer(0), Value::Table(names)]);
@@ -120,7 +120,7 @@ pub(super) fn re_info(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<M
 /// `(index, subject, pos, caps)`: from byte `pos` (0-based), fills caps[2i+1],
 /// caps[2i+2] with group i's 1-based start and end (false if unset); returns
 /// true, or nothing if there is no match, or nil, err.
-pub(super) fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+pub(super) fn re_exec(lua: &Lua, st: &RefCell<Regexes>, a: MultiValue) -> Result<MultiValue> {
     let Value::String(subj) = arg(&a, 1) else { return out([Value::Nil]) };
     let Value::Table(caps) = arg(&a, 3) else { return out([Value::Nil]) };
     let subj = subj.as_bytes();
@@ -128,7 +128,7 @@ pub(super) fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<M
     // The offsets leave the state before any Lua value is made: that may run
     // a finalizer that uses ngx.re.
     let offsets = {
-        let st = &mut st.borrow_mut().re;
+        let st = &mut *st.borrow_mut();
         let (re, dfa) = &st.regexes[int(&a, 0) as usize];
         match st.matches.search(re, &subj, pos, *dfa) {
             Ok(None) => return out([]),
@@ -150,7 +150,7 @@ pub(super) fn re_exec(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<M
         caps.raw_set(2 * i + 1, s)?;
         caps.raw_set(2 * i + 2, e)?;
     }
-    st.borrow_mut().re.offsets = offsets;
+    st.borrow_mut().offsets = offsets;
     out([Value::Boolean(true)])
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use coevent_ffi::shdict::{self, Dict, Mode, Val};
 use mlua::{Lua, MultiValue, Result, Value};
 
-use super::{arg, bytes, int, num, op, out, string, State};
+use super::args::{arg, bytes, int, num, op, out, string};
 
 /// The dictionaries, named by index, and the clock their deadlines count on.
 #[derive(Default)]
@@ -23,8 +23,8 @@ impl Dicts {
 }
 
 /// `(size)` → a new dictionary's index.
-pub(super) fn dict_new(_: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
-    let st = &mut st.borrow_mut().dict;
+pub(super) fn dict_new(_: &Lua, st: &RefCell<Dicts>, a: MultiValue) -> Result<MultiValue> {
+    let st = &mut *st.borrow_mut();
     st.dicts.push(Dict::new(int(&a, 0) as usize));
     out([Value::Integer(st.dicts.len() as i64 - 1)])
 }
@@ -85,8 +85,8 @@ ops! {
 
 /// `(op, dict, key, a, b, c)`: the dictionary methods, the key and the
 /// argument types already checked by shdict.lua. Results as OpenResty's.
-pub(super) fn dict(lua: &Lua, st: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
-    let st = &mut st.borrow_mut().dict;
+pub(super) fn dict(lua: &Lua, st: &RefCell<Dicts>, a: MultiValue) -> Result<MultiValue> {
+    let st = &mut *st.borrow_mut();
     let now = st.now_ms();
     let d = &mut st.dicts[int(&a, 1) as usize];
     let key = bytes(&a, 2);
@@ -187,7 +187,7 @@ fn store(lua: &Lua, d: &mut Dict, mode: Mode, key: &[u8], a: &MultiValue, now: u
 }
 
 /// `size("10m")` → bytes | nil.
-pub(super) fn size(_: &Lua, _: &RefCell<State>, a: MultiValue) -> Result<MultiValue> {
+pub(super) fn size(_: &Lua, _: &RefCell<Dicts>, a: MultiValue) -> Result<MultiValue> {
     let n = std::str::from_utf8(&bytes(&a, 0)).ok().and_then(shdict::parse_size);
     out([n.map_or(Value::Nil, |n| Value::Integer(n as i64))])
 }
