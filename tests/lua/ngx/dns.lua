@@ -28,7 +28,7 @@ T.case('A, AAAA, CNAME, SRV, MX, TXT over UDP', function()
   T.eq(ans[1].txt, 'hello world')
   ans = T.ok(r:query('nope.ngx.test', { qtype = r.TYPE_A }))
   T.same({ ans.errcode, ans.errstr }, { 3, 'name error' })
-end)
+end, { ci_may_skip = 'no bit module on PUC Lua 5.1' })
 
 T.case('a truncated answer is asked again over TCP', function()
   local r = resolver()
