@@ -17,6 +17,7 @@
 // Each driver uses a part of this module.
 #![allow(dead_code)]
 
+pub mod dnsmasq;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read};
