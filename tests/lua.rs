@@ -32,7 +32,7 @@ fn serve_peer() {
     peer::serve_child();
 }
 
-common::scripts!(receive, send, connect, timeout, threads, concurrency, regress, until, listen, udp);
+common::scripts!(receive, send, connect, timeout, threads, concurrency, until, listen, udp);
 
 fn runner(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut cmd = Command::new(RUNNER);
