@@ -344,8 +344,8 @@ T.case('a stale close reaches another socket (bug 2)', function()
   eq(u:setoption('max-receive', 10), true, 'setoption max-receive 10')
   eq(u:close(), 1, 'close u under the reader')
   local first, second = L.wait(b)
-  -- Woken by the close: 'closed' (or 'too large', from the new limit, as the
-  -- old code said); nothing else, and the socket is closed either way.
+  -- Woken by the close: 'closed' (or 'too large', from the new limit);
+  -- nothing else, and the socket is closed either way.
   eq(first[1], nil, 'u:receive(100)')
   T.ok(first[2] == 'closed' or first[2] == 'too large',
     'u:receive(100) error: got ' .. T.show(first[2]) .. ', want "closed" or "too large"')
@@ -398,8 +398,8 @@ T.case('L.kill of a thread in a send or a receive closes that socket, as OpenRes
   eq(s:close(), 1, 'close')
 end)
 
--- Last: a debug build panics here (see the report), which leaves the loop marked
--- running, and every later L would fail.
+-- Last: a regression here panics in a debug build, which leaves the loop
+-- marked running, and every later L would fail.
 T.case('a second connect while one waits: the first gets closed', function()
   if not T.full then T.skip('could not fill an accept queue') end
   local s = T.L.tcp()

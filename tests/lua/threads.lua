@@ -420,8 +420,8 @@ end)
 -- Finalizers run wherever an allocation runs the collector, the scheduler's
 -- own (filing a thread's end, between threads) included: newthread there
 -- queues its thread, which runs; another call (L.sleep here) raises. (On PUC
--- 5.1 the "not inside a coevent loop" either once got there was a string mlua
--- made inside its own protected call, which crashed the process.)
+-- 5.1 a Lua value made there, such as an error string, would be made inside
+-- mlua's own protected call, which is not re-entrant: the process would crash.)
 T.case('newthread from finalizers the scheduler runs: every thread runs', function()
   local mode = _VERSION == 'Lua 5.4' and collectgarbage('incremental')
   local pause = collectgarbage('setpause', 0)
