@@ -301,7 +301,10 @@ pub fn in_process(script: &str) {
             }
             Ok(Msg::Done(Ok((passed, failed, skipped)))) => {
                 let skipped = skipped.unwrap_or(0);
-                assert!(passed + skipped > 0 && failed == 0, "{script}: {passed} passed, {failed} failed, {skipped} skipped");
+                assert!(
+                    passed + skipped > 0 && failed == 0,
+                    "{script}: {passed} passed, {failed} failed, {skipped} skipped"
+                );
                 return check_summary(script, &out);
             }
             Ok(Msg::Done(Err(e))) => panic!("{script}: {e}"),

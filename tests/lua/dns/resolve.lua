@@ -261,7 +261,7 @@ T.case('a thread started by a hook as a lookup wakes gets its own answer', funct
   eq(mine, '127.0.0.1', 'v4.test')
   eq(#got, #threads, 'every thread resolved')
   for i = 1, #got do eq(got[i], '::1', 'v6.test, thread ' .. i) end
-end, { ci_may_skip = 'the in-process Lua has no debug library' })
+end, { ci_may_skip = 'the in-process Lua and the runner have no debug library' })
 
 -- A file's whole content, written; and its mtime set (GNU touch).
 local function write_file(path, text, stamp)
