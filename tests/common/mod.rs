@@ -429,8 +429,10 @@ impl<'a> Run<'a> {
             // engine are freed under valgrind's eyes. Failed cases show in the summary.
             chunk += &format!("dofile('{}')", file.display());
         } else {
-            chunk +=
-                &format!("local p, f = dofile('{}') os.exit(((p or 0) > 0 and f == 0) and 0 or 1)", file.display());
+            chunk += &format!(
+                "local p, f, s = dofile('{}') os.exit(((p or 0) + (s or 0) > 0 and f == 0) and 0 or 1)",
+                file.display()
+            );
         }
         let mut argv: Vec<String> = Vec::new();
         if self.valgrind {
