@@ -106,7 +106,7 @@ mod valgrind {
               fn $name() { run(stringify!($name)) })*
         };
     }
-    base!(receive, send, connect, timeout, threads, concurrency, regress, until, listen, udp);
+    base!(receive, send, connect, timeout, threads, concurrency, until, listen, udp);
 }
 
 /// Outside `mod valgrind`, which `make test` skips.

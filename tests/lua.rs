@@ -32,7 +32,7 @@ fn serve_peer() {
     peer::serve_child();
 }
 
-common::scripts!(receive, send, connect, timeout, threads, concurrency, regress, until, listen, udp);
+common::scripts!(receive, send, connect, timeout, threads, concurrency, until, listen, udp);
 
 fn runner(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let mut cmd = Command::new(RUNNER);
@@ -144,7 +144,7 @@ fn peer_behaves() {
 
 /// The size variants of the module (`make size-modules`), run by `make size`
 /// and CI, not by `make test`: one script through each (they are the same code
-/// as build/lua5.4, built otherwise), and the footprint aim of issue 6.
+/// as build/lua5.4, built otherwise), and the footprint aim: under 512 KiB.
 mod size_variants {
     use crate::common::{self, root, through, LUA54_SMALL};
 

@@ -14,6 +14,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::dnsmasq::Dnsmasq;
 use common::redis::Redis;
 
 static SUITE: common::Suite = common::Suite {
@@ -97,52 +98,19 @@ impl Drop for WsEcho {
     }
 }
 
-/// dnsmasq on a free port of 127.0.0.1 with the records tests/lua/ngx/dns.lua
-/// asks for, stopped by pid when dropped.
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-}
-
-impl Dnsmasq {
-    fn start() -> Dnsmasq {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        // A TXT answer past 512 bytes: truncated over UDP, whole over TCP.
-        let big = (0..12).map(|i| format!("{i:02}").repeat(30)).collect::<Vec<_>>().join(",");
-        let mut cmd = Command::new("/usr/sbin/dnsmasq");
-        cmd.args(["--keep-in-foreground", "--no-daemon", &format!("--port={port}"), "--listen-address=127.0.0.1"])
-            .args([
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--no-poll",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-            ])
-            .args(["--local-ttl=30", "--local=/#/"])
-            .args(["--host-record=a.ngx.test,10.0.0.1,2001:db8::1", "--cname=www.ngx.test,a.ngx.test"])
-            .args(["--srv-host=_sip._tcp.ngx.test,sip.ngx.test,5060,10,20", "--mx-host=ngx.test,mail.ngx.test,5"])
-            .args(["--txt-record=txt.ngx.test,hello world", &format!("--txt-record=big.ngx.test,{big}")]);
-        if nix_root() {
-            cmd.arg("--user=root");
-        }
-        let child = cmd.stdin(Stdio::null()).spawn().expect("start dnsmasq (Debian: apt-get install dnsmasq-base)");
-        let d = Dnsmasq { child, port };
-        // dnsmasq listens on TCP too: its port answering is the sign.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "dnsmasq did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        d
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// dnsmasq (tests/common/dnsmasq.rs) with the records tests/lua/ngx/dns.lua asks for.
+fn dnsmasq() -> Dnsmasq {
+    // A TXT answer past 512 bytes: truncated over UDP, whole over TCP.
+    let big = (0..12).map(|i| format!("{i:02}").repeat(30)).collect::<Vec<_>>().join(",");
+    let records = [
+        "--host-record=a.ngx.test,10.0.0.1,2001:db8::1".into(),
+        "--cname=www.ngx.test,a.ngx.test".into(),
+        "--srv-host=_sip._tcp.ngx.test,sip.ngx.test,5060,10,20".into(),
+        "--mx-host=ngx.test,mail.ngx.test,5".into(),
+        "--txt-record=txt.ngx.test,hello world".into(),
+        format!("--txt-record=big.ngx.test,{big}"),
+    ];
+    Dnsmasq::start(&records, false, "a.ngx.test")
 }
 
 /// A self-signed certificate for localhost, made by `openssl req` in a
@@ -235,7 +203,7 @@ fn serve_ngx() {
         let cert = Cert::make();
         let (peer, redis, mc, ws) =
             (peer::Peer::start(), Redis::start(4096, 1000), Memcached::start(), WsEcho::start(&cert));
-        let (dns, redis_tls) = (Dnsmasq::start(), RedisTls::start(&cert));
+        let (dns, redis_tls) = (dnsmasq(), RedisTls::start(&cert));
         let mut vars = peer.vars();
         vars.push(("REDIS_PORT", redis.port.to_string()));
         vars.push(("MEMCACHED_PORT", mc.port.to_string()));

@@ -1,6 +1,6 @@
 -- Many threads doing I/O at once; threads sharing one socket; fairness of swop.
 local T = require('harness')
-local eq, same, pack = T.eq, T.same, T.pack
+local L, eq, same, pack = T.L, T.eq, T.same, T.pack
 
 T.case('1000 threads, each a PING round trip on its own connection, all open at once', function()
   -- The peer accepts with a backlog of 128: a thread connects once the thread 100
@@ -238,19 +238,6 @@ T.case('reconnecting a socket wakes its writer with closed', function()
   eq(s:close(), 1, 'close')
 end)
 
-T.case('L.kill of a thread waiting to read closes the socket (as OpenResty)', function()
-  local s = T.connect('echo')
-  local t = newthread(function() return s:receive('*l') end)
-  eq(T.L.kill(t), true, 'kill the reader')
-  same(pack(coroutine_wait(t)), pack(nil, 'killed'), 'its result')
-  same(pack(s:send('after the kill\n')), pack(nil, 'closed'), 'send')
-  same(pack(s:close()), pack(nil, 'closed'), 'close')
-  eq(s:connect('127.0.0.1', T.port), 1, 'the socket connects again')
-  eq(s:send('echo\nafter the kill\n'), 20, 'send')
-  eq(s:receive('*l'), 'after the kill', 'another thread reads (no stale waiter)')
-  eq(s:close(), 1, 'close')
-end)
-
 T.case('a socket held only by a killed thread is collected and closed', function()
   local before = T.fds()
   local t = newthread(function()
@@ -267,11 +254,13 @@ T.case('a socket held only by a killed thread is collected and closed', function
   eq(T.fds(), before, 'fds after the GC')
 end)
 
-T.case('L.kill of a thread connecting', function()
+T.case('L.kill of a thread connecting closes the socket, which connects again (bug 11)', function()
   if not T.full then T.skip('could not fill an accept queue') end
   local s = T.L.tcp()
+  s:settimeout(5000)
   local t = newthread(function() return s:connect('127.0.0.1', T.full) end)
   eq(T.L.kill(t), true, 'kill the connecting thread')
+  same(pack(s:close()), pack(nil, 'closed'), 'close after the connect was killed')
   eq(s:connect('127.0.0.1', T.port), 1, 'the socket connects elsewhere')
   eq(s:close(), 1, 'close')
 end)
@@ -342,8 +331,75 @@ T.case('L waits for a thread still reading after f raised', function()
   same(result, pack(nil, 'timeout', ''), 'the reader ran to its end')
 end, { loop = false })
 
--- Last: a debug build panics here (see the report), which leaves the loop marked
--- running, and every later L would fail.
+T.case('a stale close reaches another socket (bug 2)', function()
+  local u = T.connect('silent')
+  -- t's peer echoes `hello` 300 ms after getting it.
+  local t = T.connect('lateecho 300000')
+  eq(t:send('hello\n'), 6, 'send')
+  t:settimeout(2000)
+  local b = L.spawn(function()
+    local first = pack(u:receive(100))
+    return first, pack(t:receive('*l'))
+  end)
+  eq(u:setoption('max-receive', 10), true, 'setoption max-receive 10')
+  eq(u:close(), 1, 'close u under the reader')
+  local first, second = L.wait(b)
+  -- Woken by the close: 'closed' (or 'too large', from the new limit);
+  -- nothing else, and the socket is closed either way.
+  eq(first[1], nil, 'u:receive(100)')
+  T.ok(first[2] == 'closed' or first[2] == 'too large',
+    'u:receive(100) error: got ' .. T.show(first[2]) .. ', want "closed" or "too large"')
+  same(second, pack('hello'), 't:receive on a healthy socket, after it')
+  eq(t:close(), 1, 'close t')
+end)
+
+T.case('a method on a collected cosocket raises (bug 11)', function()
+  -- A cosocket that a finalizer resurrected.
+  local saved
+  local function plant()
+    -- Reachable only from a garbage object's finalizer: collected with it.
+    local s = L.tcp()
+    T.finalized(function() saved = s end)
+  end
+  plant()
+  collectgarbage()
+  collectgarbage()
+  T.ok(saved ~= nil, 'the finalizer resurrected the cosocket')
+  T.raises(function() return saved:receive('*l') end, "calling 'receive' on a collected cosocket")
+  T.raises(function() return saved:close() end, "calling 'close' on a collected cosocket")
+end)
+
+T.case('L.kill of a thread in a send or a receive closes that socket, as OpenResty (bug 11)', function()
+  -- A writer killed with 64 MiB unsent (the peer reads nothing).
+  local w = T.connect('sink')
+  local writer = L.spawn(function() return w:send(T.mib(64)) end)
+  eq(L.kill(writer), true, 'kill the writer')
+  same(pack(L.wait(writer)), pack(nil, 'killed'), "the writer's result")
+  w:settimeout(300)
+  same(pack(w:send('x')), pack(nil, 'closed'), 'send after the writer was killed')
+  local r = pack(w:receive(1))
+  same({ r[1], r[2] }, { nil, 'closed' }, 'receive after the writer was killed')
+  same(pack(w:close()), pack(nil, 'closed'), 'close after the writer was killed')
+
+  -- A reader killed while it waits.
+  local s = T.connect('echo')
+  local t = newthread(function() return s:receive('*l') end)
+  eq(L.kill(t), true, 'kill the reader')
+  same(pack(coroutine_wait(t)), pack(nil, 'killed'), 'its result')
+  s:settimeout(300)
+  r = pack(s:receive('*l'))
+  same({ r[1], r[2] }, { nil, 'closed' }, 'receive after the reader was killed')
+  same(pack(s:send('after the kill\n')), pack(nil, 'closed'), 'send after the reader was killed')
+  same(pack(s:close()), pack(nil, 'closed'), 'close after the reader was killed')
+  s:settimeout(5000)
+  eq(s:connect('127.0.0.1', T.port), 1, 'the socket connects again')
+  eq(s:send('echo\nafter the kill\n'), 20, 'send')
+  eq(s:receive('*l'), 'after the kill', 'another thread reads (no stale waiter)')
+  eq(s:close(), 1, 'close')
+end)
+
+-- Last: a regression here panics in a debug build, which leaves the loop
+-- marked running, and every later L would fail.
 T.case('a second connect while one waits: the first gets closed', function()
   if not T.full then T.skip('could not fill an accept queue') end
   local s = T.L.tcp()

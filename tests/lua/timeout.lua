@@ -127,4 +127,37 @@ T.case('answers racing short timeouts: each read gets its data or a timeout, not
   eq(s:close(), 1, 'close')
 end)
 
+-- CPU time spent without yielding: the rest of this loop turn lasts at least `s`.
+local function spin(s)
+  local t0 = os.clock()
+  while os.clock() - t0 < s do end
+end
+
+T.case('a stale timeout reaches the next reader (bug 1)', function()
+  -- The peer echoes `hello` 2 s after it gets it (right after connecting):
+  -- after B's turn, however long a loaded machine makes it.
+  local s = T.connect('lateecho 2000000')
+  eq(s:send('hello\n'), 6, 'send')
+  s:settimeout(100)
+  local a = L.spawn(function() return s:receive('*l') end)
+  -- B makes a long loop turn: A's 100 ms pass inside it. B ends in it, which
+  -- queues this thread before A's timeout (fired at the poll after the turn),
+  -- so this thread runs first and kills A while A's wake is still queued.
+  -- (100 ms, not less: a loaded machine that stops this process for longer
+  -- than A's timeout before B's turn fires it at an earlier poll.)
+  local b = L.spawn(function()
+    L.swop()
+    spin(0.3)
+  end)
+  eq(L.wait(b), true, 'the long turn')
+  -- A's wait is over (its timeout fired) when it is killed: its receive has
+  -- an outcome, so the kill need not close the socket (bug 11 closes the
+  -- socket of a thread killed while it still waits in an operation).
+  eq(L.kill(a), true, 'kill the reader whose timeout fired')
+  same(pack(L.wait(a)), pack(nil, 'killed'), "the reader's result")
+  s:settimeout(5000)
+  same(pack(s:receive('*l')), pack('hello'), 'the next reader, 5 s timeout')
+  eq(s:close(), 1, 'close')
+end)
+
 return T.run()

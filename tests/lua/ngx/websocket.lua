@@ -36,7 +36,7 @@ T.case('ws:// text, binary, ping/pong, fragmented frames, close', function()
   T.same(T.pack(wb:recv_frame()), { 'bye', 'close', 1000 })
   T.eq(wb:send_close(), 6, 'a masked close frame without payload')
   T.eq(wb:close(), 1)
-end)
+end, { ci_may_skip = "needs LuaJIT's ffi" })
 
 T.case('wss:// (a self-signed certificate, not verified): text, binary, close', function()
   if not jit then T.skip("nginx.websocket needs LuaJIT's ffi") end
@@ -56,7 +56,7 @@ T.case('wss:// (a self-signed certificate, not verified): text, binary, close', 
   local ok, err = v:connect('wss://127.0.0.1:' .. wss_port .. '/echo', { ssl_verify = true })
   T.eq(ok, nil)
   T.ok(err:find('^ssl handshake failed: '), err)
-end)
+end, { ci_may_skip = "needs LuaJIT's ffi" })
 
 T.case('ws:// 50 concurrent clients', function()
   if not jit then T.skip("nginx.websocket needs LuaJIT's ffi") end
@@ -75,6 +75,6 @@ T.case('ws:// 50 concurrent clients', function()
     end)
   end
   for i = 1, 50 do T.same(T.pack(ngx.thread.wait(threads[i])), { true, true }) end
-end)
+end, { ci_may_skip = "needs LuaJIT's ffi" })
 
 return T.run()
