@@ -218,12 +218,12 @@ size: deps runner modules size-modules
 	target/release/coevent bench/size.lua $$sock; rc=$$?; \
 	[ -z "$$pid" ] || kill $$pid; rm -rf $$dir; exit $$rc
 
-# Last, so fmt and clippy report too: no module of ffi/src or src imports in a
+# Last, so fmt and clippy report too: no module of engine/src or src imports in a
 # circle (tools/import-cycles.py; -v lists every file's edges).
 check:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	python3 tools/import-cycles.py ffi/src src
+	python3 tools/import-cycles.py engine/src src
 
 clean:
 	$(CARGO) clean

@@ -91,7 +91,7 @@ split() {
       else if ($0 ~ /\/usr\/bin\/lua|libluajit|\[\/usr\/bin\/luajit\]/) k = "interpreter (VM: the Lua code, resume and yield)"
       else if ($0 ~ /libc\.so|ld-linux/) k = "libc"
       else if ($0 ~ /mlua/) k = "mlua"
-      else if ($0 ~ /coevent_ffi|\/ffi\/src/) k = "coevent engine (ffi/)"
+      else if ($0 ~ /coevent_engine|\/ffi\/src/) k = "coevent engine (engine/)"
       else if ($0 ~ /coevent::|\/src\//) k = "coevent Lua layer (src/)"
       else if ($0 ~ /core::|alloc::|std::|\/rustc\/|hashbrown/) k = "Rust core, alloc"
       else k = "other (LuaJIT traces, ...)"

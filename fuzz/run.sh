@@ -9,7 +9,7 @@
 # New inputs go to fuzz/corpus/<target>/ (git-ignored); fuzz/seeds/<target>/ is
 # read as a second, read-only corpus, so the committed seeds stay as they are.
 # Crashes land in fuzz/artifacts/<target>/: copy each one into
-# fuzz/seeds/<target>/crash-<what> so `cargo test -p coevent-ffi --test
+# fuzz/seeds/<target>/crash-<what> so `cargo test -p coevent-engine --test
 # fuzz_seeds` replays it. Exits 1 if any target crashed.
 set -u
 cd "$(dirname "$0")/.." || exit 2

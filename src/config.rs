@@ -5,10 +5,10 @@
 
 use std::net::SocketAddr;
 
-use coevent_ffi::addr::ip_literal;
-use coevent_ffi::resolver::Config;
+use coevent_engine::addr::ip_literal;
+use coevent_engine::resolver::Config;
 #[cfg(feature = "tls")]
-use coevent_ffi::tls::Settings;
+use coevent_engine::tls::Settings;
 use mlua::{Lua, Result, Table, Value};
 
 use crate::engine::{Engine, BUSY};

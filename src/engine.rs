@@ -10,14 +10,14 @@
 
 use std::cell::{Cell, RefCell, RefMut};
 
-use coevent_ffi::buf::RecvBuf;
-use coevent_ffi::dgram::Scratch;
-use coevent_ffi::pool::Pools;
-use coevent_ffi::reactor::{Reactor, Reason, Tid, Token};
-use coevent_ffi::resolver::{Answer, Config, Resolver};
-use coevent_ffi::stream::Cx;
-use coevent_ffi::table::{Id, Sock, Table};
-use coevent_ffi::until::{Key, Matchers};
+use coevent_engine::buf::RecvBuf;
+use coevent_engine::dgram::Scratch;
+use coevent_engine::pool::Pools;
+use coevent_engine::reactor::{Reactor, Reason, Tid, Token};
+use coevent_engine::resolver::{Answer, Config, Resolver};
+use coevent_engine::sockets::{Id, Sock, Table};
+use coevent_engine::stream::Cx;
+use coevent_engine::until::{Key, Matchers};
 use mlua::{Lua, LuaString, Result, Value};
 
 use crate::lend::Lend;
@@ -74,7 +74,7 @@ pub struct Core {
     pub answers: Vec<(Tid, Answer)>,
     /// TLS settings, context and the sessions Lua holds.
     #[cfg(feature = "tls")]
-    pub tls: coevent_ffi::tls::Client,
+    pub tls: coevent_engine::tls::Client,
 }
 
 impl Core {
@@ -145,7 +145,7 @@ pub enum Held {
     Matcher(Key),
     /// A TLS session `sslhandshake` returned.
     #[cfg(feature = "tls")]
-    Session(coevent_ffi::tls::SessionKey),
+    Session(coevent_engine::tls::SessionKey),
 }
 
 /// Work a finalizer leaves for the loop.

@@ -2,7 +2,7 @@
 //! cosockets whose calls read as if they blocked (the alilua coevent API).
 //!
 //! This crate is the thin safe layer between Lua (mlua) and the engine in
-//! `coevent-ffi`. Rust functions never yield: they answer a private wait marker
+//! `coevent-engine`. Rust functions never yield: they answer a private wait marker
 //! (noting what they wait for, `op::Pending`), and the Lua prelude yields it to
 //! the scheduler. Modules depend one way: `sched` → `socket` → `resolve` →
 //! `engine` → the engine crate, with `op` and `ret` below them all; `config`
@@ -24,7 +24,7 @@ mod socket;
 
 use std::rc::Rc;
 
-use coevent_ffi::table::Id;
+use coevent_engine::sockets::Id;
 use mlua::{BString, FromLuaMulti, Function, Lua, MultiValue, Result, Table, Value};
 
 use engine::Engine;

@@ -4,10 +4,10 @@
 //! pcall, leaves nothing registered). A socket operation travels with its
 //! wait, so the scheduler can finish it for the woken thread.
 
-use coevent_ffi::buf::Pattern;
-use coevent_ffi::reactor::{Dir, Handle, Side, Src, Tid};
-use coevent_ffi::table::Id;
-use coevent_ffi::until::Key;
+use coevent_engine::buf::Pattern;
+use coevent_engine::reactor::{Dir, Handle, Side, Src, Tid};
+use coevent_engine::sockets::Id;
+use coevent_engine::until::Key;
 
 /// A socket operation to finish when the wait ends.
 #[derive(Clone, Copy, Debug)]

@@ -1,9 +1,9 @@
 //! Names from Lua: `L.resolve(name)`, and the lookup step
-//! `connect` shares. The resolver itself is in `coevent_ffi::resolver`.
+//! `connect` shares. The resolver itself is in `coevent_engine::resolver`.
 
-use coevent_ffi::addr::{self, Host};
-use coevent_ffi::reactor::{Reason, Token};
-use coevent_ffi::resolver::{Config, Error, Lookup, Resolver};
+use coevent_engine::addr::{self, Host};
+use coevent_engine::reactor::{Reason, Token};
+use coevent_engine::resolver::{Config, Error, Lookup, Resolver};
 use mlua::{Lua, Result, Value};
 
 use crate::engine::{Core, Engine, BUSY};

@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use coevent_ffi::buf::Pattern;
+use coevent_engine::buf::Pattern;
 use mlua::{Error, LightUserData, Lua, Result, Value};
 
 // The markers are these statics' addresses (distinct values, so no linker can

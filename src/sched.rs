@@ -11,11 +11,11 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use coevent_ffi::reactor::{Handle, Reactor, Side, Src, Tid, Token};
-use coevent_ffi::slab::Slab;
-use coevent_ffi::sys;
-use coevent_ffi::table::Id;
-use coevent_ffi::wheel::TimerId;
+use coevent_engine::reactor::{Handle, Reactor, Side, Src, Tid, Token};
+use coevent_engine::slab::Slab;
+use coevent_engine::sockets::Id;
+use coevent_engine::sys;
+use coevent_engine::wheel::TimerId;
 use mlua::thread::ThreadStatus;
 use mlua::{Error, Function, IntoLuaMulti, Lua, MultiValue, Result, Table, Thread, Value};
 
@@ -596,7 +596,7 @@ impl Sched {
             let mut core = self.core();
             let core = &mut *core;
             let r = reactor_of(&mut core.r);
-            let mut cx = coevent_ffi::stream::Cx { r, spare: &mut core.spare, woken: &mut core.woken };
+            let mut cx = coevent_engine::stream::Cx { r, spare: &mut core.spare, woken: &mut core.woken };
             core.table.close_listeners(&mut cx, &mut core.pools);
         }
         self.deliver();

@@ -15,7 +15,7 @@ mod dnspeer;
 
 use std::time::Duration;
 
-use coevent_ffi::dns::{self, TYPE_A, TYPE_AAAA};
+use coevent_engine::dns::{self, TYPE_A, TYPE_AAAA};
 use common::{shared, var};
 
 static SUITE: common::Suite = common::Suite {

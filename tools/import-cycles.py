@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fails when the modules of a crate import each other in a circle.
 
-    tools/import-cycles.py [-v] [DIR ...]      (default: ffi/src src)
+    tools/import-cycles.py [-v] [DIR ...]      (default: engine/src src)
 
 Each DIR is a crate's source folder (lib.rs at its top). A module is a file:
 x.rs or x/mod.rs is `x`, x/y.rs is `x::y`; an inline `mod m { ... }` belongs to
@@ -269,7 +269,7 @@ def loops(comp, graph):
 
 def main(argv):
     verbose = "-v" in argv
-    dirs = [a for a in argv if a != "-v"] or ["ffi/src", "src"]
+    dirs = [a for a in argv if a != "-v"] or ["engine/src", "src"]
     failed = False
     for top in dirs:
         crate = Crate(top)

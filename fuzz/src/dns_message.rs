@@ -1,4 +1,4 @@
-//! The DNS codec of `coevent_ffi::dns`.
+//! The DNS codec of `coevent_engine::dns`.
 //!
 //! Input: `first byte % 5` picks a check, the rest feeds it.
 //! - 0 any bytes as a response: `parse_response` never panics, and what it
@@ -19,8 +19,8 @@
 //!   `ResolvConf::parse` keeps its options in range and `candidates` lists the
 //!   name and its search forms without duplicates, in the documented order.
 
-use coevent_ffi::dns::{self, Answer, DnsError, RData, Record};
-use coevent_ffi::sysnames::ResolvConf;
+use coevent_engine::dns::{self, Answer, DnsError, RData, Record};
+use coevent_engine::sysnames::ResolvConf;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";

@@ -24,12 +24,12 @@ use std::io::{ErrorKind, Write};
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
 
-use coevent_ffi::pool::{Join, Pools};
-use coevent_ffi::reactor::{Dir, Handle, Reactor, Reason, Side, Src, Tid, Token};
-use coevent_ffi::slab::Slab;
-use coevent_ffi::stream::Conn;
-use coevent_ffi::sys;
-use coevent_ffi::wheel::TimerId;
+use coevent_engine::pool::{Join, Pools};
+use coevent_engine::reactor::{Dir, Handle, Reactor, Reason, Side, Src, Tid, Token};
+use coevent_engine::slab::Slab;
+use coevent_engine::stream::Conn;
+use coevent_engine::sys;
+use coevent_engine::wheel::TimerId;
 
 const KEYS: [&[u8]; 2] = [b"a", b"b"];
 /// At most this many threads (and so fds) at once.

@@ -8,7 +8,7 @@
 //! (The low bit once chose a string pattern; it is skipped so the seeds keep
 //! their numbers. The names `*l`, `l`, `*a`, `a` are a plain match, unit-tested in ffi.)
 
-use coevent_ffi::buf::Pattern;
+use coevent_engine::buf::Pattern;
 
 pub fn check(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else { return };

@@ -25,7 +25,7 @@
 //! - 6 `take_partial(p)`, p by `(op >> 3) % 3`: Line, All, Bytes(next byte).
 //! - 7 `take(Bytes(len + next byte as i8))`: counts right around what is buffered.
 
-use coevent_ffi::buf::{Pattern, RecvBuf, CHUNK};
+use coevent_engine::buf::{Pattern, RecvBuf, CHUNK};
 use std::collections::VecDeque;
 
 /// Synthesized bytes appended per input: twice the capacity bound for a small

@@ -1,4 +1,4 @@
-//! ngx.re's PCRE2 calls (`coevent_ffi::sys::pcre`), the one `unsafe` wrapper
+//! ngx.re's PCRE2 calls (`coevent_engine::sys::pcre`), the one `unsafe` wrapper
 //! over a C library that takes patterns from programs and subjects from the
 //! network: any pattern, options and subject compile or fail with an offset
 //! inside the pattern, and every search gives offsets inside the subject
@@ -9,7 +9,7 @@
 //! JavaScript compatibility; high byte: bit 0 JIT, bit 1 the DFA, bits 2-7 the
 //! first search's start. Searches go on from each match's end, as gmatch's.
 
-use coevent_ffi::sys::pcre::*;
+use coevent_engine::sys::pcre::*;
 
 const FLAGS: [u32; 8] = [CASELESS, MULTILINE, DOTALL, EXTENDED, UTF, ANCHORED, DUPNAMES, JAVASCRIPT_COMPAT];
 

@@ -1,4 +1,4 @@
-//! `receiveuntil`'s matcher (`coevent_ffi::until::Until`) over a stream that
+//! `receiveuntil`'s matcher (`coevent_engine::until::Until`) over a stream that
 //! arrives in pieces, against two oracles: a naive search (the bytes between
 //! boundaries) and a byte-at-a-time model of OpenResty's
 //! ngx_http_lua_socket_read_until with its recovery edges computed naively
@@ -12,7 +12,7 @@
 //! call times out when it would wait (its partial returned, the match kept;
 //! the bytes it waited for arrive for the next call).
 
-use coevent_ffi::until::{Scan, Until};
+use coevent_engine::until::{Scan, Until};
 
 #[derive(Debug, PartialEq, Eq, Clone)]
 enum Got {

@@ -14,7 +14,7 @@ use mlua::{Error, Function, Lua, Result, Table, Value};
 
 const USAGE: &str = "usage: coevent [-w N] [--ngx [--shdict 'name size']... [--errlog-level level]] script.lua [args...] | coevent [...] -e 'chunk' [args...]";
 
-use coevent_ffi::sys::process;
+use coevent_engine::sys::process;
 
 /// `--ngx`: the script runs as OpenResty's `resty` runs one (docs/ngx.md).
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! The Rust half of `coevent.ngx` (the Lua half is init.lua and its parts,
 //! beside this file): what plain Lua cannot do well — digests and base64
 //! (digest.rs), ngx.re on the system's PCRE2 (re.rs), and the shared
-//! dictionaries' store (shdict.rs over `coevent_ffi::shdict`); here, the
+//! dictionaries' store (shdict.rs over `coevent_engine::shdict`); here, the
 //! small natives and the loader. Registered in `package.preload`, so
 //! `require('coevent.ngx')` needs nothing on LUA_PATH.
 
@@ -69,7 +69,7 @@ pub fn preload(lua: &Lua, l: &Table, from_prelude: Table) -> Result<()> {
     native.raw_set("pid", lua.create_function(|_, ()| Ok(std::process::id()))?)?;
     // The runner's stop signals (a module leaves signals to its host): whether
     // they are caught, and whether one came.
-    use coevent_ffi::sys::process;
+    use coevent_engine::sys::process;
     // The running thread's traceback from `level` (the runner loads no `debug`).
     let traceback = lua.create_function(|lua, level: usize| lua.traceback(None, level))?;
     native.raw_set("traceback", traceback)?;

@@ -1,10 +1,10 @@
-//! ngx.re's native half on the system's PCRE2 (`coevent_ffi::sys::pcre`):
+//! ngx.re's native half on the system's PCRE2 (`coevent_engine::sys::pcre`):
 //! compile, a pattern's captures, one search. re.lua makes the captures'
 //! strings and the replacements.
 
 use std::cell::RefCell;
 
-use coevent_ffi::sys::pcre::{self, Matches, Regex};
+use coevent_engine::sys::pcre::{self, Matches, Regex};
 use mlua::{Lua, MultiValue, Result, Table, Value};
 
 use super::args::{arg, bytes, int, out, string};

@@ -1,5 +1,5 @@
 -- ngx.shared.DICT: the methods' argument checks; the store is Rust
--- (shdict.rs over coevent_ffi::shdict), per process. Returns declare(name,
+-- (shdict.rs over coevent_engine::shdict), per process. Returns declare(name,
 -- size), which L.config's shared_dict calls for each dictionary.
 local ngx, L, P, N, U = ...
 local type, tostring, tonumber, error, ipairs = type, tostring, tonumber, error, ipairs
@@ -32,7 +32,7 @@ local function number_arg(v, what)
 end
 
 -- A ttl: OpenResty refuses a negative one (NaN passes its `< 0` and, as a
--- huge one, never expires: coevent_ffi::shdict::deadline).
+-- huge one, never expires: coevent_engine::shdict::deadline).
 local function ttl_arg(v, what)
   if v == nil then return 0 end
   if type(v) ~= 'number' or v < 0 then error(fmt('bad "%s" argument', what), 3) end

@@ -1,10 +1,10 @@
-//! ngx.shared.DICT's native half: the store is `coevent_ffi::shdict`, one
+//! ngx.shared.DICT's native half: the store is `coevent_engine::shdict`, one
 //! `Dict` per declared dictionary; shdict.lua checks the arguments.
 
 use std::cell::RefCell;
 use std::time::Instant;
 
-use coevent_ffi::shdict::{self, Dict, Mode, Val};
+use coevent_engine::shdict::{self, Dict, Mode, Val};
 use mlua::{Lua, MultiValue, Result, Value};
 
 use super::args::{arg, bytes, int, num, op, out, string};

@@ -4,9 +4,9 @@
 
 use std::rc::Rc;
 
-use coevent_ffi::stream::{Cx, Stream};
-use coevent_ffi::table::{Id, Kind, Sock};
-use coevent_ffi::until::Key;
+use coevent_engine::sockets::{Id, Kind, Sock};
+use coevent_engine::stream::{Cx, Stream};
+use coevent_engine::until::Key;
 use mlua::{BString, Either, Lua, Result, UserData, Value};
 
 use crate::engine::{Absent, Core, Deferred, Engine, Held, BUSY};

@@ -1,10 +1,10 @@
 //! `setkeepalive` and `getreusedtimes`: a stream's connection moves into a
-//! keepalive pool of the engine's (`coevent_ffi::pool`), and `connect` takes
+//! keepalive pool of the engine's (`coevent_engine::pool`), and `connect` takes
 //! it out again.
 
-use coevent_ffi::pool::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SIZE};
-use coevent_ffi::stream::Cx;
-use coevent_ffi::table::Id;
+use coevent_engine::pool::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SIZE};
+use coevent_engine::sockets::Id;
+use coevent_engine::stream::Cx;
 use mlua::{Lua, Result, Value};
 
 use super::args::{collected, of, with};

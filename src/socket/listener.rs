@@ -2,11 +2,11 @@
 //! the options `bind` takes. Listening turns the socket into the engine's
 //! `Kind::Listener`; what it accepts is an ordinary stream socket.
 
-use coevent_ffi::listener::{self, Accept, Listener, DEFAULT_BACKLOG};
-use coevent_ffi::reactor::{Dir, Side, Tid};
-use coevent_ffi::stream::State;
-use coevent_ffi::sys::{self, Addr};
-use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
+use coevent_engine::listener::{self, Accept, Listener, DEFAULT_BACKLOG};
+use coevent_engine::reactor::{Dir, Side, Tid};
+use coevent_engine::sockets::{Id, Kind, Sock, Timeouts};
+use coevent_engine::stream::State;
+use coevent_engine::sys::{self, Addr};
 use mlua::{Lua, Result, Value};
 
 use super::args::{absent, port_arg};

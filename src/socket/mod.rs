@@ -16,8 +16,8 @@ pub mod tcp;
 pub mod tls;
 pub mod udp;
 
-use coevent_ffi::reactor::Tid;
-use coevent_ffi::table::Id;
+use coevent_engine::reactor::Tid;
+use coevent_engine::sockets::Id;
 use mlua::{Lua, Result, Value};
 
 use crate::engine::{Core, Deferred, Engine, Held, Wake};

@@ -6,14 +6,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use coevent_ffi::addr::{self, Host};
-use coevent_ffi::buf::Pattern;
-use coevent_ffi::pool::{self, Join};
-use coevent_ffi::resolver::Lookup;
-use coevent_ffi::stream::{Cx, Error, State, Step, Stream};
-use coevent_ffi::sys::{self, Addr, Shutdown, SockOpt};
-use coevent_ffi::table::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
-use coevent_ffi::until::{Key, Until};
+use coevent_engine::addr::{self, Host};
+use coevent_engine::buf::Pattern;
+use coevent_engine::pool::{self, Join};
+use coevent_engine::resolver::Lookup;
+use coevent_engine::sockets::{Id, Kind, Sock, Timeouts, DEFAULT_TIMEOUT};
+use coevent_engine::stream::{Cx, Error, State, Step, Stream};
+use coevent_engine::sys::{self, Addr, Shutdown, SockOpt};
+use coevent_engine::until::{Key, Until};
 use mlua::{BString, Lua, Result, Value};
 
 use super::args::{collected, flatten_arg, listening_message, of, port_arg, stream, unparsed, with, Guard};
@@ -687,8 +687,8 @@ pub fn settimeout(lua: &Lua, eng: &Engine, id: Id, ms: Value) -> Result<Ret> {
         return collected(lua, "settimeout");
     };
     sock.timeouts = match t {
-        Some(0) => coevent_ffi::table::Timeouts::default(),
-        t => coevent_ffi::table::Timeouts { connect: t, send: t, read: t },
+        Some(0) => coevent_engine::sockets::Timeouts::default(),
+        t => coevent_engine::sockets::Timeouts { connect: t, send: t, read: t },
     };
     ret(Value::Nil)
 }

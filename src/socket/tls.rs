@@ -1,10 +1,10 @@
 //! `sslhandshake` and `setclientcert` on a stream socket: arguments in, the
-//! session out. The TLS session is the engine's (`coevent_ffi::tls`); a
+//! session out. The TLS session is the engine's (`coevent_engine::tls`); a
 //! build without the `tls` feature answers `nil, "tls not built in"`.
 
 use std::rc::Rc;
 
-use coevent_ffi::table::Id;
+use coevent_engine::sockets::Id;
 use mlua::{Lua, Result, Value};
 
 use crate::engine::{Engine, Wake};
@@ -44,8 +44,8 @@ pub use built::*;
 mod built {
     use super::*;
 
-    use coevent_ffi::stream::{Cx, State, Step};
-    use coevent_ffi::tls::{ClientCert, Hello, SessionKey};
+    use coevent_engine::stream::{Cx, State, Step};
+    use coevent_engine::tls::{ClientCert, Hello, SessionKey};
     use mlua::AnyUserData;
 
     use crate::engine::{Held, BUSY};

@@ -5,13 +5,13 @@
 
 use std::net::SocketAddr;
 
-use coevent_ffi::addr::{self, Host};
-use coevent_ffi::dgram::{Dgram, Error, Scratch, State, MAX_DATAGRAM};
-use coevent_ffi::reactor::{Side, Src};
-use coevent_ffi::resolver::Lookup;
-use coevent_ffi::stream::{Cx, Step};
-use coevent_ffi::sys::Addr;
-use coevent_ffi::table::{Id, Kind, Sock, Timeouts};
+use coevent_engine::addr::{self, Host};
+use coevent_engine::dgram::{Dgram, Error, Scratch, State, MAX_DATAGRAM};
+use coevent_engine::reactor::{Side, Src};
+use coevent_engine::resolver::Lookup;
+use coevent_engine::sockets::{Id, Kind, Sock, Timeouts};
+use coevent_engine::stream::{Cx, Step};
+use coevent_engine::sys::Addr;
 use mlua::{Lua, Result, Value};
 
 use super::args::{collected, flatten_arg, unparsed};

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use coevent_ffi::dns::{self, TYPE_A};
+use coevent_engine::dns::{self, TYPE_A};
 
 pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 

@@ -382,7 +382,7 @@ fn newest_source() -> std::time::SystemTime {
         }
     }
     let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    for p in ["src", "ffi/src", "Cargo.toml", "ffi/Cargo.toml"] {
+    for p in ["src", "engine/src", "Cargo.toml", "engine/Cargo.toml"] {
         walk(&root().join(p), &mut newest);
     }
     newest

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use coevent_ffi::dns::{self, TYPE_A};
+use coevent_engine::dns::{self, TYPE_A};
 
 pub use crate::common::dnsmasq::query;
 use crate::common::dnsmasq::Dnsmasq;

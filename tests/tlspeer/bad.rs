@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use coevent_ffi::sys::{set_option, SockOpt};
+use coevent_engine::sys::{set_option, SockOpt};
 use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod};
 
 use crate::common::accept_tcp;

@@ -290,7 +290,7 @@ end)
 
 -- L.config{dns_cache_size = n} bounds the loop's resolver cache to n entries
 -- (LRU; "no such host" answers count): the bound itself is tested in Rust
--- (ffi/tests/resolver.rs), here that lookups go on past it. The hosts file is
+-- (engine/tests/resolver.rs), here that lookups go on past it. The hosts file is
 -- read once per loop and read again at the next lookup once its mtime has changed.
 T.case('the resolver cache is bounded; the hosts file is re-read when its mtime changes (bug 6)', function()
   local hosts = os.tmpname()

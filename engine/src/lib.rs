@@ -38,6 +38,7 @@ pub mod resolver;
 mod rng;
 pub mod shdict;
 pub mod slab;
+pub mod sockets;
 pub mod step;
 pub mod stream;
 #[cfg(feature = "tls")]
@@ -45,7 +46,6 @@ mod stream_tls;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod sysnames;
-pub mod table;
 #[cfg(test)]
 mod testing;
 #[cfg(feature = "tls")]

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use coevent_ffi::dns::{self, TYPE_A, TYPE_AAAA, TYPE_CNAME};
-use coevent_ffi::reactor::{Reactor, Token};
-use coevent_ffi::resolver::{Answer, Config, Error, Lookup, Resolver, CACHE_SIZE, NEGATIVE_TTL};
-use coevent_ffi::slab::Slab;
+use coevent_engine::dns::{self, TYPE_A, TYPE_AAAA, TYPE_CNAME};
+use coevent_engine::reactor::{Reactor, Token};
+use coevent_engine::resolver::{Answer, Config, Error, Lookup, Resolver, CACHE_SIZE, NEGATIVE_TTL};
+use coevent_engine::slab::Slab;
 
 const NOERROR: u8 = 0;
 const SERVFAIL: u8 = 2;
