@@ -6,7 +6,7 @@
 //! (`make check` runs tools/import-cycles.py, which fails on a circle):
 //!
 //! ```text
-//! table                        the sockets of a Lua state: one close path
+//! sockets                      the sockets of a Lua state: one close path
 //! stream_tls                   a stream's sslhandshake (joins stream and tls)
 //! listener  pool  dgram        accept (hands out Streams); keepalive pools of Conns; datagrams
 //! stream                       the connected stream's state machine; Conn
