@@ -78,11 +78,14 @@ function T.unhook()
 end
 T.peer = T.host
 
+-- A setting of the test driver's: the global NAME, else COEVENT_NAME in
+-- the environment (nil if neither).
 local function var(name)
   local v = rawget(_G, name)
   if v == nil then v = os.getenv('COEVENT_' .. name) end
   return v
 end
+T.var = var
 T.port = tonumber(var('PEER_PORT'))
 T.port6 = tonumber(var('PEER_PORT6'))
 T.unix = var('PEER_UNIX')

@@ -4,7 +4,7 @@
 local T = require('harness')
 local L = T.L
 
-local function var(name) return rawget(_G, name) or os.getenv('COEVENT_' .. name) end
+local var = T.var
 local UDP = tonumber(var('PEER_UDP_PORT'))
 local MEMCACHED = tonumber(var('PEER_MEMCACHED_PORT'))
 assert(UDP, 'PEER_UDP_PORT must be set (run through tests/lua.rs)')

@@ -2,11 +2,7 @@
 local T = require('harness')
 local L, eq, same, pack = T.L, T.eq, T.same, T.pack
 
-local function var(name)
-  local v = rawget(_G, name)
-  if v == nil then v = os.getenv('COEVENT_' .. name) end
-  return v
-end
+local var = T.var
 local DNS = '127.0.0.1:' .. assert(var('DNS_PORT'), 'DNS_PORT: run through tests/dns.rs')
 local SILENT = '127.0.0.1:' .. var('DNS_SILENT_PORT')
 local SERVFAIL = '127.0.0.1:' .. var('DNS_SERVFAIL_PORT')

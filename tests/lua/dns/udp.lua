@@ -3,11 +3,7 @@
 local T = require('harness')
 local L, eq = T.L, T.eq
 
-local function var(name)
-  local v = rawget(_G, name)
-  if v == nil then v = os.getenv('COEVENT_' .. name) end
-  return v
-end
+local var = T.var
 local PORT = tonumber((assert(var('DNS_PORT'), 'DNS_PORT: run through tests/dns.rs')))
 
 local function u16(n) return string.char(math.floor(n / 256), n % 256) end

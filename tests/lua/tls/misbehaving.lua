@@ -5,11 +5,7 @@
 local T = require('harness')
 local L, eq, same, pack = T.L, T.eq, T.same, T.pack
 
-local function var(name)
-  local v = rawget(_G, name)
-  if v == nil then v = os.getenv('COEVENT_' .. name) end
-  return (assert(v, name .. ': run through tests/tls.rs'))
-end
+local function var(name) return (assert(T.var(name), name .. ': run through tests/tls.rs')) end
 local CA = var('TLS_DIR') .. '/ca.pem'
 local BAD = tonumber(var('TLS_BAD_PORT'))
 

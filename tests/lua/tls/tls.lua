@@ -3,11 +3,7 @@
 local T = require('harness')
 local L, eq, same, pack = T.L, T.eq, T.same, T.pack
 
-local function var(name)
-  local v = rawget(_G, name)
-  if v == nil then v = os.getenv('COEVENT_' .. name) end
-  return (assert(v, name .. ': run through tests/tls.rs'))
-end
+local function var(name) return (assert(T.var(name), name .. ': run through tests/tls.rs')) end
 local DIR = var('TLS_DIR')
 local CA = DIR .. '/ca.pem'
 local function port(name) return tonumber(var(name)) end
