@@ -3,7 +3,7 @@
 # with its own socket, N memcached `get` round trips over UDP each (one
 # datagram each way) against one memcached (-U) on 127.0.0.1.
 #   bash bench/udp.sh     (UDP_THREADS=100 UDP_REQUESTS=2000 UDP_REPS=3)
-# Prints client CPU per round trip (user + system: the process's own, nginx's
+# Prints, and writes to bench/UDP.md (UDP_OUT), client CPU per round trip (user + system: the process's own, nginx's
 # from /proc/PID/stat) for each run, and syscalls per round trip (`strace -c`,
 # a tenth of the requests). Needs memcached, nginx and OpenResty's Lua module
 # (bash bench/deps.sh, as root), luajit and strace.
@@ -12,6 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 HOST=127.0.0.1
 T=${UDP_THREADS:-100} N=${UDP_REQUESTS:-2000} REPS=${UDP_REPS:-3}
+OUT=${UDP_OUT:-bench/UDP.md}
 . bench/common.sh
 bench_tools memcached nginx curl luajit strace
 make -s module LUA=jit >/dev/null
@@ -56,6 +57,7 @@ coevent() { # NAME -> the command
     coevent-lua5.4) echo target/release/coevent bench/clients/udp-coevent.lua - ;;
   esac
 }
+report() {
 echo "udp: $T threads x $N memcached get round trips, 127.0.0.1; client CPU us per round trip (user+system)"
 for rep in $(seq "$REPS"); do
   a=$(ticks $NPID)
@@ -81,3 +83,14 @@ curl -sf "http://$HOST:$NG/udp?port=$MC&t=$T&n=$((N / 10))" >/dev/null
 kill -INT "$SPID"
 wait "$SPID" 2>/dev/null || true
 echo "  openresty:$(calls "$tmp/or.txt")"
+}
+
+{
+  echo "# UDP round trips"
+  echo
+  echo "Written by \`bash bench/udp.sh\` (git $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d)), coevent and OpenResty in one run:"
+  echo
+  echo '```'
+  report
+  echo '```'
+} | tee "$OUT"
