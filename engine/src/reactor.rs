@@ -199,8 +199,10 @@ impl Reactor {
     }
 
     fn slot(&mut self, src: Src) -> &mut Slot {
-        assert!(self.live(src), "{src:?} is not registered");
-        &mut self.slots[src.fd as usize]
+        match self.slots.get_mut(src.fd as usize) {
+            Some(s) if s.open && s.gen == src.gen => s,
+            _ => panic!("{src:?} is not registered"),
+        }
     }
 
     /// Whether the peer hung up in `dir` (no edge will follow).
