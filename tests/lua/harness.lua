@@ -86,6 +86,14 @@ local function var(name)
   return v
 end
 T.var = var
+
+-- Seconds since boot, to 10 ms (a clock that needs no library).
+function T.now()
+  local f = assert(io.open('/proc/uptime'))
+  local s = f:read('*l')
+  f:close()
+  return tonumber(s:match('^(%S+)'))
+end
 T.port = tonumber(var('PEER_PORT'))
 T.port6 = tonumber(var('PEER_PORT6'))
 T.unix = var('PEER_UNIX')

@@ -9,13 +9,7 @@ local function var(name) return (assert(T.var(name), name .. ': run through test
 local CA = var('TLS_DIR') .. '/ca.pem'
 local BAD = tonumber(var('TLS_BAD_PORT'))
 
--- Seconds since boot, to 10 ms (a clock that needs no library).
-local function now()
-  local f = assert(io.open('/proc/uptime'))
-  local s = f:read('*l')
-  f:close()
-  return tonumber(s:match('^(%S+)'))
-end
+local now = T.now
 
 -- A socket to the bad server that sent it `cmd` (in plaintext); 5 s timeouts.
 local function bad(cmd)
